@@ -1,0 +1,352 @@
+"""The Ollama server, through the official `ollama` Python client: the only module that calls its native API.
+
+Raw answers become typed, frozen records here, and every failure the client can raise (connection refused,
+timeouts, `ResponseError` with an HTTP status or `-1` for an error line in the middle of a stream, httpx
+errors that leak from streaming calls) becomes one `LocalcodexError` naming the host and the fix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from localcodex.errors import (
+    LocalcodexError,
+    NotFound,
+    OllamaUnavailable,
+    ServerError,
+    StepTimeout,
+    UsageError,
+)
+from localcodex.paths import OllamaHost, ollama_host
+
+if TYPE_CHECKING:
+    import ollama
+
+START_HINT = (
+    "start Ollama (`ollama serve`, or open the Ollama app); install it from https://ollama.com/download; "
+    "or point --host / OLLAMA_HOST at the machine that runs it"
+)
+
+# Ollama's model-name rules (types/model/name.go): [host/][namespace/]model[:tag]
+_NAME_RE = re.compile(
+    r"^(?:(?P<host>[A-Za-z0-9_][A-Za-z0-9_.:-]{0,349})/)?"
+    r"(?:(?P<namespace>[A-Za-z0-9_][A-Za-z0-9_-]{0,79})/)?"
+    r"(?P<model>[A-Za-z0-9_][A-Za-z0-9_.-]{0,79})"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}))?$"
+)
+
+
+def normalize_name(name: str) -> str:
+    """The display form Ollama uses: default host and `library/` dropped, `:latest` added when no tag.
+
+    >>> normalize_name("qwen3.5")
+    'qwen3.5:latest'
+    >>> normalize_name("registry.ollama.ai/library/qwen3:8b")
+    'qwen3:8b'
+    >>> normalize_name("hf.co/bartowski/Qwen2.5-Coder-7B-GGUF:Q4_K_M")
+    'hf.co/bartowski/Qwen2.5-Coder-7B-GGUF:Q4_K_M'
+    >>> normalize_name("user/model")
+    'user/model:latest'
+    >>> normalize_name("bad name")
+    Traceback (most recent call last):
+    ...
+    localcodex.errors.UsageError: invalid model name 'bad name'
+    """
+    text = name.strip()
+    if "@" in text:
+        text = text.split("@", 1)[0]
+    if "://" in text:
+        text = text.split("://", 1)[1]
+    parts = text.split("/")
+    last = parts[-1]
+    if ":" not in last:
+        parts[-1] = f"{last}:latest"
+    text = "/".join(parts)
+    if len(parts) == 3 and parts[0] == "registry.ollama.ai":
+        parts = parts[1:]
+    if len(parts) == 2 and parts[0] == "library":
+        parts = parts[1:]
+    text = "/".join(parts)
+    if len(parts) > 3 or not all(parts) or not _NAME_RE.match(text if len(parts) < 3 else "/".join(parts)):
+        raise UsageError(
+            f"invalid model name {name!r}",
+            "use an Ollama name such as `qwen3.5:27b`, `user/model:tag` or `hf.co/user/repo:Q4_K_M`",
+        )
+    return text
+
+
+def same_model(a: str, b: str) -> bool:
+    """Ollama matches existing names case-insensitively, with `:latest` implied."""
+    try:
+        return normalize_name(a).lower() == normalize_name(b).lower()
+    except UsageError:
+        return a.lower() == b.lower()
+
+
+@dataclass(frozen=True)
+class InstalledModel:
+    name: str
+    size: int
+    digest: str
+    modified_at: str
+    family: str | None = None
+    parameter_size: str | None = None
+    quantization_level: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelDetails:
+    """What `/api/show` says about one installed model, typed."""
+
+    name: str
+    architecture: str | None
+    parameter_count: int | None
+    context_length: int | None  # trained context (<arch>.context_length)
+    num_ctx: int | None  # the model's own PARAMETER num_ctx, when it has one
+    capabilities: tuple[str, ...]
+    family: str | None = None
+    parameter_size: str | None = None
+    quantization_level: str | None = None
+    block_count: int | None = None
+    head_count: int | None = None
+    head_count_kv: int | None = None
+    embedding_length: int | None = None
+    key_length: int | None = None
+    value_length: int | None = None
+    parameters: dict[str, str] = field(default_factory=dict)
+    model_info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def supports_tools(self) -> bool:
+        return "tools" in self.capabilities
+
+
+@dataclass(frozen=True)
+class RunningModel:
+    name: str
+    size: int
+    size_vram: int
+    context_length: int | None
+    digest: str = ""
+    expires_at: str | None = None
+
+    @property
+    def gpu_fraction(self) -> float:
+        return (self.size_vram / self.size) if self.size else 0.0
+
+
+@dataclass(frozen=True)
+class PullProgress:
+    status: str
+    digest: str | None = None
+    total: int | None = None
+    completed: int | None = None
+
+
+def parse_parameters(text: str | None) -> dict[str, str]:
+    """Parse `/api/show` `parameters` (one `name   value` line each; repeated names like `stop` join with \\n).
+
+    >>> parse_parameters('num_ctx                        65536\\nstop                           "<|im_end|>"')
+    {'num_ctx': '65536', 'stop': '"<|im_end|>"'}
+    """
+    result: dict[str, str] = {}
+    for line in (text or "").splitlines():
+        key, _, value = line.strip().partition(" ")
+        if not key:
+            continue
+        value = value.strip()
+        result[key] = f"{result[key]}\n{value}" if key in result else value
+    return result
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _min_int(value: Any) -> int | None:
+    """Some GGUF keys are per-layer arrays (e.g. head_count_kv on hybrid models): take the smallest non-zero."""
+    if isinstance(value, (list, tuple)):
+        values = [int(v) for v in value if isinstance(v, (int, float)) and v]
+        return min(values) if values else None
+    return _int(value)
+
+
+class OllamaServer:
+    """One Ollama server. Methods return typed records and raise only LocalcodexError."""
+
+    def __init__(self, host: OllamaHost | str | None = None, *, timeout: float | None = 30.0) -> None:
+        self.host = host if isinstance(host, OllamaHost) else ollama_host(host)
+        self.timeout = timeout
+        self._client: ollama.Client | None = None
+
+    @property
+    def client(self) -> ollama.Client:
+        if self._client is None:
+            import ollama
+
+            self._client = ollama.Client(host=self.host.native, timeout=self.timeout)
+        return self._client
+
+    @contextlib.contextmanager
+    def errors(self, what: str, model: str | None = None) -> Iterator[None]:
+        """Translate every failure of the client into one LocalcodexError naming the host."""
+        import httpx
+        import ollama
+
+        url = self.host.native
+        try:
+            yield
+        except LocalcodexError:
+            raise
+        except ollama.ResponseError as exc:
+            message = str(exc.error).strip()
+            if exc.status_code == 404 and model:
+                raise NotFound(
+                    f"model {model!r} is not on the Ollama server at {url} ({message})",
+                    f"pull it first: `localcodex pull {model}` (or `ollama pull {model}`)",
+                ) from exc
+            where = "in the middle of the answer" if exc.status_code == -1 else f"HTTP {exc.status_code}"
+            raise ServerError(f"{what} failed: Ollama at {url} answered {where}: {message}") from exc
+        except httpx.TimeoutException as exc:
+            raise StepTimeout(
+                f"{what}: Ollama at {url} did not answer within {self.timeout:g} s",
+                "check that the server is not stuck (`ollama ps`), or retry",
+            ) from exc
+        except (ConnectionError, httpx.ConnectError) as exc:
+            raise OllamaUnavailable(f"cannot reach Ollama at {url}", START_HINT) from exc
+        except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+            raise ServerError(f"{what}: the connection to Ollama at {url} broke: {exc}", "retry") from exc
+        except httpx.HTTPError as exc:
+            raise ServerError(f"{what}: talking to Ollama at {url} failed: {exc}") from exc
+        except ValueError as exc:  # malformed JSON (json.JSONDecodeError) or a reply the client cannot parse
+            raise ServerError(f"{what}: Ollama at {url} sent an answer that cannot be read: {exc}") from exc
+
+    # -- plain calls -----------------------------------------------------------------------------------------
+
+    def version(self) -> str:
+        """The server version (`/api/version`). Old servers without the route report '0.0.0'."""
+        import httpx
+
+        with self.errors("asking the version"):
+            reply = httpx.get(f"{self.host.native}/api/version", timeout=self.timeout)
+            if reply.status_code == 404:
+                return "0.0.0"
+            reply.raise_for_status()
+            return str(reply.json().get("version", "0.0.0"))
+
+    def list(self) -> list[InstalledModel]:
+        with self.errors("listing models"):
+            reply = self.client.list()
+        return [
+            InstalledModel(
+                name=m.model or "",
+                size=int(m.size or 0),
+                digest=m.digest or "",
+                modified_at=m.modified_at.isoformat() if m.modified_at else "",
+                family=m.details.family if m.details else None,
+                parameter_size=m.details.parameter_size if m.details else None,
+                quantization_level=m.details.quantization_level if m.details else None,
+            )
+            for m in reply.models
+        ]
+
+    def find(self, model: str) -> InstalledModel | None:
+        """The installed model with this name (Ollama's matching rules), or None."""
+        return next((m for m in self.list() if same_model(m.name, model)), None)
+
+    def show(self, model: str) -> ModelDetails:
+        with self.errors(f"reading model {model}", model=model):
+            reply = self.client.show(model)
+        info: dict[str, Any] = dict(reply.modelinfo or {})
+        arch = info.get("general.architecture")
+        params = parse_parameters(reply.parameters)
+
+        def key(name: str) -> Any:
+            return info.get(f"{arch}.{name}") if arch else None
+
+        details = reply.details
+        return ModelDetails(
+            name=model,
+            architecture=arch,
+            parameter_count=_int(info.get("general.parameter_count")),
+            context_length=_int(key("context_length")),
+            num_ctx=_int(params.get("num_ctx")),
+            capabilities=tuple(str(c) for c in (reply.capabilities or ())),
+            family=details.family if details else None,
+            parameter_size=details.parameter_size if details else None,
+            quantization_level=details.quantization_level if details else None,
+            block_count=_int(key("block_count")),
+            head_count=_min_int(key("attention.head_count")),
+            head_count_kv=_min_int(key("attention.head_count_kv")),
+            embedding_length=_int(key("embedding_length")),
+            key_length=_int(key("attention.key_length")),
+            value_length=_int(key("attention.value_length")),
+            parameters=params,
+            model_info=info,
+        )
+
+    def ps(self) -> list[RunningModel]:
+        with self.errors("listing loaded models"):
+            reply = self.client.ps()
+        return [
+            RunningModel(
+                name=m.model or m.name or "",
+                size=int(m.size or 0),
+                size_vram=int(m.size_vram or 0),
+                context_length=_int(getattr(m, "context_length", None)),
+                digest=m.digest or "",
+                expires_at=m.expires_at.isoformat() if m.expires_at else None,
+            )
+            for m in reply.models
+        ]
+
+    def delete(self, model: str) -> None:
+        with self.errors(f"deleting {model}", model=model):
+            self.client.delete(model)
+
+    def copy(self, source: str, destination: str) -> None:
+        with self.errors(f"copying {source}", model=source):
+            self.client.copy(source, destination)
+
+    # -- streamed calls --------------------------------------------------------------------------------------
+
+    def pull(self, model: str, *, insecure: bool = False) -> Iterator[PullProgress]:
+        """Stream `/api/pull` progress. An `{"error": …}` line mid-stream raises ServerError with its reason."""
+        with self.errors(f"pulling {model}"):
+            for part in self.client.pull(model, insecure=insecure, stream=True):
+                yield PullProgress(
+                    status=part.status or "",
+                    digest=part.digest,
+                    total=_int(part.total),
+                    completed=_int(part.completed),
+                )
+
+    def create(self, model: str, **kwargs: Any) -> Iterator[str]:
+        """Stream `/api/create` statuses (`from_`, `files`, `parameters`, `template`, ... as the client takes)."""
+        with self.errors(f"creating {model}"):
+            for part in self.client.create(model, stream=True, **kwargs):
+                yield part.status or ""
+
+    def create_blob(self, path: Any) -> str:
+        with self.errors(f"uploading {path}"):
+            return self.client.create_blob(path)
+
+    def generate(self, model: str, prompt: str, **kwargs: Any) -> Any:
+        """Non-streamed `/api/generate`; returns the client's GenerateResponse (counters in ns)."""
+        with self.errors(f"asking {model}", model=model):
+            return self.client.generate(model=model, prompt=prompt, stream=False, **kwargs)
+
+    def generate_stream(self, model: str, prompt: str, **kwargs: Any) -> Iterator[Any]:
+        with self.errors(f"asking {model}", model=model):
+            yield from self.client.generate(model=model, prompt=prompt, stream=True, **kwargs)
+
+    def chat_stream(self, model: str, messages: list[dict[str, Any]], **kwargs: Any) -> Iterator[Any]:
+        with self.errors(f"asking {model}", model=model):
+            yield from self.client.chat(model=model, messages=messages, stream=True, **kwargs)

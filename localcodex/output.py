@@ -1,0 +1,245 @@
+"""The one renderer: rich for people, a versioned JSON envelope for `--json`, and the single place where
+errors become a printed line and an exit code.
+
+Contract of `--json` (stable; bump ENVELOPE_VERSION on an incompatible change): stdout carries exactly one
+JSON object and nothing else:
+
+    {"localcodex": "<version>", "envelope": 1, "command": "detect", "status": "ok" | "error",
+     "data": {...} | null, "errors": [{"code", "message", "hint"}], "warnings": ["..."]}
+
+Progress, warnings and errors for people go to stderr; data goes to stdout. Colour follows rich's rules
+(NO_COLOR, FORCE_COLOR, TERM=dumb, not a terminal).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import PurePath
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+from localcodex import __version__
+from localcodex.errors import ExitCode, LocalcodexError, UsageError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+ENVELOPE_VERSION = 1
+T = TypeVar("T")
+
+# Set by cli.main() from `--debug` anywhere on the command line (or LOCALCODEX_DEBUG=1).
+DEBUG = False
+
+
+def debug_enabled() -> bool:
+    return DEBUG or os.environ.get("LOCALCODEX_DEBUG", "") not in ("", "0")
+
+
+@dataclass(frozen=True)
+class ErrorItem:
+    code: str
+    message: str
+    hint: str | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a finished command ended: its exit code and the errors to list in the envelope."""
+
+    exit_code: ExitCode = ExitCode.OK
+    errors: tuple[ErrorItem, ...] = ()
+
+
+def to_jsonable(value: Any) -> Any:
+    """Dataclasses, enums, paths, tuples and dates become plain JSON values (recursively)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, PurePath):
+        return str(value)
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, float) and value != value:  # NaN is not JSON
+        return None
+    return value
+
+
+@dataclass
+class Output:
+    """What a command may use to talk to the user. Core code never receives one."""
+
+    command: str
+    json: bool = False
+    debug: bool = False
+    warnings: list[str] = field(default_factory=list)
+    _out: Console | None = None
+    _err: Console | None = None
+
+    @property
+    def out(self) -> Console:
+        """stdout console (data). Must not be used in JSON mode."""
+        if self._out is None:
+            from rich.console import Console
+
+            self._out = Console(highlight=False)
+        return self._out
+
+    @property
+    def err(self) -> Console:
+        """stderr console (progress, warnings, errors)."""
+        if self._err is None:
+            from rich.console import Console
+
+            self._err = Console(stderr=True, highlight=False)
+        return self._err
+
+    @property
+    def interactive(self) -> bool:
+        """True when a person can answer a question and watch a live progress bar."""
+        return not self.json and sys.stdin.isatty() and self.err.is_terminal
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+        if not self.json:
+            self.err.print(f"[yellow]warning:[/yellow] {_escape(message)}")
+
+    def note(self, message: str) -> None:
+        """A progress or status line for people (stderr); silent in JSON mode."""
+        if not self.json:
+            self.err.print(message)
+
+    def event(self, kind: str, **fields: Any) -> None:
+        """A machine-readable progress event: one JSON line on stderr in JSON mode."""
+        if self.json:
+            sys.stderr.write(json.dumps({"event": kind, **to_jsonable(fields)}) + "\n")
+            sys.stderr.flush()
+
+    def confirm(self, question: str, *, default: bool = False, assume_yes: bool = False) -> bool:
+        if assume_yes:
+            return True
+        if not self.interactive:
+            raise UsageError(
+                f"{question.rstrip('?')}: needs an answer, and there is no terminal to ask on",
+                "pass --yes to answer yes to every question",
+            )
+        from rich.prompt import Confirm
+
+        return Confirm.ask(question, default=default, console=self.err)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def envelope(
+    command: str, status: str, data: Any, errors: Iterable[ErrorItem], warnings: Iterable[str]
+) -> dict[str, Any]:
+    return {
+        "localcodex": __version__,
+        "envelope": ENVELOPE_VERSION,
+        "command": command,
+        "status": status,
+        "data": to_jsonable(data),
+        "errors": [to_jsonable(e) for e in errors],
+        "warnings": list(warnings),
+    }
+
+
+def _emit_json(doc: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(doc, indent=2, sort_keys=False) + "\n")
+    sys.stdout.flush()
+
+
+def print_error(out: Output, err: LocalcodexError) -> None:
+    out.err.print(f"[bold red]error:[/bold red] {_escape(err.message)}")
+    if err.hint:
+        out.err.print(f"  [dim]fix:[/dim] {_escape(err.hint)}")
+
+
+def fail(out: Output, err: LocalcodexError) -> NoReturn:
+    """Report a LocalcodexError the one way, then exit with its code."""
+    if out.json:
+        item = ErrorItem(err.code, err.message, err.hint)
+        _emit_json(envelope(out.command, "error", err.data, [item], out.warnings))
+    else:
+        print_error(out, err)
+    raise SystemExit(int(err.exit_code))
+
+
+def run_command(
+    command: str,
+    json_mode: bool,
+    body: Callable[[Output], T],
+    render: Callable[[Output, T], None] | None = None,
+    judge: Callable[[T], Outcome] | None = None,
+) -> NoReturn:
+    """Run one command's body, render its result, map errors to exit codes. Never returns.
+
+    `body` calls one core function and returns its typed result; `render` shows it to people;
+    `judge` (optional) turns a result into an exit code and envelope errors (e.g. `check` with failures).
+    """
+    out = Output(command=command, json=json_mode, debug=debug_enabled())
+    try:
+        result = body(out)
+    except LocalcodexError as err:
+        if out.debug:
+            traceback.print_exc()
+        fail(out, err)
+    except KeyboardInterrupt:
+        fail(out, LocalcodexError("interrupted", code="interrupted", exit_code=ExitCode.INTERRUPTED))
+    except Exception as exc:  # the one place an unexpected error is turned into a line
+        if out.debug:
+            traceback.print_exc()
+        fail(
+            out,
+            LocalcodexError(
+                f"internal error: {type(exc).__name__}: {exc}",
+                "run again with --debug for the traceback, and report it",
+                code="internal",
+            ),
+        )
+    outcome = judge(result) if judge else Outcome()
+    if out.json:
+        status = "ok" if outcome.exit_code == ExitCode.OK else "error"
+        _emit_json(envelope(command, status, result, outcome.errors, out.warnings))
+    elif render is not None:
+        render(out, result)
+    raise SystemExit(int(outcome.exit_code))
+
+
+def human_bytes(n: float | None, *, decimal: bool = False) -> str:
+    """Bytes for people: binary units (GiB) by default, decimal (GB) for download sizes.
+
+    >>> human_bytes(17 * 1024**3)
+    '17.0 GiB'
+    >>> human_bytes(17_000_000_000, decimal=True)
+    '17.0 GB'
+    >>> human_bytes(None)
+    'unknown'
+    >>> human_bytes(512)
+    '512 B'
+    """
+    if n is None:
+        return "unknown"
+    base = 1000.0 if decimal else 1024.0
+    units = ["B", "KB", "MB", "GB", "TB"] if decimal else ["B", "KiB", "MiB", "GiB", "TiB"]
+    value = float(n)
+    for unit in units:
+        if abs(value) < base or unit == units[-1]:
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= base
+    return f"{value:.1f} {units[-1]}"
