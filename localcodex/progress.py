@@ -95,7 +95,8 @@ class PlainPullProgress:
             self._layer(event)
         elif event.phase != self.last_phase:
             self._finish_layers()
-            self.write(PHASE_TEXT.get(event.phase, event.status))
+            if event.phase != "success":  # the command's summary says it
+                self.write(PHASE_TEXT.get(event.phase, event.status))
         self.last_phase = event.phase
 
     def _finish_layers(self) -> None:
@@ -104,7 +105,7 @@ class PlainPullProgress:
         for key, track in self.layers.items():
             if not track.done and track.total:
                 track.completed, track.done = track.total, True
-                self.write(self._line(key, track, now))
+                self.write(self._line(key, track, now, final=True))
 
     def _layer(self, event: PullEvent) -> None:
         key = event.digest or event.status
@@ -123,21 +124,26 @@ class PlainPullProgress:
         if not track.total:
             return
         decile = min(10, track.completed * 10 // track.total)
-        if decile > track.decile or now - track.last_line >= self.interval:
+        if track.last_line == 0.0:
+            track.last_line = now
+        if (decile > max(track.decile, 0)) or now - track.last_line >= self.interval:
             track.decile, track.last_line = decile, now
             track.done = decile >= 10
-            self.write(self._line(key, track, now))
+            self.write(self._line(key, track, now, final=track.done))
 
-    def _line(self, key: str, track: _LayerTrack, now: float) -> str:
+    def _line(self, key: str, track: _LayerTrack, now: float, *, final: bool = False) -> str:
         assert track.total
-        pct = 100 * track.completed / track.total
+        size = human_bytes(track.total, decimal=True)
         elapsed = now - track.start
         speed = (track.completed - track.start_bytes) / elapsed if elapsed > 0.5 else None
+        rate = f"  {human_bytes(speed, decimal=True)}/s" if speed else ""
+        if final:
+            return f"  {short_digest(key)}  {size}  done{rate}"
+        pct = 100 * track.completed / track.total
         eta = (track.total - track.completed) / speed if speed else None
-        rate = f"{human_bytes(speed, decimal=True)}/s" if speed else "…"
         return (
-            f"  {short_digest(key)}  {human_bytes(track.completed, decimal=True)} / "
-            f"{human_bytes(track.total, decimal=True)}  {pct:3.0f}%  {rate}  ETA {human_duration(eta)}"
+            f"  {short_digest(key)}  {human_bytes(track.completed, decimal=True)} / {size}  {pct:3.0f}%"
+            f"{rate or '  …'}  ETA {human_duration(eta)}"
         )
 
 
@@ -183,15 +189,18 @@ def _make_columns() -> list[Any]:
     from rich.text import Text
 
     class LayerOnly(ProgressColumn):
-        """Show the wrapped column for layer rows only; phase rows stay blank there."""
+        """Show the wrapped column for layer rows only (phase rows stay blank); a layer that was on disk
+        already shows its note in the `note_here` column and nothing in the others."""
 
-        def __init__(self, inner: ProgressColumn) -> None:
-            self.inner = inner
+        def __init__(self, inner: ProgressColumn, *, note_here: bool = False) -> None:
+            self.inner, self.note_here = inner, note_here
             super().__init__()
 
         def render(self, task: Task) -> Any:
-            if task.fields.get("kind") != "layer" or task.fields.get("reused"):
-                return Text(task.fields.get("note", "") if task.fields.get("reused") else "")
+            if task.fields.get("kind") != "layer":
+                return Text("")
+            if task.fields.get("reused"):
+                return Text(task.fields.get("note", "") if self.note_here else "", style="dim")
             return self.inner.render(task)
 
     class PhaseMark(ProgressColumn):
@@ -207,8 +216,8 @@ def _make_columns() -> list[Any]:
     return [
         PhaseMark(),
         TextColumn("{task.description}"),
-        BarColumn(bar_width=30),
-        LayerOnly(DownloadColumn()),
+        LayerOnly(BarColumn(bar_width=30)),
+        LayerOnly(DownloadColumn(), note_here=True),
         LayerOnly(TransferSpeedColumn()),
         LayerOnly(TimeRemainingColumn()),
     ]
@@ -253,10 +262,10 @@ class RichPullProgress:
             if self.totals.get(key):
                 self.progress.update(task, completed=self.totals[key])
         self.phase = event.phase
-        text = PHASE_TEXT.get(event.phase, event.status)
-        done = event.phase == "success"
-        self.phase_task = self.progress.add_task(text, total=1 if done else None, completed=1 if done else 0,
-                                                 kind="phase")
+        if event.phase == "success":  # the command's summary says it
+            self.phase_task = None
+            return
+        self.phase_task = self.progress.add_task(PHASE_TEXT.get(event.phase, event.status), total=None, kind="phase")
 
     def _layer(self, event: PullEvent) -> None:
         key = event.digest or event.status

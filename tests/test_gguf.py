@@ -187,7 +187,7 @@ def test_absurd_lengths_are_corruption_not_a_memory_blowup(tmp_path: Path) -> No
     # the first key's length field sits right after the 24-byte fixed header
     data[24:32] = struct.pack("<Q", 2**50)
     path.write_bytes(bytes(data))
-    with pytest.raises(GGUFError, match="not a valid GGUF|truncated"):
+    with pytest.raises(GGUFError, match=r"not a valid GGUF|truncated"):
         read_gguf(path)
 
 

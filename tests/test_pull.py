@@ -13,6 +13,7 @@ import types
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from emulator import Fault, preset_models
@@ -35,8 +36,8 @@ def preset(name: str):
 
 
 class _Registry(BaseHTTPRequestHandler):
-    manifests: dict[str, bytes] = {}
-    hits: list[str] = []
+    manifests: ClassVar[dict[str, bytes]] = {}
+    hits: ClassVar[list[str]] = []
 
     def do_GET(self) -> None:
         type(self).hits.append(self.path)
@@ -144,8 +145,8 @@ def test_size_unknown_pulls_anyway_and_says_the_disk_was_not_checked(emulator) -
     result = pull(OllamaServer(emulator.url), TINY)  # the registry is unreachable in this test
     assert result.action == "pulled" and result.download_bytes is None and result.size_source == "unknown"
     assert result.disk is not None and not result.disk.checked
-    assert any("download size unknown" in n for n in result.notes)
-    assert any("disk not checked" in n for n in result.notes)
+    assert any("download size unknown: registry not reachable" in n for n in result.notes)
+    assert "disk not checked" in result.disk.reason
 
 
 def test_catalog_size_is_used_without_asking_the_registry(emulator, registry, monkeypatch) -> None:
@@ -153,7 +154,7 @@ def test_catalog_size_is_used_without_asking_the_registry(emulator, registry, mo
     fake = types.ModuleType("localcodex.catalog")
     fake.load_catalog = lambda: {QWEN: entry}  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "localcodex.catalog", fake)
-    with pytest.raises(NoFit, match="40.0 GB to download"):
+    with pytest.raises(NoFit, match=r"40\.0 GB to download"):
         pull(OllamaServer(emulator.url), QWEN, disk_free=30_000_000_000)
     assert registry.hits == []
 
@@ -197,7 +198,7 @@ def test_cli_plain_progress_is_throttled(cli, emulator_factory, registry, monkey
     assert lines[0].startswith(f"pulling {QWEN}: 17.4 GB (registry); 17.4 GB to download, 1.0 TB free")
     big = [line for line in lines if "GB / 17.4 GB" in line]
     assert 2 <= len(big) <= 11  # a line per 10 % at most, not one per 60 ms event
-    assert big[-1].rstrip().endswith("ETA 0s") and "100%" in big[-1]
+    assert "  17.4 GB  done  " in result.stderr  # the layer's last line, whatever Ollama's last tick said
     assert "verifying sha256 digest" in lines and "writing manifest" in lines
     assert len(lines) < 30
     assert result.stdout.startswith(f"pulled {QWEN}: 17.4 GB on disk, 17.4 GB downloaded in ")
@@ -236,7 +237,7 @@ def test_rich_live_display_on_a_terminal(emulator_factory, registry) -> None:
     layers, config = blob_specs(preset(QWEN))
     for spec in [*layers, config]:
         assert spec.digest[7:19] in text  # one row per layer
-    assert "17.4 GB" in text and "MB/s" in text or "GB/s" in text
+    assert "17.4 GB" in text and ("MB/s" in text or "GB/s" in text)
     assert "pulling manifest" in text and "verifying sha256 digest" in text and "writing manifest" in text
     assert "✓" in text
     assert "\x1b[" in text  # redrawn in place, as a live display does

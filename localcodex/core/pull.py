@@ -142,7 +142,7 @@ def pull(
     start = time.monotonic()
     layers = _stream(server, name, emit)
     after = server.find(name)
-    notes = tuple(n for n in (size.note, None if disk.checked else disk.reason) if n)
+    notes = (size.note,) if size.note else () if disk.checked else (disk.reason,)
     return PullResult(
         model=name, host=server.host.native, action="pulled", download_bytes=size.total, size_source=size.source,
         disk=disk, layers=tuple(layers.values()), downloaded_bytes=sum(s.size or 0 for s in layers.values()
