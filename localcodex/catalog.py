@@ -10,7 +10,8 @@ KV cache: how it is counted here
 Since v0.30 Ollama runs every GGML model through llama.cpp's ``llama-server``, so the cache is sized the
 way llama.cpp sizes it. Per sequence (one request slot; Ollama's ``num_parallel`` multiplies it):
 
-* **Full-attention layers** (``kv_layers``) keep ``num_ctx`` cells, each holding K and V for every KV head::
+* **Full-attention layers** (``kv_layers``) keep ``num_ctx`` cells (rounded up to a multiple of 256),
+  each holding K and V for every KV head::
 
       full bytes/token = kv_layers * head_count_kv * (head_dim_k + head_dim_v) * bytes_per_element
 
@@ -101,6 +102,8 @@ CACHE_BYTES_PER_ELEMENT: Mapping[str, float] = {
 
 #: llama.cpp pads the sliding-window cache to a multiple of this many cells.
 SWA_PAD = 256
+#: llama.cpp pads the context (``n_ctx``) to a multiple of this many cells.
+CTX_PAD = 256
 
 DEFAULT_UBATCH = 512
 
@@ -308,8 +311,9 @@ class CatalogModel:
         + ``sliding_kv_bytes_per_cell * sliding_cells(num_ctx, ubatch) * parallel``
         + ``recurrent_state_bytes * parallel`` (always f32, not affected by ``cache_type``).
 
-        Sliding caches are counted per sequence (llama-server's non-unified layout); with a unified
-        cache they are slightly smaller. Compute buffers and weights are not included.
+        ``num_ctx`` is first rounded up to a multiple of 256, as llama.cpp pads ``n_ctx``. Sliding caches
+        are counted per sequence (llama-server's non-unified layout); with a unified cache they are
+        slightly smaller. Compute buffers and weights are not included.
 
         >>> cat = load_catalog()
         >>> cat.get("gpt-oss:20b").kv_cache_bytes(32768)  # 24576*32768 + 24576*768
@@ -321,8 +325,9 @@ class CatalogModel:
             raise ValueError("num_ctx must be positive")
         if parallel < 1:
             raise ValueError("parallel must be at least 1")
-        full = self.kv_bytes_per_token(cache_type) * num_ctx
-        swa = self.sliding_kv_bytes_per_cell(cache_type) * self.sliding_cells(num_ctx, ubatch)
+        cells = _pad(num_ctx, CTX_PAD)
+        full = self.kv_bytes_per_token(cache_type) * cells
+        swa = self.sliding_kv_bytes_per_cell(cache_type) * self.sliding_cells(cells, ubatch)
         return math.ceil((full + swa) * parallel) + self.recurrent_state_bytes * parallel
 
     def ollama_preflight_kv_bytes(self, num_ctx: int, parallel: int = 1) -> int:
