@@ -161,7 +161,7 @@ class CatalogModel:
     For models with two kinds of attention layers, ``head_count_kv`` / ``head_dim_*`` describe the
     full-attention layers and ``sliding_head_count_kv`` / ``sliding_head_dim`` the sliding ones (0 = same).
     Layer accounting: ``kv_layers + sliding_layers + recurrent_layers + kv_shared_layers +
-    ffn_only_layers == block_count``.
+    ffn_only_layers == block_count``; ``nextn_layers`` (MTP heads) come on top.
     """
 
     tag: str
@@ -195,6 +195,7 @@ class CatalogModel:
     sliding_head_dim: int = 0
     kv_shared_layers: int = 0
     ffn_only_layers: int = 0
+    nextn_layers: int = 0
     recurrent_layers: int = 0
     recurrent_state_bytes: int = 0
     ssm_conv_kernel: int = 0
@@ -304,6 +305,7 @@ class CatalogModel:
         parallel: int = 1,
         *,
         ubatch: int = DEFAULT_UBATCH,
+        include_nextn: bool = False,
     ) -> int:
         """Total cache bytes llama.cpp allocates for ``parallel`` sequences of ``num_ctx`` tokens.
 
@@ -313,7 +315,9 @@ class CatalogModel:
 
         ``num_ctx`` is first rounded up to a multiple of 256, as llama.cpp pads ``n_ctx``. Sliding caches
         are counted per sequence (llama-server's non-unified layout); with a unified cache they are
-        slightly smaller. Compute buffers and weights are not included.
+        slightly smaller. Compute buffers and weights are not included. ``include_nextn`` also counts
+        MTP / next-token-prediction blocks (``nextn_layers``, beyond ``block_count``) as full-attention
+        layers, a conservative bound for runtimes that give them a cache.
 
         >>> cat = load_catalog()
         >>> cat.get("gpt-oss:20b").kv_cache_bytes(32768)  # 24576*32768 + 24576*768
@@ -326,7 +330,10 @@ class CatalogModel:
         if parallel < 1:
             raise ValueError("parallel must be at least 1")
         cells = _pad(num_ctx, CTX_PAD)
-        full = self.kv_bytes_per_token(cache_type) * cells
+        per_token = self.kv_bytes_per_token(cache_type)
+        if include_nextn and self.nextn_layers:
+            per_token *= (self.kv_layers + self.nextn_layers) / self.kv_layers
+        full = per_token * cells
         swa = self.sliding_kv_bytes_per_cell(cache_type) * self.sliding_cells(cells, ubatch)
         return math.ceil((full + swa) * parallel) + self.recurrent_state_bytes * parallel
 

@@ -253,6 +253,9 @@ def test_kv_hybrid_qwen35_27b(cat: Catalog) -> None:
     # 48 Gated DeltaNet layers x 4 x ((4-1) x (6144 + 2x16x128) + 128 x 6144) bytes of f32 state
     assert m.recurrent_state_bytes == 48 * 4 * (3 * (6144 + 4096) + 128 * 6144) == 156_893_184
     assert m.kv_cache_bytes(32768) == 2 * 2**30 + 156_893_184
+    # the MTP block, if the runtime caches it, is a 17th full-attention layer
+    assert m.nextn_layers == 1
+    assert m.kv_cache_bytes(32768, include_nextn=True) == 17 * 4096 * 32768 + 156_893_184
     # the fixed state does not shrink with a quantized cache
     assert m.kv_cache_bytes(32768, "q8_0") == 16 * 4 * 512 * 34 // 32 * 32768 + 156_893_184
     # counting all 64 layers with 213-wide heads (5120 / 24) would give 3.3x more per token
