@@ -25,6 +25,7 @@ app = typer.Typer(
     help="Set up Ollama as a local backend for the OpenAI Codex CLI: detect, recommend, pull, check, "
     "configure, bench. Start with `localcodex setup`.",
     no_args_is_help=True,
+    rich_markup_mode=None,
     add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
