@@ -178,6 +178,7 @@ def _local(
         wsl=where.wsl is not None,
         container=where.container is not None,
         container_kind=where.container,
+        os_version=environment.os_version(root, system.os, sysctl, system.release),
         gpus=tuple(replace(g, index=i) for i, g in enumerate(gpus)),
         disk=disk_info,
         notes=tuple(dict.fromkeys(notes)),
