@@ -3,7 +3,7 @@
 The probes (localcodex/adapters/probes) read the facts; this module puts them together, applies the user's
 overrides, and derives the budget with `compute_budget`, a pure function of the `Machine`.
 
-The budget rule (also in README "How the budget is computed"):
+The budget rule:
 
 * Per GPU that Ollama would use:
   `min(free, total − loaded) − reserve − OLLAMA_GPU_OVERHEAD`, where
