@@ -811,3 +811,25 @@ def test_real_nvml_without_a_driver_is_an_error_report_not_a_crash():
 def test_parse_size_round_trips_whole_units(mib):
     assert parse_size(f"{mib}MiB") == mib * MiB
     assert parse_size(f"{mib} mib") == mib * MiB
+
+
+def test_macos_13_wired_limit_and_rosetta():
+    fx = fixture("m3pro-36")
+    for key, rec in fx.runner.commands.items():
+        if key.startswith("sysctl "):
+            rec["stdout"] = (
+                rec["stdout"]
+                .replace("iogpu.wired_limit_mb: 0\n", f"debug.iogpu.wired_limit: {24 * GiB}\n")
+                .replace("sysctl.proc_translated: 0", "sysctl.proc_translated: 1")
+            )
+    system = dataclasses.replace(fx.system, arch="x86_64")  # an Intel Python under Rosetta
+    m = detect(root=fx.root, run=fx.runner, env=fx.env, system=system, native=fx.native, query_ollama=False)
+    assert m.arch == "arm64"
+    (gpu,) = m.gpus
+    assert gpu.memory_total == 24 * GiB
+    assert any("Rosetta" in n for n in gpu.notes)
+
+
+def test_gpu_masks_in_this_shell_are_noted():
+    m = load_machine("2x3090", env={"CUDA_VISIBLE_DEVICES": "1"})
+    assert any("CUDA_VISIBLE_DEVICES='1'" in n for n in m.notes)
