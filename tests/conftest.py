@@ -36,6 +36,7 @@ def hermetic_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("LOCALCODEX_HOME", str(tmp_path / "localcodex-data"))
     monkeypatch.setenv("OLLAMA_MODELS", str(tmp_path / "ollama-models"))
     monkeypatch.setenv("OLLAMA_HOST", "127.0.0.1:9")  # nothing listens there: a forgotten --host fails fast
+    monkeypatch.setenv("LOCALCODEX_REGISTRY", "http://127.0.0.1:9")  # pull's size look-up never goes online
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("COLUMNS", "160")
     return home

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import sys
 import threading
 import time
 import types
@@ -20,6 +19,7 @@ from emulator import Fault, preset_models
 from emulator.models import blob_specs
 
 from localcodex.adapters.ollama import OllamaServer
+from localcodex.catalog import load_catalog as REAL_CATALOG
 from localcodex.core.pull import PullEvent, PullPlan, classify, pull
 from localcodex.errors import ExitCode, LocalcodexError, NoFit, NotFound, Offline, ServerError, UsageError
 
@@ -57,9 +57,18 @@ class _Registry(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[_Registry]]:
+def no_catalog(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pretend the packaged catalog knows no model, so the size must come from the registry."""
+    import localcodex.catalog
+
+    empty = types.SimpleNamespace(get=lambda name: None)
+    monkeypatch.setattr(localcodex.catalog, "load_catalog", lambda: empty)
+
+
+@pytest.fixture
+def registry(monkeypatch: pytest.MonkeyPatch, no_catalog: None) -> Iterator[type[_Registry]]:
     """Serves `/v2/<ns>/<model>/manifests/<tag>` for every emulator preset, built the way the emulator builds
-    the models it pulls (same digests and sizes); `LOCALCODEX_REGISTRY` points at it."""
+    the models it pulls (same digests and sizes); `LOCALCODEX_REGISTRY` points at it. The catalog is hidden."""
     handler = type("Registry", (_Registry,), {"manifests": {}, "hits": []})
     for model in preset_models():
         layers, config = blob_specs(model)
@@ -149,23 +158,28 @@ def test_size_unknown_pulls_anyway_and_says_the_disk_was_not_checked(emulator) -
     assert "disk not checked" in result.disk.reason
 
 
-def test_catalog_size_is_used_without_asking_the_registry(emulator, registry, monkeypatch) -> None:
-    entry = types.SimpleNamespace(download_bytes=40_000_000_000)
-    fake = types.ModuleType("localcodex.catalog")
-    fake.load_catalog = lambda: {QWEN: entry}  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "localcodex.catalog", fake)
-    with pytest.raises(NoFit, match=r"40\.0 GB to download"):
-        pull(OllamaServer(emulator.url), QWEN, disk_free=30_000_000_000)
-    assert registry.hits == []
+def test_catalog_size_is_used_without_asking_the_registry(emulator, dead_url, monkeypatch) -> None:
+    """qwen3.5:27b is in the packaged catalog as "17GB": the check counts the most that rounds to it."""
+    asked: list[str] = []
+    from localcodex.adapters import registry as registry_adapter
+
+    monkeypatch.setattr(registry_adapter, "lookup_manifest", lambda name, **kw: asked.append(name))
+    with pytest.raises(NoFit) as err:
+        pull(OllamaServer(emulator.url), QWEN, disk_free=17_200_000_000)
+    assert "17.0 GB (at most 17.5 GB) to download, 17.2 GB free" in err.value.message
+    assert asked == [] and pulls(emulator) == []
+    result = pull(OllamaServer(emulator.url), QWEN, disk_free=17_600_000_000)
+    assert result.size_source == "catalog" and result.download_bytes == 17_000_000_000 and result.disk.checked
 
 
 def test_a_model_missing_from_the_catalog_falls_back_to_the_registry(emulator, registry, monkeypatch) -> None:
-    fake = types.ModuleType("localcodex.catalog")
-    fake.load_catalog = lambda: {}  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "localcodex.catalog", fake)
+    import localcodex.catalog
+
+    monkeypatch.setattr(localcodex.catalog, "load_catalog", REAL_CATALOG)  # not the fixture's empty one
+    assert REAL_CATALOG().get(TINY) is None and REAL_CATALOG().get(QWEN) is not None
     with pytest.raises(NoFit):
-        pull(OllamaServer(emulator.url), QWEN, disk_free=1)
-    assert len(registry.hits) == 1
+        pull(OllamaServer(emulator.url), TINY, disk_free=1)
+    assert registry.hits == ["/v2/library/tiny-coder/manifests/1b"]
 
 
 def test_remote_server_disk_is_not_checked() -> None:

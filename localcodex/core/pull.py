@@ -108,6 +108,7 @@ class _Size:
     source: str
     missing: int | None  # bytes of blobs not yet in the local store (registry manifest + local server only)
     note: str | None = None
+    upper: int | None = None  # the most it can be, when `total` is a rounded figure (the catalog's)
 
 
 def pull(
@@ -161,15 +162,15 @@ def _models_dir() -> Path:
 # -- before the pull -------------------------------------------------------------------------------------------
 
 
-def catalog_size(name: str) -> int | None:
-    """The download size the packaged catalog knows for `name`, or None (no catalog, or not in it)."""
-    try:
-        from localcodex.catalog import load_catalog  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return None
+def catalog_size(name: str) -> tuple[int, int] | None:
+    """The download size the packaged catalog knows for `name` — its figure and the largest size that
+    rounds to it (ollama.com shows "17GB") — or None when the model is not in the catalog."""
+    from localcodex.catalog import load_catalog
+
     entry = load_catalog().get(name)
-    value = getattr(entry, "download_bytes", None) if entry is not None else None
-    return int(value) if value else None
+    if entry is None or not entry.download_bytes:
+        return None
+    return entry.download_bytes, max(entry.download_bytes, entry.download_bytes_max)
 
 
 def _download_size(name: str, expected: int | None, local_store: Path | None) -> _Size:
@@ -177,7 +178,7 @@ def _download_size(name: str, expected: int | None, local_store: Path | None) ->
         return _Size(expected, "given", None)
     known = catalog_size(name)
     if known is not None:
-        return _Size(known, "catalog", None)
+        return _Size(known[0], "catalog", None, upper=known[1])
     from localcodex.adapters.registry import lookup_manifest
 
     found = lookup_manifest(name)
@@ -197,7 +198,7 @@ def _check_disk(
     if not server.host.is_local and disk_free is None:
         return DiskCheck(False, None, None, size.total,
                          f"disk not checked: the server at {server.host.native} is on another machine")
-    needed = size.missing if size.missing is not None else size.total
+    needed = size.missing if size.missing is not None else (size.upper or size.total)
     if needed is None:
         return DiskCheck(False, str(store), disk_free, None, "disk not checked: the download size is unknown")
     if already_installed and size.missing is None:
@@ -209,7 +210,10 @@ def _check_disk(
 
         measured_at, free = free_disk(store)
         where = str(measured_at)
-    reason = f"{human_bytes(needed, decimal=True)} to download, {human_bytes(free, decimal=True)} free in {store}"
+    amount = human_bytes(needed, decimal=True)
+    if size.upper and size.total and size.upper > size.total and needed == size.upper:
+        amount = f"{human_bytes(size.total, decimal=True)} (at most {amount})"
+    reason = f"{amount} to download, {human_bytes(free, decimal=True)} free in {store}"
     if needed > free:
         raise NoFit(
             f"not enough disk for the download: {reason}",
