@@ -329,7 +329,7 @@ class PlainTransferProgress:
                 self.write(label)
             return
         decile = min(10, event.done * 10 // event.total)
-        last_decile, last_time = self.marks.get(event.phase, (-1, 0.0))
+        last_decile, last_time = self.marks.setdefault(event.phase, (0, now))
         if decile > last_decile or (decile < 10 and now - last_time >= self.interval):
             self.marks[event.phase] = (decile, now)
             pct = 100 * event.done / event.total

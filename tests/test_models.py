@@ -214,6 +214,14 @@ def test_models_list(cli, emulator_factory) -> None:
     assert by_name[QWEN]["quantization"] == "Q4_K_M" and "thinking" in by_name[QWEN]["capabilities"]
 
 
+def test_models_list_never_cuts_a_name_when_piped(cli, emulator_factory, monkeypatch) -> None:
+    emu = emulator_factory(installed=[preset(TINY)])
+    ensure_variant(OllamaServer(emu.url), TINY, 8192)
+    monkeypatch.setenv("COLUMNS", "40")
+    result = cli("models", "list", "--host", emu.url)
+    assert "tiny-coder:1b-ctx8k " in result.stdout and "…" not in result.stdout
+
+
 def test_models_list_empty(cli, emulator) -> None:
     result = cli("models", "list", "--host", emulator.url)
     assert result.code == 0 and "no models installed" in result.stderr

@@ -315,6 +315,16 @@ def test_failure_halfway_gives_one_clear_message_and_resumes(cli, emulator_facto
     assert (big.completed or 0) >= QWEN_SIZE // 3  # resumed from the partial download, not from zero
 
 
+def test_connection_lost_in_the_middle(cli, emulator_factory) -> None:
+    emu = emulator_factory(pull_rate=QWEN_SIZE / 0.5)
+    emu.inject(Fault("reset", path="/api/pull", after=3))
+    result = cli("pull", QWEN, "--host", emu.url)
+    assert result.code == ExitCode.SERVER_ERROR
+    text = " ".join(result.stderr.split())
+    assert f"the connection to Ollama at {emu.url} broke" in text and "resume" in text
+    assert QWEN not in installed(emu)
+
+
 def test_disk_full_in_the_middle(cli, emulator_factory) -> None:
     emu = emulator_factory(pull_rate=QWEN_SIZE / 0.5)
     emu.inject(Fault("disk_full", path="/api/pull"))

@@ -45,15 +45,34 @@ def render_list(out, rows) -> None:
         out.note("no models installed; get one with `localcodex pull MODEL` or `localcodex setup`")
         return
     table = Table(box=None, pad_edge=False)
-    for column in ("model", "size", "context", "trained", "quant", "params", "capabilities"):
-        table.add_column(column, justify="right" if column in ("size", "context", "trained") else "left")
+    table.add_column("model", no_wrap=True)  # a name is copied into commands: never cut it
+    for column in ("size", "context", "trained"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("quant", no_wrap=True)
+    table.add_column("params", no_wrap=True)
+    table.add_column("capabilities", overflow="fold", min_width=12)
     for row in rows:
         table.add_row(
             row.name, human_bytes(row.size, decimal=True), str(row.num_ctx) if row.num_ctx else "default",
             str(row.trained_context or "?"), row.quantization or "?", row.parameter_size or "?",
             ", ".join(row.capabilities) or "?",
         )
-    out.out.print(table)
+    print_unclipped(out.out, table)
+
+
+def print_unclipped(console, renderable) -> None:
+    """Piped output has no screen to fit: give the table the width it needs, so no name is cut."""
+    from rich.measure import Measurement
+
+    if console.is_terminal:
+        console.print(renderable)
+        return
+    saved = console.width
+    console.width = max(saved, Measurement.get(console, console.options.update_width(1000), renderable).maximum)
+    try:
+        console.print(renderable)
+    finally:
+        console.width = saved
 
 
 @models_app.command("context")

@@ -254,9 +254,11 @@ def classify(status: str) -> Phase:
 def _stream(server: OllamaServer, name: str, emit: ProgressCallback) -> dict[str, LayerSummary]:
     layers: dict[str, LayerSummary] = {}
     stream = server.pull(name)
+    finished = False
     try:
         for part in stream:
             event = PullEvent(classify(part.status), part.status, part.digest, part.total, part.completed)
+            finished = finished or event.phase == "success"
             if event.phase == "layer":
                 key = event.digest or event.status
                 if key not in layers:  # first sight: a blob already on disk arrives complete in one line
@@ -273,6 +275,9 @@ def _stream(server: OllamaServer, name: str, emit: ProgressCallback) -> dict[str
     except ServerError as err:
         stream.close()
         raise pull_failure(server, name, err) from err
+    if not finished:
+        raise ServerError(f"the pull of {name} ended before Ollama at {server.host.native} reported success",
+                          f"{RESUME_NOTE}; if it keeps happening, see the Ollama server log")
     return layers
 
 
@@ -284,9 +289,11 @@ def server_reason(err: LocalcodexError) -> str:
 
 def pull_failure(server: OllamaServer, name: str, err: ServerError) -> LocalcodexError:
     """One clear error for a pull the server gave up on, classified by its reason."""
+    url = server.host.native
+    if getattr(err.__cause__, "error", None) is None:  # not the server's words: the connection itself failed
+        return ServerError(err.message, RESUME_NOTE)
     reason = server_reason(err)
     low = reason.lower()
-    url = server.host.native
     if "file does not exist" in low or "manifest unknown" in low:
         return NotFound(
             f"{name} is not in the registry (Ollama at {url}: {reason})",
