@@ -178,6 +178,9 @@ class Settings:
         return self.num_parallel
 
 
+DEFAULT_SETTINGS = Settings()
+
+
 def _env_clean(value: str | None) -> str:
     return (value or "").strip().strip("\"'").strip()
 
@@ -199,8 +202,8 @@ def _env_int(value: str | None) -> int | None:
 
 
 def _version(text: str) -> tuple[int, int, int]:
-    parts = [int(p) if p.isdigit() else 0 for p in text.split("-")[0].split(".")[:3]]
-    return (parts + [0, 0, 0])[0], (parts + [0, 0, 0])[1], (parts + [0, 0, 0])[2]
+    parts = [*(int(p) if p.isdigit() else 0 for p in text.split("-")[0].split(".")[:3]), 0, 0, 0]
+    return parts[0], parts[1], parts[2]
 
 
 # -- the need -------------------------------------------------------------------------------------------
@@ -258,14 +261,14 @@ def compute_bytes(model: FitModel, batch: int, num_ctx: int, flash_attention: bo
     return graph
 
 
-def memory_need(model: FitModel, num_ctx: int, settings: Settings = Settings(), available: int | None = None) -> MemoryNeed:
+def memory_need(
+    model: FitModel, num_ctx: int, settings: Settings = DEFAULT_SETTINGS, available: int | None = None
+) -> MemoryNeed:
     """The need at `num_ctx`; `available` (bytes on the devices that will hold it) drives the batch step-down."""
     parallel = settings.parallel_for(model.architecture)
     preflight = model.download_bytes + model.ollama_preflight_kv_bytes(num_ctx, parallel)
-    if settings.num_batch:
-        batch = settings.num_batch
-    else:
-        batch = auto_batch(num_ctx, preflight, available if available is not None else preflight * 2)
+    room = available if available is not None else preflight * 2
+    batch = settings.num_batch or auto_batch(num_ctx, preflight, room)
     kv = model.kv_cache_bytes(num_ctx, settings.kv_cache_type, parallel, ubatch=batch)
     compute = compute_bytes(model, batch, num_ctx * parallel, settings.flash_attention)
     return MemoryNeed(
@@ -346,7 +349,7 @@ def device_reserve(gpu: GPU | None, settings: Settings) -> int:
     return CPU_RESERVE if gpu is None else FIT_MARGIN
 
 
-def place(model: FitModel, num_ctx: int, machine: Machine, settings: Settings = Settings()) -> Fit:
+def place(model: FitModel, num_ctx: int, machine: Machine, settings: Settings = DEFAULT_SETTINGS) -> Fit:
     """Where the model goes at `num_ctx` on this machine (see the module docstring for the order)."""
     budget = budget_of(machine, settings)
     gpus = usable_gpus(machine)
@@ -468,7 +471,7 @@ def context_candidates(model: FitModel, ceiling: int | None = None, floor: int =
 def max_context(
     model: FitModel,
     machine: Machine,
-    settings: Settings = Settings(),
+    settings: Settings = DEFAULT_SETTINGS,
     *,
     ceiling: int | None = None,
     floor: int = MIN_CONTEXT,
@@ -503,7 +506,7 @@ class ContextChoice:
 def choose_context(
     model: FitModel,
     machine: Machine,
-    settings: Settings = Settings(),
+    settings: Settings = DEFAULT_SETTINGS,
     *,
     target: int = DEFAULT_CONTEXT,
     minimum: int = MIN_CONTEXT,

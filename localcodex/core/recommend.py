@@ -13,8 +13,10 @@ Policy (each rule is tested in tests/test_recommend.py):
     1. runs fully on GPU / unified memory (or in RAM on a CPU-only machine) at >= 16k context with usable
        speed (estimated decode >= `usable_tps`, default 8 tok/s, and prompt processing >= `usable_prompt_tps`,
        default 50 tok/s, so a 5k-token Codex prompt is read in under two minutes): quality tier first (the
-       catalog's coding tier, 1 = best), then the target context reached, then installed (no download),
-       then speed;
+       catalog's coding tier, 1 = best), then context (the target reached, else >= 32k, else >= 16k), then
+       installed (no download), then speed up to a comfortable 20 tok/s, then the bigger model (within a
+       tier, more parameters know more), then raw speed. So a 128 GB Mac gets the 122B model at ~27 tok/s
+       rather than the 35B one at ~78, while a 36 GB Mac, where the 27B dense model crawls, gets the 35B MoE;
     2. runs fully but below usable speed: fastest first;
     3. partial offload to the CPU (only reached when nothing fits fully): fastest first.
   CPU-only machines thus get the best model among the small ones that are fast enough there.
@@ -33,10 +35,11 @@ from localcodex.adapters.ollama import OllamaServer, normalize_name
 from localcodex.catalog import Catalog, CatalogModel, load_catalog, normalize_tag
 from localcodex.core.fit import (
     DEFAULT_CONTEXT,
-    GiB,
+    DEFAULT_SETTINGS,
     MIN_CONTEXT,
     ContextChoice,
     Fit,
+    GiB,
     MemoryNeed,
     Settings,
     budget_of,
@@ -49,6 +52,7 @@ from localcodex.errors import LocalcodexError, NotFound, UsageError
 
 USABLE_TPS = 8.0
 USABLE_PROMPT_TPS = 50.0
+COMFORTABLE_TPS = 20.0  # above this, more speed no longer beats a bigger model of the same tier
 DISK_SPARE = 1 * GiB
 
 MeasuredLookup = Callable[[str], "float | None"]
@@ -63,7 +67,8 @@ class RecommendRequest:
     model: str | None = None  # evaluate this one model only
     installed: tuple[LiveModel, ...] | None = None  # live data; None = ask `server` (or catalog only)
     server: OllamaServer | None = None
-    settings: Settings = Settings()
+    unreachable: str | None = None  # why Ollama could not be asked (detect already tried): catalog only
+    settings: Settings = DEFAULT_SETTINGS
     ram_bandwidth: RamBandwidth | None = None
     measured: MeasuredLookup | None = None  # receipts: measured decode tok/s of a model on this machine
     usable_tps: float = USABLE_TPS
@@ -78,6 +83,7 @@ class Candidate:
     model: str
     family: str
     params: str  # "27B", "30B-A3B"
+    params_total: int
     quantization: str
     size: int  # download size (installed size for installed models)
     installed: bool
@@ -117,6 +123,7 @@ class Recommendation:
     catalog_updated: str
     ollama: str  # "live: 3 installed models read" | "not reachable: …" | "not asked"
     usable_tps: float
+    evaluated: str | None = None  # the one model asked about with `model`
     warnings: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
 
@@ -145,7 +152,7 @@ def recommend(request: RecommendRequest) -> Recommendation:
     budget = budget_of(request.machine, request.settings)
     return Recommendation(
         pick, tuple(shown), target, MIN_CONTEXT, budget.explanation, request.settings, catalog.updated, ollama,
-        request.usable_tps, tuple(warnings), request.settings.notes,
+        request.usable_tps, request.model, tuple(warnings), request.settings.notes,
     )
 
 
@@ -167,6 +174,9 @@ def gather_installed(server: OllamaServer) -> tuple[LiveModel, ...]:
 def _installed(request: RecommendRequest, warnings: list[str]) -> tuple[tuple[LiveModel, ...], str]:
     if request.installed is not None:
         return request.installed, f"live: {len(request.installed)} installed model(s) read"
+    if request.unreachable:
+        warnings.append(f"{request.unreachable}: recommending from the catalog alone (installed models not considered)")
+        return (), f"not reachable: {request.unreachable}"
     if request.server is None:
         return (), "not asked: catalog only"
     try:
@@ -218,7 +228,8 @@ def _evaluate(resolved: Resolved, request: RecommendRequest, target: int) -> Can
     offered = excluded is None
     group = _group(fit, usable) if offered else 9
     return Candidate(
-        model=model.tag, family=model.family, params=_params(model), quantization=model.quantization,
+        model=model.tag, family=model.family, params=_params(model), params_total=model.params_total,
+        quantization=model.quantization,
         size=model.download_bytes, installed=resolved.installed, capabilities=model.capabilities,
         coding_tier=model.coding_tier if resolved.rated else None, coding_source=model.coding_source,
         source=resolved.source, placement=fit.placement if fit else "none",
@@ -282,12 +293,20 @@ def _no_fit_reason(choice: ContextChoice) -> str:
 # -- ranking --------------------------------------------------------------------------------------------
 
 
+def _context_bucket(c: Candidate) -> int:
+    """0: the target reached; 1: at least 32,768 tokens; 2: at least the 16,384 minimum."""
+    if c.meets_target:
+        return 0
+    return 1 if (c.num_ctx or 0) >= 32_768 else 2
+
+
 def _sort_key(c: Candidate) -> tuple:
-    tps = -(c.decode_tps or 0.0)
+    tps = c.decode_tps or 0.0
     tier = c.coding_tier if c.coding_tier is not None else 6
     if c.group == 1:
-        return (1, tier, not c.meets_target, not c.installed, tps)
-    return (c.group, tps, tier)
+        comfortable = min(tps, COMFORTABLE_TPS)
+        return (1, tier, _context_bucket(c), not c.installed, -comfortable, -c.params_total, -tps)
+    return (c.group, -tps, tier)
 
 
 def _rank(candidates: Sequence[Candidate]) -> list[Candidate]:
@@ -349,7 +368,8 @@ def _why(
     if fit is not None:
         lines.append(_where(fit))
         if choice.reduced and fit.need.num_ctx < choice.target:
-            lines.append(f"the {choice.target:,}-token target does not fit; {fit.need.num_ctx:,} is the largest that does")
+            reduced = fit.need.num_ctx
+            lines.append(f"the {choice.target:,}-token target does not fit; {reduced:,} is the largest that fits")
     lines.append("installed: no download" if resolved.installed else f"download {model.download_bytes / 1e9:.1f} GB")
     if speed is not None and speed.decode_tps is not None:
         lines.append(_speed_line(speed))

@@ -44,7 +44,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from localcodex.core.chips import Chip, lookup
-from localcodex.core.fit import FitModel, Fit, Settings, place, usable_gpus
+from localcodex.core.fit import DEFAULT_SETTINGS, Fit, FitModel, Settings, place, usable_gpus
 from localcodex.core.machine import GPU, Machine
 
 WORKING_CONTEXT = 16_384
@@ -239,7 +239,7 @@ def decode_ceiling_tps(
     context_tokens: int | None = None,
     fit: Fit | None = None,
     ram: RamBandwidth | None = None,
-    settings: Settings = Settings(),
+    settings: Settings = DEFAULT_SETTINGS,
 ) -> float | None:
     """The pure bandwidth bound on decode tokens/s (no efficiency factor), for bench's "% of ceiling".
 
@@ -259,7 +259,7 @@ def estimate_decode_tps(
     context_tokens: int | None = None,
     fit: Fit | None = None,
     ram: RamBandwidth | None = None,
-    settings: Settings = Settings(),
+    settings: Settings = DEFAULT_SETTINGS,
 ) -> float | None:
     """Estimated decode tokens/s (bandwidth bound x efficiency); None when the model does not fit."""
     f = _fit_for(model, machine, num_ctx, fit, settings)
