@@ -149,7 +149,7 @@ def _local(
     shared = nvidia.SharedMemory(ram_total, effective_ram_available(ram_available, cgroup.limit, cgroup.used))
     cpu_info = cpu.probe_cpu(root, run, system, native, sysctl)
     notes += cpu_info.notes
-    gpus = _gpus(root, run, env, system, where.wsl, native, shared, sysctl, notes)
+    gpus = _gpus(root, run, env, system, where.wsl, native, shared, sysctl, notes, cpu_info.model)
     disk_info = disk.probe_disk(root, env, system.os, native, notes)
     if where.wsl == 2:
         notes.append("WSL2: RAM is what the WSL virtual machine was given (see .wslconfig), not all of Windows'")
@@ -178,6 +178,7 @@ def _local(
         wsl=where.wsl is not None,
         container=where.container is not None,
         container_kind=where.container,
+        os_version=environment.os_version(root, system.os, sysctl, system.release),
         gpus=tuple(replace(g, index=i) for i, g in enumerate(gpus)),
         disk=disk_info,
         notes=tuple(dict.fromkeys(notes)),
@@ -194,6 +195,7 @@ def _gpus(
     shared: nvidia.SharedMemory,
     sysctl: dict[str, str],
     notes: list[str],
+    cpu_model: str | None,
 ) -> list[GPU]:
     if system.os == "darwin":
         return apple.probe_apple_gpu(sysctl, system.arch, shared.total, shared.available)
@@ -203,7 +205,7 @@ def _gpus(
         return gpus + windows.probe_windows_gpus(run, env, {g.name for g in gpus}, len(gpus), notes)
     unnamed = [c for c in cards if c.vendor in ("amd", "intel") and not (c.device / "product_name").exists()]
     names = drm.lspci_names(run) if unnamed else {}
-    gpus += amd.probe_amd(root, run, cards, env, shared, names, notes, len(gpus))
+    gpus += amd.probe_amd(root, run, cards, env, shared, names, notes, len(gpus), amd.apu_name_from_cpu(cpu_model))
     gpus += amd.probe_intel(root, cards, env, names, len(gpus))
     return gpus
 
@@ -333,7 +335,7 @@ def _gpu_budget(g: GPU, loaded_vram: int, known_total: int, ram_available: int, 
         )
     elif g.memory_free is None:
         candidates.append((g.memory_total, f"{format_bytes(g.memory_total)} {base_name} (free not reported)"))
-    if g.unified_memory:
+    if g.unified_memory and all(value != ram_available for value, _ in candidates):
         candidates.append((ram_available, f"{format_bytes(ram_available)} RAM available"))
     start = min(value for value, _ in candidates)
     start_text = candidates[0][1] if len(candidates) == 1 else "min(" + ", ".join(t for _, t in candidates) + ")"

@@ -101,3 +101,4 @@ class Machine:
     remote: bool = False  # hardware belongs to a remote Ollama host: figures come from the server only
     cgroup_used: int | None = None  # bytes the container's cgroup holds now (reclaimable page cache excluded)
     container_kind: str | None = None  # "docker", "podman", "kubernetes", ... when `container`
+    os_version: str | None = None  # "Ubuntu 24.04.1 LTS", "macOS 15.1", "Windows 10.0.26100"

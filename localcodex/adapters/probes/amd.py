@@ -10,6 +10,7 @@ more than the RAM that is actually free, and it is the same memory as system RAM
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,7 +82,10 @@ def probe_amd(
     names: dict[str, str],
     notes: list[str],
     first_index: int,
+    apu_name: str | None = None,
 ) -> list[GPU]:
+    """`apu_name` is the GPU named in the CPU's model string ("AMD RYZEN AI MAX+ 395 w/ Radeon 8060S"):
+    a better name for the integrated GPU than the PCI database's codename ("Phoenix1", "Strix Halo")."""
     amd = [c for c in cards if c.vendor == "amd"]
     if not amd:
         return []
@@ -102,6 +106,9 @@ def probe_amd(
             name = name or row.get("Card Series") or row.get("Card series")
             node = node or KfdNode(row.get("GFX Version"), card.slot, None)
             source = "rocm-smi" if row else source
+        gfx = node.gfx if node else None
+        if apu_name and not name and (gfx in APU_TARGETS or _is_igpu(mem)):
+            name = apu_name
         name = name or names.get(card.slot or "") or f"AMD GPU (PCI 1002:{card.device_id or 0:04x})"
         gpus.append(_gpu(first_index + len(gpus), card, name, node.gfx if node else None, mem, shared, env, source))
     return gpus
@@ -153,13 +160,7 @@ def _gpu(
 ) -> GPU:
     notes: list[str] = []
     vram_free = mem.vram_total - mem.vram_used if mem.vram_total is not None and mem.vram_used is not None else None
-    igpu = (
-        mem.vram_total is not None
-        and mem.gtt_total is not None
-        and mem.vram_total <= 4 * GiB
-        and mem.gtt_total >= 8 * GiB
-        and mem.gtt_total >= 4 * mem.vram_total
-    )
+    igpu = _is_igpu(mem)
     total, free = mem.vram_total, vram_free
     if igpu:
         gtt_free = mem.gtt_total - (mem.gtt_used or 0)
@@ -171,11 +172,14 @@ def _gpu(
             f"APU: {mem.vram_total // 2**20} MiB carved-out VRAM + {mem.gtt_total / GiB:.0f} GiB GTT "
             "(system RAM the GPU can map); counted up to the RAM that is free"
         )
+    # Ollama's sysfs rule above, or an APU's gfx target (its Vulkan device reports `uma`): integrated either way
     integrated = igpu or (gfx in APU_TARGETS)
     used = True
-    if igpu and gfx not in KEPT_INTEGRATED and not _truthy(env.get("OLLAMA_IGPU_ENABLE")):
+    if integrated and gfx not in KEPT_INTEGRATED and not _truthy(env.get("OLLAMA_IGPU_ENABLE")):
         used = False
         notes.append("integrated GPU: Ollama does not use it unless OLLAMA_IGPU_ENABLE=1")
+    elif integrated and not igpu:
+        notes.append("APU with a large carve-out: its VRAM is separate from the RAM the system sees")
     if card.driver and card.driver != "amdgpu":
         used = False
         notes.append(f"driver {card.driver!r}: Ollama needs amdgpu (ROCm or Vulkan)")
@@ -202,6 +206,30 @@ def _gpu(
     )
 
 
+def _is_igpu(mem: _Memory) -> bool:
+    """Ollama's rule for an integrated AMD GPU: VRAM <= 4 GiB, GTT >= 8 GiB and GTT >= 4 x VRAM."""
+    return (
+        mem.vram_total is not None
+        and mem.gtt_total is not None
+        and mem.vram_total <= 4 * GiB
+        and mem.gtt_total >= 8 * GiB
+        and mem.gtt_total >= 4 * mem.vram_total
+    )
+
+
+def apu_name_from_cpu(cpu_model: str | None) -> str | None:
+    """
+    >>> apu_name_from_cpu("AMD RYZEN AI MAX+ 395 w/ Radeon 8060S")
+    'AMD Radeon 8060S'
+    >>> apu_name_from_cpu("AMD Ryzen 7 7840U w/ Radeon  780M Graphics")
+    'AMD Radeon 780M Graphics'
+    >>> apu_name_from_cpu("AMD Ryzen 7 7800X3D 8-Core Processor") is None
+    True
+    """
+    m = re.search(r"\bw/\s*(Radeon.*)$", cpu_model or "")
+    return "AMD " + " ".join(m.group(1).split()) if m else None
+
+
 def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
@@ -214,7 +242,7 @@ def probe_intel(
     gpus = []
     for card in (c for c in cards if c.vendor == "intel"):
         integrated = (card.slot or "").endswith("00:02.0")
-        notes = ["Intel GPU: found through sysfs/lspci; Ollama uses it through Vulkan"]
+        notes = ["Intel GPU (sysfs and lspci): Ollama reaches Intel GPUs only through Vulkan"]
         total = None
         if integrated:
             notes.append("integrated GPU: Ollama does not use it unless OLLAMA_IGPU_ENABLE=1")

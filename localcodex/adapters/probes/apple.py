@@ -99,6 +99,5 @@ def probe_apple_gpu(sysctl: dict[str, str], arch: str, ram_total: int | None, ra
             compute=None,
             source="sysctl",
             notes=tuple(notes),
-            driver=sysctl.get("kern.osproductversion"),
         )
     ]

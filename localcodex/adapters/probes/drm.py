@@ -100,10 +100,13 @@ def pretty_pci_name(vendor: str, device: str) -> str:
     'Intel Iris Xe Graphics'
     >>> pretty_pci_name("Advanced Micro Devices, Inc. [AMD/ATI]", "Device 1586")
     'AMD Device 1586'
+    >>> pretty_pci_name("Intel Corporation", "Meteor Lake-P [Intel Arc Graphics]")
+    'Intel Arc Graphics'
     """
     short = "AMD" if "AMD" in vendor else "NVIDIA" if "NVIDIA" in vendor else vendor.split()[0]
     marketing = re.search(r"\[([^\]]+)\]\s*$", device)
-    return f"{short} {marketing.group(1) if marketing else device}"
+    name = marketing.group(1) if marketing else device
+    return name if name.startswith(short) else f"{short} {name}"
 
 
 def normalize_bus_id(bus_id: str | None) -> str | None:

@@ -22,6 +22,22 @@ def probe_environment(root: Path, env: Mapping[str, str]) -> Environment:
     return Environment(container=_container(root, env), wsl=_wsl(root, env))
 
 
+def os_version(root: Path, os_name: str, sysctl: Mapping[str, str], release: str | None) -> str | None:
+    """The distribution or OS release people know the machine by."""
+    if os_name == "linux":
+        text = read_text(under(root, "/etc/os-release")) or ""
+        for line in text.splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.split("=", 1)[1].strip().strip('"') or None
+        return None
+    if os_name == "darwin":
+        version = sysctl.get("kern.osproductversion")
+        return f"macOS {version}" if version else None
+    if os_name == "windows" and release:
+        return f"Windows {release}"
+    return None
+
+
 def _container(root: Path, env: Mapping[str, str]) -> str | None:
     if under(root, "/.dockerenv").exists():
         return "docker"

@@ -57,7 +57,7 @@ def probe_nvidia(
         elif report is not None and report.error:
             notes.append(f"NVML: {report.error}; asking nvidia-smi instead")
     if not gpus:
-        gpus = _from_smi(run, wsl, shared, notes, driver_present)
+        gpus = _from_smi(run, wsl, shared, notes, driver_present and system.os != "windows")
     matched = {g.pci_bus for g in gpus if g.pci_bus}
     for card in cards:
         if card.vendor == "nvidia" and card.slot not in matched and not (gpus and card.slot is None):
@@ -70,6 +70,8 @@ def probe_nvidia(
 
 
 def _driver_evidence(root: Path, system: SystemInfo, wsl: int | None, cards: list[DrmCard]) -> bool:
+    """Linux: a loaded NVIDIA driver (or WSL2's), or an NVIDIA device in sysfs. On Windows NVML is always
+    worth a try (nvml.dll ships with the driver) but a missing nvidia-smi says nothing: the registry covers it."""
     if system.os == "windows":
         return True
     paths = ["/proc/driver/nvidia/version", "/dev/nvidiactl"]

@@ -26,6 +26,7 @@ _SKIP = re.compile(r"Microsoft Basic|Remote Display|Virtual|Parsec|Citrix|Hyper-
 _AMD_IGPU = re.compile(
     r"Radeon\(TM\) Graphics|Radeon Graphics|Radeon\(TM\) \d{3}M|Radeon \d{3}M|Vega \d+ Graphics", re.I
 )
+_INTEL_DISCRETE = re.compile(r"Arc\(TM\) [AB]\d{3}|Arc [AB]\d{3}", re.I)  # A770, B580; plain "Arc Graphics" is an iGPU
 _STRIX_HALO = re.compile(r"Radeon\(TM\) 80[56]0S|Radeon 80[56]0S", re.I)
 
 
@@ -90,8 +91,8 @@ def probe_windows_gpus(
                 else ("intel" if "ven_8086" in device_id or "intel" in desc.lower() else "other")
             )
         )
-        if vendor == "nvidia":
-            continue  # nvidia-smi's answer (or its absence, noted) stands for NVIDIA cards
+        if vendor == "nvidia" and any("nvidia" in name.lower() for name in skip_names):
+            continue  # nvidia-smi answered for the NVIDIA cards (with free memory): its answer stands
         gpus.append(_gpu(first_index + len(gpus), key, desc, vendor, answers, env))
     return gpus
 
@@ -105,7 +106,7 @@ def _gpu(
         total = _number(answers["HardwareInformation.MemorySize"].get(key))
         if total is not None:
             notes = ["memory from the 32-bit HardwareInformation.MemorySize: capped at 4 GB, pass --vram if larger"]
-    integrated = (vendor == "intel" and "arc" not in desc.lower()) or (
+    integrated = (vendor == "intel" and not _INTEL_DISCRETE.search(desc)) or (
         vendor == "amd" and bool(_AMD_IGPU.search(desc) or _STRIX_HALO.search(desc))
     )
     kept = bool(_STRIX_HALO.search(desc)) or (env.get("OLLAMA_IGPU_ENABLE", "").strip() in ("1", "true"))
@@ -114,7 +115,9 @@ def _gpu(
         notes.append("integrated GPU: Ollama does not use it unless OLLAMA_IGPU_ENABLE=1")
     if total is not None:
         notes.append("free memory is not reported on Windows for this GPU: the budget starts from its total")
-    backend = "rocm" if vendor == "amd" else "vulkan"
+    backend = {"amd": "rocm", "nvidia": "cuda"}.get(vendor, "vulkan")
+    if vendor == "nvidia":
+        notes.append("nvidia-smi did not answer: is the NVIDIA driver installed?")
     return GPU(
         index=index,
         vendor=vendor,
