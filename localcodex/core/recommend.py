@@ -94,6 +94,7 @@ class Candidate:
     placement: str  # unified | gpu | multi_gpu | partial | cpu | none
     gpu_fraction: float
     num_ctx: int | None
+    num_batch: int | None  # PARAMETER num_batch the variant must set (None: Ollama's automatic batch)
     target_context: int
     meets_target: bool
     memory: int | None  # bytes the placement takes on all devices, reserves included
@@ -233,7 +234,8 @@ def _evaluate(resolved: Resolved, request: RecommendRequest, target: int) -> Can
         size=model.download_bytes, installed=resolved.installed, capabilities=model.capabilities,
         coding_tier=model.coding_tier if resolved.rated else None, coding_source=model.coding_source,
         source=resolved.source, placement=fit.placement if fit else "none",
-        gpu_fraction=fit.gpu_fraction if fit else 0.0, num_ctx=choice.num_ctx, target_context=target,
+        gpu_fraction=fit.gpu_fraction if fit else 0.0, num_ctx=choice.num_ctx, num_batch=choice.num_batch,
+        target_context=target,
         meets_target=bool(fit and fit.need.num_ctx >= min(target, model.context_length) and not choice.reduced),
         memory=fit.total if fit else None, need=fit.need if fit else _need_at_minimum(model, request),
         fit=fit, speed=speed, decode_tps=speed.decode_tps if speed else None,
