@@ -58,12 +58,16 @@ hence the compute buffer, jumps at 4,096 and 32,768 tokens).
 
 How this compares with Ollama's own figures (tests/test_fit.py checks each):
 - Ollama's pre-flight admission estimate is `file size + 2 x block_count x head_count_kv(min) x
-  (embedding / heads) x ctx x 2` with no compute buffer and no reserve, so ours is always higher; it
-  over-counts hybrid models' KV (every layer as full attention) which ours does not.
-- Ollama's docs give qwen3.5:27b "~18 GB VRAM"; ours at Ollama's 4,096 default context is 17 GB + 16 MiB
-  of KV + 150 MiB of recurrent state + 0.5 GiB compute ~= 18.2 GB before reserves.
-- Ollama's docs show `gemma4:latest` loaded at 9.6 GB with 131,072 tokens of context; its KV is small
-  (4 full-attention layers, the rest sliding or shared), and ours lands within 20% above that.
+  (embedding / heads) x ctx x 2`, with no compute buffer and no reserve. For plain GQA models (llama3.1:8b,
+  qwen2.5-coder:7b) its KV equals ours, so ours is higher by exactly the compute buffer. It over-counts
+  hybrid models (gemma3:27b: all 62 layers as global) and under-counts models whose head width is not
+  embedding / heads (qwen3-coder:30b: 128 against 64, half the real KV).
+- Ollama's docs give qwen3.5:27b "~18 GB VRAM"; ours at Ollama's 4,096 default context is 17.0 GB weights
+  + 268 MB KV + 157 MB recurrent state + 550 MB compute = 17.98 GB before the reserve.
+- Ollama's docs show `gemma4:latest` at 9.6 GB in `ollama ps` with 131,072 tokens of context. Ours is
+  14.1 GB: the whole 9.6 GB file (its vision/audio encoders and per-layer embeddings included, which that
+  report does not count as loaded), 2.25 GB of KV (4 full-attention layers) and a 2.23 GB compute buffer
+  for the 2,048-token batch. We err high there, never low.
 """
 
 from __future__ import annotations
