@@ -11,8 +11,8 @@ import pytest
 
 from localcodex.catalog import load_catalog
 from localcodex.core.fit import (
-    FIT_MARGIN,
     CONTEXT_STEP,
+    FIT_MARGIN,
     Settings,
     auto_batch,
     choose_context,
