@@ -117,11 +117,20 @@ def _measured(machine):
         from localcodex.paths import receipts_db
     except ImportError:
         return None
+    from localcodex.errors import LocalcodexError
+
     path = receipts_db()
     if not path.exists():
         return None
     store, print_ = ReceiptStore(path), fingerprint(machine)
-    return lambda model: store.measured_decode_tps(print_, model)
+
+    def lookup(model: str) -> float | None:
+        try:
+            return store.measured_decode_tps(print_, model)
+        except LocalcodexError:
+            return None  # an unreadable receipts file only costs the measured figures
+
+    return lookup
 
 
 # -- rendering ------------------------------------------------------------------------------------------
