@@ -23,6 +23,10 @@ Policy (each rule is tested in tests/test_recommend.py):
 - Installed models: the live `/api/show` data overrides the catalog (see core/live.py), installed models
   the catalog does not know are evaluated from their architecture numbers, and being installed wins ties
   within a quality tier ("installed: no download" in `why`).
+- A model Ollama has loaded right now is evaluated with the memory it holds counted as free
+  (`machine_without`); other loaded models stay subtracted from the budget (detect).
+- When only a pinned batch lets a model fit fully, the candidate carries `num_batch` (512 or 256): the
+  context variant must set `PARAMETER num_batch` to it, or Ollama's automatic batch may spill to the CPU.
 - Speed is an estimate (core/speed.py) unless the receipts hold a benchmark of that model on this machine.
 """
 
