@@ -647,3 +647,189 @@ def test_detect_needs_no_tool_and_no_network_here(monkeypatch):
     detect(query_ollama=False)
     for argv in started:
         assert shutil.which(os.path.basename(argv[0])) or os.path.exists(argv[0])
+
+
+# ------------------------------------------------------------------------------------ probes on small fake roots
+
+
+def _tree(root: Path, files: dict[str, str]) -> Path:
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+def test_cgroup_v1_limit_is_read(tmp_path):
+    from localcodex.adapters.probes.memory import probe_cgroup
+
+    root = _tree(
+        tmp_path,
+        {
+            "proc/self/cgroup": "12:memory:/docker/3f2a9c\n11:cpu,cpuacct:/docker/3f2a9c\n",
+            "sys/fs/cgroup/memory/memory.limit_in_bytes": "2147483648\n",
+            "sys/fs/cgroup/memory/memory.usage_in_bytes": "536870912\n",
+            "sys/fs/cgroup/memory/memory.stat": "cache 134217728\ntotal_inactive_file 134217728\n",
+        },
+    )
+    info = probe_cgroup(root, ram_total=64 * GiB)
+    assert (info.version, info.limit, info.used) == (1, 2 * GiB, 512 * MiB - 128 * MiB)
+
+
+def test_cgroup_v1_unlimited_and_v2_nested_limits(tmp_path):
+    from localcodex.adapters.probes.memory import probe_cgroup
+
+    v1 = _tree(
+        tmp_path / "v1",
+        {
+            "proc/self/cgroup": "4:memory:/\n",
+            "sys/fs/cgroup/memory/memory.limit_in_bytes": "9223372036854771712\n",
+        },
+    )
+    assert probe_cgroup(v1, ram_total=64 * GiB).limit is None
+    v2 = _tree(
+        tmp_path / "v2",
+        {
+            "proc/self/cgroup": "0::/system.slice/ollama.service\n",
+            "sys/fs/cgroup/cgroup.controllers": "memory\n",
+            "sys/fs/cgroup/system.slice/memory.max": "8589934592\n",
+            "sys/fs/cgroup/system.slice/ollama.service/memory.max": "max\n",
+            "sys/fs/cgroup/system.slice/memory.current": "1073741824\n",
+        },
+    )
+    info = probe_cgroup(v2, ram_total=64 * GiB)
+    assert (info.version, info.limit, info.used, info.path) == (2, 8 * GiB, 1 * GiB, "/system.slice")
+    bigger_than_ram = _tree(
+        tmp_path / "big",
+        {
+            "proc/self/cgroup": "0::/\n",
+            "sys/fs/cgroup/cgroup.controllers": "memory\n",
+            "sys/fs/cgroup/memory.max": str(128 * GiB) + "\n",
+        },
+    )
+    assert probe_cgroup(bigger_than_ram, ram_total=64 * GiB).limit is None
+
+
+@pytest.mark.parametrize(
+    ("version", "env", "expected"),
+    [
+        ("Linux version 5.15.167.4-microsoft-standard-WSL2 (root@f9c826d3017f)", {}, 2),
+        ("Linux version 4.4.0-19041-Microsoft (Microsoft@Microsoft.com)", {}, 1),
+        ("Linux version 6.8.0-48-generic (buildd@lcy02-amd64-052)", {}, None),
+        ("", {"WSL_DISTRO_NAME": "Ubuntu"}, 2),
+    ],
+)
+def test_wsl_versions(tmp_path, version, env, expected):
+    from localcodex.adapters.probes.environment import probe_environment
+
+    root = _tree(tmp_path, {"proc/version": version + "\n"} if version else {})
+    assert probe_environment(root, env).wsl == expected
+
+
+@pytest.mark.parametrize(
+    ("files", "env", "expected"),
+    [
+        ({"run/.containerenv": ""}, {}, "podman"),
+        ({"proc/1/cgroup": "0::/kubepods.slice/kubepods-burstable.slice/cri-containerd-1.scope\n"}, {}, "kubepods"),
+        ({}, {"KUBERNETES_SERVICE_HOST": "10.96.0.1"}, "kubernetes"),
+        ({"proc/1/cgroup": "0::/init.scope\n"}, {}, None),
+    ],
+)
+def test_container_markers(tmp_path, files, env, expected):
+    from localcodex.adapters.probes.environment import probe_environment
+
+    assert probe_environment(_tree(tmp_path, files), env).container == expected
+
+
+def test_linux_service_models_folder_is_used_when_the_users_is_missing(tmp_path):
+    from localcodex.adapters.probes.disk import models_dir
+
+    root = _tree(tmp_path, {"usr/share/ollama/.ollama/models/manifests/x": "", "home/alex/.bashrc": ""})
+    env = {"HOME": "/home/alex"}
+    assert models_dir(root, env, "linux") == "/usr/share/ollama/.ollama/models"
+    (root / "home/alex/.ollama/models").mkdir(parents=True)
+    assert models_dir(root, env, "linux") == "/home/alex/.ollama/models"
+    assert models_dir(root, {**env, "OLLAMA_MODELS": '"/srv/models"'}, "linux") == "/srv/models"
+
+
+def _with_nvml(name: str, report):
+    fx = fixture(name)
+
+    class Native(type(fx.native)):
+        def nvml(self):
+            return report
+
+    return detect(
+        root=fx.root, run=fx.runner, env=fx.env, system=fx.system, native=Native(fx.native.facts), query_ollama=False
+    ), fx.runner
+
+
+def test_nvml_answer_is_used_before_nvidia_smi():
+    from localcodex.adapters.probes.native import NvmlDevice, NvmlReport
+
+    device = NvmlDevice(0, "NVIDIA GeForce RTX 4090", 25757220864, 25027411968, "560.35.03", "8.9", "00000000:01:00.0")
+    m, runner = _with_nvml("rtx4090", NvmlReport(devices=(device,)))
+    (gpu,) = m.gpus
+    assert (gpu.source, gpu.memory_total, gpu.memory_free, gpu.pci_bus) == (
+        "nvml",
+        25757220864,
+        25027411968,
+        "0000:01:00.0",
+    )
+    assert not any(argv[0] == "nvidia-smi" for argv in runner.calls)
+
+
+def test_nvml_failure_falls_back_to_nvidia_smi_with_a_note():
+    from localcodex.adapters.probes.native import NvmlReport
+
+    m, _ = _with_nvml("rtx4090", NvmlReport(error="NVML did not start: Driver Not Loaded"))
+    assert m.gpus[0].source == "nvidia-smi"
+    assert any("NVML" in n and "nvidia-smi" in n for n in m.notes)
+
+
+def test_nvml_gb10_without_memory_info_is_unified():
+    from localcodex.adapters.probes.native import NvmlDevice, NvmlReport
+
+    m, _ = _with_nvml(
+        "dgx-spark",
+        NvmlReport(devices=(NvmlDevice(0, "NVIDIA GB10", None, None, "580.95.05", "12.1", "0000000F:01:00.0"),)),
+    )
+    (gpu,) = m.gpus
+    assert gpu.unified_memory and gpu.memory_total == 125_489_508 * KiB
+
+
+def test_real_nvml_without_a_driver_is_an_error_report_not_a_crash():
+    from localcodex.adapters.probes.native import Native
+
+    if Path("/proc/driver/nvidia").exists():
+        pytest.skip("this machine has an NVIDIA driver")
+    report = Native().nvml()
+    assert report is not None and report.devices == () and report.error
+
+
+@pytest.mark.parametrize("mib", [1, 457, 8188, 24576, 1_048_576])
+def test_parse_size_round_trips_whole_units(mib):
+    assert parse_size(f"{mib}MiB") == mib * MiB
+    assert parse_size(f"{mib} mib") == mib * MiB
+
+
+def test_macos_13_wired_limit_and_rosetta():
+    fx = fixture("m3pro-36")
+    for key, rec in fx.runner.commands.items():
+        if key.startswith("sysctl "):
+            rec["stdout"] = (
+                rec["stdout"]
+                .replace("iogpu.wired_limit_mb: 0\n", f"debug.iogpu.wired_limit: {24 * GiB}\n")
+                .replace("sysctl.proc_translated: 0", "sysctl.proc_translated: 1")
+            )
+    system = dataclasses.replace(fx.system, arch="x86_64")  # an Intel Python under Rosetta
+    m = detect(root=fx.root, run=fx.runner, env=fx.env, system=system, native=fx.native, query_ollama=False)
+    assert m.arch == "arm64"
+    (gpu,) = m.gpus
+    assert gpu.memory_total == 24 * GiB
+    assert any("Rosetta" in n for n in gpu.notes)
+
+
+def test_gpu_masks_in_this_shell_are_noted():
+    m = load_machine("2x3090", env={"CUDA_VISIBLE_DEVICES": "1"})
+    assert any("CUDA_VISIBLE_DEVICES='1'" in n for n in m.notes)

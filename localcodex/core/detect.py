@@ -3,7 +3,7 @@
 The probes (localcodex/adapters/probes) read the facts; this module puts them together, applies the user's
 overrides, and derives the budget with `compute_budget`, a pure function of the `Machine`.
 
-The budget rule (also in README "How the budget is computed"):
+The budget rule:
 
 * Per GPU that Ollama would use:
   `min(free, total − loaded) − reserve − OLLAMA_GPU_OVERHEAD`, where
@@ -162,9 +162,11 @@ def _local(
         )
     if ram_total is None:
         notes.append("RAM total unknown: pass --ram")
+    notes += _visible_devices(env)
+    arch = "arm64" if sysctl.get("sysctl.proc_translated") == "1" else system.arch  # Rosetta hides the real arch
     return Machine(
         os=system.os,
-        arch=system.arch,
+        arch=arch,
         cpu_model=cpu_info.model,
         cores_physical=cpu_info.cores_physical,
         cores_logical=cpu_info.cores_logical,
@@ -183,6 +185,16 @@ def _local(
         disk=disk_info,
         notes=tuple(dict.fromkeys(notes)),
     )
+
+
+def _visible_devices(env: Mapping[str, str]) -> list[str]:
+    """GPU masks in this shell. Ollama obeys them in *its* environment, which may not be this one."""
+    names = ("CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "GPU_DEVICE_ORDINAL")
+    return [
+        f"{name}={env[name]!r} is set here: if the Ollama server runs with it, it sees only those GPUs"
+        for name in names
+        if name in env
+    ]
 
 
 def _gpus(

@@ -27,12 +27,14 @@ from localcodex.adapters.probes.base import Runner, parse_int
 from localcodex.core.machine import GPU
 from localcodex.core.units import GiB, MiB
 
+# Keys every Apple Silicon macOS knows first; the ones a given macOS or chip may lack last (sysctl reports an
+# unknown key on stderr and goes on with the next one).
 SYSCTL_KEYS = (
-    "hw.memsize", "hw.physicalcpu", "hw.logicalcpu", "hw.perflevel0.physicalcpu", "hw.perflevel1.physicalcpu",
-    "machdep.cpu.brand_string", "iogpu.wired_limit_mb", "vm.swapusage", "hw.optional.arm64",
-    "hw.optional.AdvSIMD", "hw.optional.neon", "hw.optional.arm.FEAT_DotProd", "hw.optional.arm.FEAT_I8MM",
-    "hw.optional.avx2_0", "machdep.cpu.features", "machdep.cpu.leaf7_features", "sysctl.proc_translated",
-    "kern.osproductversion",
+    "hw.memsize", "hw.physicalcpu", "hw.logicalcpu", "machdep.cpu.brand_string", "vm.swapusage",
+    "kern.osproductversion", "sysctl.proc_translated", "hw.optional.arm64", "hw.optional.AdvSIMD",
+    "hw.optional.neon", "hw.perflevel0.physicalcpu", "hw.perflevel1.physicalcpu", "iogpu.wired_limit_mb",
+    "debug.iogpu.wired_limit", "hw.optional.arm.FEAT_DotProd", "hw.optional.arm.FEAT_I8MM", "hw.optional.avx2_0",
+    "machdep.cpu.features", "machdep.cpu.leaf7_features",
 )  # fmt: skip
 
 
@@ -80,6 +82,8 @@ def probe_apple_gpu(sysctl: dict[str, str], arch: str, ram_total: int | None, ra
     if not apple_silicon or ram_total is None:
         return []
     wired = parse_int(sysctl.get("iogpu.wired_limit_mb", ""))
+    if not wired and parse_int(sysctl.get("debug.iogpu.wired_limit", "")):  # macOS 13's name, in bytes
+        wired = parse_int(sysctl["debug.iogpu.wired_limit"]) // MiB
     ws = working_set(ram_total, wired)
     chip = sysctl.get("machdep.cpu.brand_string") or "Apple Silicon"
     notes = [f"unified memory: Metal working set {ws.size / GiB:.1f} GiB ({ws.explanation})"]
