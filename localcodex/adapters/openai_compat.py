@@ -48,6 +48,12 @@ class Timeouts:
     connect: float = 5.0
     read: float = 60.0
     total: float = 120.0
+    limit: float | None = None  # the caller's own limit to name in messages, when this call gets what is left of it
+
+    @property
+    def named(self) -> str:
+        """The deadline as people should read it (`60 s`, not `59.9731 s`)."""
+        return f"{self.limit if self.limit is not None else self.total:.3g} s"
 
     def httpx(self, remaining: float) -> httpx.Timeout:
         import httpx
@@ -174,13 +180,14 @@ def classify(exc: Exception, url: str, timeouts: Timeouts, *, streaming: bool = 
         )
     if isinstance(exc, httpx.ConnectTimeout):
         return EndpointTimeout(
-            f"no answer from {where} within {timeouts.connect:g} s while connecting to {url}",
+            f"no answer from {where} within {timeouts.connect:.3g} s while connecting to {url}",
             "check the host and port, and that no firewall drops the connection",
             url=url, phase="connect", seconds=timeouts.connect,
         )
     if isinstance(exc, httpx.TimeoutException):
+        silence = f"{timeouts.read:.3g} s" if timeouts.limit is None else f"the {timeouts.named} time limit"
         return EndpointTimeout(
-            f"{url} stopped answering: nothing for {timeouts.read:g} s",
+            f"{url} stopped answering: nothing within {silence}",
             "the server or model may be stuck or very slow: check the server log, or raise --timeout",
             url=url, phase="read", seconds=timeouts.read,
         )
@@ -336,7 +343,7 @@ class EventStream:
         except Exception as exc:
             raise _failure(exc, self.url, self._timeouts, self._deadline, self._watchdog, streaming=True) from exc
         if self._watchdog.fired:  # the shut-down socket read as a clean end of a read-until-close body
-            raise _deadline_error(self.url, self._timeouts.total)
+            raise _deadline_error(self.url, self._timeouts)
 
     def close(self) -> None:
         self._watchdog.cancel()
@@ -360,15 +367,15 @@ def _failure(
     fired = watchdog is not None and watchdog.fired
     late = time.perf_counter() >= deadline - 0.02 and isinstance(exc, (httpx.ReadTimeout, httpx.WriteTimeout))
     if fired or late:
-        return _deadline_error(url, t.total)
+        return _deadline_error(url, t)
     return classify(exc, url, t, streaming=streaming)
 
 
-def _deadline_error(url: str, seconds: float) -> EndpointTimeout:
+def _deadline_error(url: str, t: Timeouts) -> EndpointTimeout:
     return EndpointTimeout(
-        f"{url} did not finish within {seconds:g} s",
+        f"{url} did not finish within {t.named}",
         "a slow model on a slow machine may need more: raise --timeout",
-        url=url, phase="deadline", seconds=seconds,
+        url=url, phase="deadline", seconds=t.limit if t.limit is not None else t.total,
     )
 
 
@@ -461,7 +468,7 @@ class OpenAICompatClient:
             watchdog.cancel()
             response.close()
         if watchdog.fired:
-            raise _deadline_error(url, t.total)
+            raise _deadline_error(url, t)
         text = data.decode(response.encoding or "utf-8", errors="replace")
         return Reply(url, response.status_code, dict(response.headers), text, time.perf_counter() - started)
 

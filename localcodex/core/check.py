@@ -215,7 +215,7 @@ class _Run:
                 f"ran out of its {self.req.timeout:g} s time limit",
                 "a slow model on a slow machine may need more: raise --timeout",
             )
-        return Timeouts(connect=min(self.req.connect_timeout, left), read=left, total=left)
+        return Timeouts(connect=min(self.req.connect_timeout, left), read=left, total=left, limit=self.req.timeout)
 
     @property
     def is_ollama(self) -> bool:
@@ -304,7 +304,9 @@ def _run_probe(run: _Run, name: str, title: str) -> Probe:
 def _blocked(run: _Run, name: str) -> Verdict | None:
     """Skip a probe whose prerequisites failed, or were themselves skipped because of a failure: the report
     then names the one root cause ("not run: Reachable failed") instead of repeating it."""
-    if run.key_error is not None and name != "auth":
+    if run.key_error is not None:  # nothing is sent without the key; the auth probe reports why
+        if name == "auth":
+            return None
         run.blocked[name] = TITLES["auth"]
         return skipped(f"not run: {run.key_error.message}", blocked_by="auth")
     for need in NEEDS[name]:
@@ -856,7 +858,7 @@ def probe_responses(run: _Run) -> Verdict:
     from localcodex.adapters.openai_compat import HTTPStatusError
 
     assert run.client is not None
-    body = codex_body(run.model, "Reply with one short sentence that says you are ready. Do not call a tool.")
+    body = codex_body(run.model, "Say in one short sentence that you are ready. No tools are needed for this.")
     try:
         plain = run.client.responses(body, timeouts=run.budget())
     except HTTPStatusError as exc:
