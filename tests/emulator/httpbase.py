@@ -87,10 +87,9 @@ class Route:
     available: Callable[[], bool] | None = None
 
     def match(self, path: str) -> dict[str, str] | None:
-        want = self.pattern.strip("/").split("/")
-        got = path.strip("/").split("/") if path.strip("/") else [""]
         if self.pattern == "/":
             return {} if path == "/" else None
+        want, got = self.pattern[1:].split("/"), path[1:].split("/")
         if len(want) != len(got):
             return None
         params = {}
