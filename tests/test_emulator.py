@@ -530,6 +530,41 @@ def test_timings_follow_the_configured_rates(emulator_factory) -> None:
     assert warm.load_duration < 20_000_000, "no load when already loaded"
 
 
+def test_per_model_rates_override_the_defaults(emulator_factory) -> None:
+    slow = FakeModel(name="slow:1b", decode_rate=50.0, prompt_rate=500.0, load_time=0.05)
+    emu = emulator_factory(installed=[slow])
+    reply = client(emu).generate(model="slow:1b", prompt="abcd", options={"num_predict": 5})
+    assert reply.eval_duration == 100_000_000 and reply.prompt_eval_duration == 10_000_000
+    assert reply.load_duration >= 50_000_000
+
+
+def test_one_model_serves_one_request_at_a_time(emulator_factory) -> None:
+    emu = emulator_factory(installed=models("llama3.2:3b"), decode_rate=100.0)
+    results: list[int] = []
+
+    def ask() -> None:
+        reply = client(emu).generate(model="llama3.2:3b", prompt="hi", options={"num_predict": 10})
+        results.append(reply.eval_count)
+
+    threads = [threading.Thread(target=ask) for _ in range(2)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(5)
+    assert results == [10, 10] and time.monotonic() - started >= 0.2
+
+
+def test_json_format_and_v1_completions(emulator_factory) -> None:
+    emu = emulator_factory(installed=models("llama3.2:3b"))
+    reply = client(emu).chat(model="llama3.2:3b", messages=[{"role": "user", "content": "x"}], format="json")
+    assert json.loads(reply.message.content) == {"answer": "Hello! This is the Ollama emulator speaking."}
+    done = httpx.post(f"{emu.url}/v1/completions", json={"model": "llama3.2:3b", "prompt": "hi",
+                                                          "max_tokens": 3}).json()
+    assert done["object"] == "text_completion" and done["choices"][0]["text"] == "Hello! This"
+    assert done["usage"] == {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}
+
+
 # ---------------------------------------------------------------- /v1
 
 
