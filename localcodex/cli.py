@@ -17,10 +17,12 @@ from localcodex import __version__
 
 # One entry per command module, in the order `--help` lists them (the pipeline order).
 COMMAND_MODULES = (
-    "detect",
     "paths",
+    "detect",
+    "recommend",
     "pull",
     "models",
+    "check",
 )
 
 app = typer.Typer(
