@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import struct
 import tarfile
 from pathlib import Path
 
@@ -262,7 +263,8 @@ def test_import_refuses_a_context_beyond_training(cli, emulator) -> None:
     assert emulator.requests == []
 
 
-@pytest.mark.parametrize("content", [b"", b"GGUF\x03\x00\x00\x00" + b"\x01" * 5, bytes(range(256)) * 64])
+@pytest.mark.parametrize("content", [b"", b"GGUF\x03\x00\x00\x00" + b"\x01" * 5, bytes(range(256)) * 64],
+                         ids=["empty", "cut-header", "random"])
 def test_import_of_a_broken_file_is_refused_before_any_request(cli, emulator, tmp_path: Path, content: bytes) -> None:
     bad = tmp_path / "bad.gguf"
     bad.write_bytes(content)
@@ -416,3 +418,48 @@ def test_layers_the_api_cannot_rebuild_go_into_the_local_store(cli, two_machines
         assert (b.models_dir / "blobs" / blob["digest"].replace(":", "-")).is_file()
     assert TINY in {m.name for m in OllamaServer(b.url).list()}
     assert creates(b) == [] and uploads(b) == []
+
+
+# -- the fit estimate of an import (recorded machines, not this one) -------------------------------------------
+
+
+def _big_gguf(path: Path, weights: int) -> Path:
+    """A GGUF whose header describes `weights` bytes of F32 data; the data is a hole (sparse file)."""
+    from test_gguf import _kv, write_gguf
+
+    extra = [_kv("llama.embedding_length", 4, struct.pack("<I", 8192)),
+             _kv("llama.attention.head_count_kv", 4, struct.pack("<I", 8))]
+    write_gguf(path, extra_kv=extra, tensors=[("w", (weights // 4,), 0)], data=b"")
+    with path.open("r+b") as fh:
+        fh.truncate(path.stat().st_size + weights)
+    return path
+
+
+@needs_smollm2
+def test_import_estimates_the_fit_before_uploading(emulator) -> None:
+    from machines import load_machine
+
+    from localcodex.core.transfer import import_gguf
+
+    result = import_gguf(OllamaServer(emulator.url), SMOLLM2, "smol:1", 8192, measure=lambda: load_machine("rtx4090"))
+    assert result.fit is not None and result.fit.fits and result.fit.full and result.fit.placement == "gpu"
+    assert result.fit.num_ctx == 8192 and 98_000_000 < result.fit.need_bytes < 2 * GiB
+    assert not any("fit" in w for w in result.warnings)
+
+
+def test_fit_estimate_of_a_model_too_big_for_the_machine(tmp_path: Path) -> None:
+    """From the header alone (nothing is hashed or uploaded): partial offload, or no fit at all."""
+    from machines import load_machine
+
+    from localcodex.core.gguf import read_gguf
+    from localcodex.core.transfer import _fit_warnings, estimate_fit
+
+    info = read_gguf(_big_gguf(tmp_path / "big.gguf", 40 * 10**9))
+    partial = estimate_fit(info, "big:1", 4096, load_machine("rtx4090"))
+    assert partial is not None and partial.placement == "partial" and 0 < partial.gpu_fraction < 1
+    assert "fits on the GPU, the rest runs on the CPU" in _fit_warnings(partial)[0]
+    none = estimate_fit(info, "big:1", 4096, load_machine("cpu-16g"))
+    assert none is not None and not none.fits
+    assert "does not fit this machine" in _fit_warnings(none)[0]
+    chosen = estimate_fit(info, "big:1", None, load_machine("rtx4090"))  # no --ctx: the engine's choice
+    assert chosen is not None and chosen.num_ctx >= 4096

@@ -138,13 +138,12 @@ def import_command(
     from localcodex.output import run_command
 
     def body(out):
-        from localcodex.adapters.ollama import OllamaServer
-        from localcodex.core.transfer import import_gguf
+        from localcodex.core.transfer import import_gguf_here
         from localcodex.progress import transfer_display
 
         with transfer_display(out) as on_progress:
-            result = import_gguf(OllamaServer(host, timeout=SLOW_TIMEOUT), file, name, ctx, force=force,
-                                 on_progress=on_progress)
+            result = import_gguf_here(host, file, name, ctx, force=force, on_progress=on_progress,
+                                      timeout=SLOW_TIMEOUT)
         for warning in result.warnings:
             out.warn(warning)
         return result
@@ -168,6 +167,13 @@ def render_import(out, result) -> None:
         out.out.print(f"  num_ctx {result.num_ctx}", markup=False, highlight=False)
     if result.capabilities:
         out.out.print(f"  capabilities: {', '.join(result.capabilities)}", markup=False, highlight=False)
+    if result.fit is not None:
+        fit = result.fit
+        where = {"unified": "in unified memory", "gpu": "on the GPU", "multi_gpu": "across the GPUs",
+                 "cpu": "in RAM (CPU)", "partial": f"{round(100 * fit.gpu_fraction)}% on the GPU",
+                 "none": "does not fit"}.get(fit.placement, fit.placement)
+        out.out.print(f"  fit: {human_bytes(fit.need_bytes)} at {fit.num_ctx} tokens of context, {where}",
+                      markup=False, highlight=False)
 
 
 @models_app.command("export")

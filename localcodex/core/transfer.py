@@ -21,8 +21,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from localcodex.adapters.ollama import OllamaServer, normalize_name
-from localcodex.core.gguf import GGUFSummary, read_gguf
+from localcodex.adapters.ollama import ModelDetails, OllamaServer, normalize_name
+from localcodex.core.gguf import GGUFInfo, GGUFSummary, read_gguf
+from localcodex.core.machine import Machine
 from localcodex.errors import NoFit, ServerError, UsageError
 from localcodex.output import human_bytes
 
@@ -48,6 +49,20 @@ TransferCallback = Callable[[TransferEvent], None]
 
 
 @dataclass(frozen=True)
+class ImportFit:
+    """How the file would sit in this machine's memory (the fit engine on the header's figures)."""
+
+    num_ctx: int  # the context evaluated: --ctx, else the one the fit engine would choose
+    placement: str  # fit.PLACEMENTS: unified, gpu, multi_gpu, partial, cpu, none
+    fits: bool
+    full: bool  # all on GPU / unified memory (or in RAM on a machine without a usable GPU)
+    gpu_fraction: float
+    need_bytes: int  # weights + KV cache + compute buffer at num_ctx
+    reason: str = ""
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class GGUFImportResult:
     name: str
     digest: str
@@ -57,6 +72,7 @@ class GGUFImportResult:
     num_ctx: int | None
     gguf: GGUFSummary
     capabilities: tuple[str, ...]
+    fit: ImportFit | None = None  # None: no machine to measure (remote server) or too few header figures
     warnings: tuple[str, ...] = ()
 
 
@@ -104,11 +120,24 @@ class _Counter:
 # -- GGUF file -----------------------------------------------------------------------------------------------
 
 
+def import_gguf_here(
+    host: str | None, path: str | Path, name: str, num_ctx: int | None = None, *, force: bool = False,
+    on_progress: TransferCallback | None = None, timeout: float = 900.0,
+) -> GGUFImportResult:
+    """`models import`: the machine is measured (`detect`) when the server runs on it, for the fit estimate."""
+    from localcodex.core.detect import detect
+
+    server = OllamaServer(host, timeout=timeout)
+    measure = (lambda: detect(ollama_host=host)) if server.host.is_local else None
+    return import_gguf(server, path, name, num_ctx, force=force, measure=measure, on_progress=on_progress)
+
+
 def import_gguf(
     server: OllamaServer, path: str | Path, name: str, num_ctx: int | None = None, *,
-    force: bool = False, on_progress: TransferCallback | None = None,
+    force: bool = False, measure: Callable[[], Machine] | None = None, on_progress: TransferCallback | None = None,
 ) -> GGUFImportResult:
-    """Create model `name` from a local GGUF file (validated from its header first)."""
+    """Create model `name` from a local GGUF file. The header is validated before anything else happens;
+    then, with `measure` (what gives this machine, e.g. `detect`), the fit is estimated before any upload."""
     from localcodex.adapters import ollama_store
 
     emit = on_progress or _noop
@@ -116,6 +145,7 @@ def import_gguf(
     model = normalize_name(name)
     info = read_gguf(path)
     _check_importable(info.summary(), num_ctx)
+    fit = estimate_fit(info, model, num_ctx, measure()) if measure is not None else None
     existing = server.find(model)
     if existing is not None and not force:
         raise UsageError(f"a model named {model} is already installed", "pick another --name, or --force to replace it")
@@ -130,8 +160,55 @@ def import_gguf(
     caps = server.show(model).capabilities
     return GGUFImportResult(
         name=model, digest=digest, size=info.file_size, uploaded=uploaded, replaced=existing is not None,
-        num_ctx=num_ctx, gguf=info.summary(), capabilities=caps, warnings=_gguf_warnings(info.summary(), caps),
+        num_ctx=num_ctx, gguf=info.summary(), capabilities=caps, fit=fit,
+        warnings=_gguf_warnings(info.summary(), caps) + _fit_warnings(fit),
     )
+
+
+def estimate_fit(info: GGUFInfo, name: str, num_ctx: int | None, machine: Machine) -> ImportFit | None:
+    """The fit engine on the header's figures: at --ctx, or at the context it would choose for Codex."""
+    from localcodex.adapters.ollama import InstalledModel
+    from localcodex.core.fit import choose_context, place
+    from localcodex.core.live import from_show
+
+    installed = InstalledModel(name=name, size=info.file_size, digest="", modified_at="",
+                               quantization_level=info.quantization)
+    model, notes = from_show(installed, _details_from_header(info, name))
+    if model is None:
+        return None
+    if num_ctx:
+        fit, notes = place(model, num_ctx, machine), notes
+    else:
+        choice = choose_context(model, machine)
+        fit = choice.fit or place(model, min(model.context_length, choice.target), machine)
+        notes = (*notes, *choice.notes)
+    return ImportFit(num_ctx=fit.need.num_ctx, placement=fit.placement, fits=fit.fits, full=fit.full,
+                     gpu_fraction=fit.gpu_fraction, need_bytes=fit.need.total, reason=fit.reason, notes=notes)
+
+
+def _details_from_header(info: GGUFInfo, name: str) -> ModelDetails:
+    """What `/api/show` would say about this file, from its header (arrays as lists, like `model_info`)."""
+    from localcodex.core.gguf import GGUFArray
+
+    model_info = {k: (list(v.values or ()) if isinstance(v, GGUFArray) else v) for k, v in info.metadata.items()}
+    return ModelDetails(
+        name=name, architecture=info.architecture, parameter_count=info.parameter_count,
+        context_length=info.context_length, num_ctx=None, capabilities=(), family=info.architecture,
+        quantization_level=info.quantization, block_count=info.block_count, head_count=info.head_count,
+        head_count_kv=info.head_count_kv, embedding_length=info.embedding_length, key_length=info.key_length,
+        value_length=info.value_length, model_info=model_info,
+    )
+
+
+def _fit_warnings(fit: ImportFit | None) -> tuple[str, ...]:
+    if fit is None or fit.full:
+        return ()
+    need = human_bytes(fit.need_bytes)
+    if not fit.fits:
+        return (f"at {fit.num_ctx} tokens of context this model needs {need} and does not fit this machine"
+                f"{': ' + fit.reason if fit.reason else ''}",)
+    return (f"at {fit.num_ctx} tokens of context this model needs {need}: only {round(100 * fit.gpu_fraction)}% "
+            "of it fits on the GPU, the rest runs on the CPU (slow)",)
 
 
 def _check_importable(info: GGUFSummary, num_ctx: int | None) -> None:
