@@ -16,7 +16,7 @@ from urllib.parse import unquote
 
 from . import engine, native
 from .engine import Event, Generation
-from .generation import find_model
+from .generation import find_model, parse_arguments
 from .httpbase import SSE, ApiError, Exchange, StreamWriter
 from .names import parse_name
 
@@ -98,7 +98,7 @@ def chat_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
             arguments = function.get("arguments") or "{}"
             calls.append({"id": call.get("id", ""), "function": {
                 "name": function.get("name", ""),
-                "arguments": json.loads(arguments) if isinstance(arguments, str) else arguments}})
+                "arguments": parse_arguments(arguments) if isinstance(arguments, str) else arguments}})
         if calls:
             native_message["tool_calls"] = calls
         if message.get("tool_call_id"):
@@ -126,7 +126,7 @@ def chat_completions(ex: Exchange) -> None:
     think = think_from_effort(body.get("reasoning_effort") or (body.get("reasoning") or {}).get("effort"))
     messages = chat_messages(body["messages"])
     tools = body.get("tools") or []
-    item = find_model(ex, model_text, 400)
+    item = find_model(ex, model_text, chat=True)
     thinking = engine.check_think(think, item, model_text)
     engine.check_capabilities(item, model_text, tools, "chat")
     gen = Generation("/v1/chat/completions", model_text, item, messages, tools,
@@ -227,7 +227,7 @@ class ChatStream:
 def completions(ex: Exchange) -> None:
     body = ex.json_body()
     model_text = str(body.get("model") or "")
-    item = find_model(ex, model_text, 404)
+    item = find_model(ex, model_text, chat=False)
     engine.check_capabilities(item, model_text, [], "generate")
     gen = Generation("/v1/completions", model_text, item,
                      [{"role": "user", "content": str(body.get("prompt") or "")}], [],

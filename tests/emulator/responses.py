@@ -17,7 +17,7 @@ from typing import Any
 
 from . import engine
 from .engine import Event, Generation
-from .generation import find_model
+from .generation import find_model, parse_arguments
 from .httpbase import SSE, ApiError, Exchange, StreamWriter
 from .openai_layer import think_from_effort
 
@@ -71,12 +71,8 @@ def input_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
                 message["thinking"], thinking = thinking, ""
             messages.append(message)
         elif kind == "function_call":
-            try:
-                arguments = json.loads(item.get("arguments") or "{}")
-            except ValueError as error:
-                raise ApiError(400, f"failed to parse function call arguments: {error}") from None
-            call = {"id": item.get("call_id", ""), "function": {"name": item.get("name", ""),
-                                                                "arguments": arguments}}
+            call = {"id": item.get("call_id", ""), "function": {
+                "name": item.get("name", ""), "arguments": parse_arguments(item.get("arguments") or "")}}
             _add_call(messages, call, thinking)
             thinking = ""
         elif kind == "function_call_output":
@@ -173,7 +169,7 @@ def handle(ex: Exchange) -> None:
         options["top_p"] = body["top_p"]
     if body.get("max_output_tokens") is not None:
         options["num_predict"] = body["max_output_tokens"]
-    item = find_model(ex, model_text, 400)
+    item = find_model(ex, model_text, chat=True)
     thinking = engine.check_think(think, item, model_text)
     engine.check_capabilities(item, model_text, tools, "chat")
     gen = Generation("/v1/responses", model_text, item, messages, tools, options,

@@ -13,7 +13,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +63,6 @@ class Installed:
     manifest: dict[str, Any]
     digest: str
     mtime_ns: int
-    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def layers(self) -> list[dict[str, Any]]:
