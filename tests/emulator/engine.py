@@ -18,7 +18,7 @@ import random
 import string
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -195,3 +195,26 @@ def run(emu: Emulator, gen: Generation) -> Iterator[Event]:
         }
         yield Event("done", done_reason=reason, metrics={k: v for k, v in metrics.items() if v},
                     prompt_tokens=count)
+
+
+@dataclass
+class Collected:
+    """A whole answer, for non-streaming responses."""
+
+    text: str
+    thinking: str
+    tool_calls: list[dict[str, Any]]
+    final: Event
+
+
+def collect(emu: Emulator, gen: Generation) -> Collected:
+    """Run the generation to its end and gather text, thinking and tool calls."""
+    parts: dict[str, list[str]] = {"content": [], "thinking": []}
+    calls: list[dict[str, Any]] = []
+    final = Event("done")
+    with closing(run(emu, gen)) as events:
+        for event in events:
+            parts.get(event.kind, []).append(event.text)
+            calls += event.tool_calls
+            final = event
+    return Collected("".join(parts["content"]), "".join(parts["thinking"]), calls, final)

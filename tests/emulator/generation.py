@@ -169,27 +169,20 @@ def _final(gen: Generation, event: Event, chunk: dict[str, Any]) -> dict[str, An
 
 
 def write_native(ex: Exchange, gen: Generation, stream: bool) -> None:
-    with closing(engine.run(ex.emu, gen)) as events:
-        if stream:
-            out = ex.open_stream(NDJSON, "ndjson")
+    if stream:
+        out = ex.open_stream(NDJSON, "ndjson")
+        with closing(engine.run(ex.emu, gen)) as events:
             for event in events:
                 chunk = _chunk(gen, event)
                 out.send_json_line(_final(gen, event, chunk) if event.kind == "done" else chunk)
-            out.end()
-            return
-        text, thinking, calls = [], [], []
-        for event in events:
-            if event.kind == "done":
-                final = _final(gen, event, _chunk(gen, event))
-            elif event.kind == "thinking":
-                thinking.append(event.text)
-            elif event.kind == "content":
-                text.append(event.text)
-            calls += event.tool_calls
+        out.end()
+        return
+    answer = engine.collect(ex.emu, gen)
+    final = _final(gen, answer.final, _chunk(gen, answer.final))
     target = final if gen.generate else final["message"]
-    target["response" if gen.generate else "content"] = "".join(text)
-    if thinking:
-        target["thinking"] = "".join(thinking)
-    if calls:
-        target["tool_calls"] = calls
+    target["response" if gen.generate else "content"] = answer.text
+    if answer.thinking:
+        target["thinking"] = answer.thinking
+    if answer.tool_calls:
+        target["tool_calls"] = answer.tool_calls
     ex.send_json(200, final)

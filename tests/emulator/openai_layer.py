@@ -144,26 +144,18 @@ def _finish_reason(reason: str, tool_calls: bool) -> str:
 
 
 def _chat_completion(ex: Exchange, gen: Generation) -> None:
-    text, thinking, calls, final = [], [], [], Event("done")
-    with closing(engine.run(ex.emu, gen)) as events:
-        for event in events:
-            if event.kind == "content":
-                text.append(event.text)
-            elif event.kind == "thinking":
-                thinking.append(event.text)
-            calls += event.tool_calls
-            final = event
-    message: dict[str, Any] = {"role": "assistant", "content": "".join(text)}
-    if thinking:
-        message["reasoning"] = "".join(thinking)
-    if calls:
-        message["tool_calls"] = openai_tool_calls(calls)
+    answer = engine.collect(ex.emu, gen)
+    message: dict[str, Any] = {"role": "assistant", "content": answer.text}
+    if answer.thinking:
+        message["reasoning"] = answer.thinking
+    if answer.tool_calls:
+        message["tool_calls"] = openai_tool_calls(answer.tool_calls)
     ex.send_json(200, {
         "id": f"chatcmpl-{random.randrange(999)}", "object": "chat.completion", "created": int(time.time()),
         "model": gen.model_text, "system_fingerprint": "fp_ollama",
         "choices": [{"index": 0, "message": message,
-                     "finish_reason": _finish_reason(final.done_reason, bool(calls))}],
-        "usage": usage(final)}, gin=False)
+                     "finish_reason": _finish_reason(answer.final.done_reason, bool(answer.tool_calls))}],
+        "usage": usage(answer.final)}, gin=False)
 
 
 class ChatStream:

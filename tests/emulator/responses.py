@@ -184,25 +184,17 @@ def handle(ex: Exchange) -> None:
 
 
 def _respond(ex: Exchange, gen: Generation, response_id: str) -> None:
-    text, thinking, calls, final = [], [], [], Event("done")
-    with closing(engine.run(ex.emu, gen)) as events:
-        for event in events:
-            if event.kind == "content":
-                text.append(event.text)
-            elif event.kind == "thinking":
-                thinking.append(event.text)
-            calls += event.tool_calls
-            final = event
+    answer = engine.collect(ex.emu, gen)
     output: list[dict[str, Any]] = []
-    if thinking:
-        thought = "".join(thinking)
-        output.append({"id": f"rs_{response_id}", "type": "reasoning",
-                       "summary": [{"type": "summary_text", "text": thought}], "encrypted_content": thought})
-    if calls:
-        output += [_function_item(f"fc_{response_id}_{i}", call) for i, call in enumerate(calls)]
+    if answer.thinking:
+        output.append({"id": f"rs_{response_id}", "type": "reasoning", "encrypted_content": answer.thinking,
+                       "summary": [{"type": "summary_text", "text": answer.thinking}]})
+    if answer.tool_calls:
+        output += [_function_item(f"fc_{response_id}_{i}", call) for i, call in enumerate(answer.tool_calls)]
     else:
-        output.append(_message_item(f"msg_{random.randrange(999999)}", "".join(text)))
-    ex.send_json(200, response_object(gen.body, response_id, "completed", output, _usage(final)), gin=False)
+        output.append(_message_item(f"msg_{random.randrange(999999)}", answer.text))
+    response = response_object(gen.body, response_id, "completed", output, _usage(answer.final))
+    ex.send_json(200, response, gin=False)
 
 
 class ResponsesStream:
