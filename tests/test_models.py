@@ -80,6 +80,17 @@ def test_variant_created_keeps_base_parameters_and_is_idempotent(emulator_factor
     assert len(creates(emu)) == 1  # the second call sent no /api/create
 
 
+def test_a_pinned_batch_is_part_of_the_variant(emulator_factory) -> None:
+    """setup passes the fit engine's pinned num_batch; a different batch makes the variant stale."""
+    emu = emulator_factory(installed=[preset(QWEN)])
+    server = OllamaServer(emu.url)
+    made = ensure_variant(server, QWEN, 65536, num_batch=512)
+    assert made.action == "created" and server.show(made.name).parameters["num_batch"] == "512"
+    assert ensure_variant(server, QWEN, 65536, num_batch=512).action == "unchanged"
+    assert ensure_variant(server, QWEN, 65536, num_batch=256).action == "updated"
+    assert len(creates(emu)) == 2
+
+
 def test_a_stale_variant_is_recreated(emulator_factory) -> None:
     emu = emulator_factory(installed=[preset(QWEN)], vram_bytes=80 * GiB)
     server = OllamaServer(emu.url)

@@ -138,14 +138,19 @@ def weights_blob(details: ModelDetails) -> str | None:
 # -- ensure --------------------------------------------------------------------------------------------------
 
 
-def ensure_variant(server: OllamaServer, base: str, num_ctx: int) -> VariantResult:
+def ensure_variant(server: OllamaServer, base: str, num_ctx: int, *, num_batch: int | None = None) -> VariantResult:
     """Make sure `variant_name(base, num_ctx)` exists with exactly the base's weights and parameters plus
-    `num_ctx`. Creates it when missing, re-creates it when stale, and otherwise sends no `/api/create`."""
+    `num_ctx` (and `num_batch`, when the fit engine pinned one so the context fits). Creates it when missing,
+    re-creates it when stale, and otherwise sends no `/api/create`."""
     name = variant_name(base, num_ctx)
     base_name = normalize_name(base)
     base_details = server.show(base_name)
     warnings = _context_warnings(base_name, base_details, num_ctx)
+    if num_batch is not None and num_batch <= 0:
+        raise UsageError(f"num_batch must be a positive number of tokens, not {num_batch}", "e.g. 512")
     wanted = {**base_parameters(base_details), "num_ctx": num_ctx}
+    if num_batch:
+        wanted["num_batch"] = num_batch
     existing = server.find(name)
     if existing is not None and _matches(server.show(name), base_details, wanted):
         return VariantResult(name, base_name, num_ctx, "unchanged", base_details.context_length, wanted, warnings)
