@@ -703,15 +703,18 @@ def test_load_codex_layers_in_codex_order(home: Path, tmp_path: Path) -> None:
     sub = project / "pkg"
     (sub / ".codex").mkdir(parents=True)
     (sub / ".codex" / "config.toml").write_text('model = "c"\n')
-    layers = codex_config.load_codex_layers(home, sub, profile="work")
+    system = tmp_path / "etc-codex.toml"
+    system.write_text('approval_policy = "never"\n')
+    layers = codex_config.load_codex_layers(home, sub, profile="work", system=system)
     assert [(layer.kind, layer.path) for layer in layers] == [
-        ("user", home / "config.toml"), ("profile", home / "work.config.toml"),
+        ("system", system), ("user", home / "config.toml"), ("profile", home / "work.config.toml"),
         ("project", project / ".codex" / "config.toml"), ("project", sub / ".codex" / "config.toml")]
-    assert layers[0].data == {"model": "a"} and layers[1].data == {"model": "b"}
-    assert layers[2].data is None and layers[2].error and ":1:" in layers[2].error
-    assert "ignores" in (layers[3].note or "")
-    missing = codex_config.load_codex_layers(home, tmp_path, profile="nosuch")
-    assert missing[1].kind == "profile" and not missing[1].exists and missing[1].error is None
+    assert layers[1].data == {"model": "a"} and layers[2].data == {"model": "b"}
+    assert layers[3].data is None and layers[3].error and ":1:" in layers[3].error
+    assert "ignores" in (layers[4].note or "")
+    missing = codex_config.load_codex_layers(home, tmp_path, profile="nosuch", system=tmp_path / "none.toml")
+    assert [layer.kind for layer in missing] == ["user", "profile"]
+    assert not missing[1].exists and missing[1].error is None
 
 
 # ------------------------------------------------------------------------------------- property tests

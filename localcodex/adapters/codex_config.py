@@ -72,7 +72,7 @@ def read_document(path: Path) -> Any:
 class Layer:
     """One config file Codex reads, in its layer order: what it is, where, and what it holds."""
 
-    kind: str  # "user" | "profile" | "project"
+    kind: str  # "system" | "user" | "profile" | "project"
     path: Path
     exists: bool
     data: dict[str, Any] | None = None  # plain values; None when missing or unreadable
@@ -93,14 +93,20 @@ PROJECT_DENYLIST = (
 )
 
 
-def load_codex_layers(codex_home: Path, cwd: Path, profile: str | None = None) -> list[Layer]:
-    """The files Codex would read, lowest precedence first: `config.toml`, the profile file when one is
-    selected, then every project `.codex/config.toml` from the project root down to `cwd`.
+SYSTEM_CONFIG = Path("/etc/codex/config.toml")
+
+
+def load_codex_layers(codex_home: Path, cwd: Path, profile: str | None = None,
+                      system: Path | None = SYSTEM_CONFIG) -> list[Layer]:
+    """The files Codex would read, lowest precedence first: the system file (listed only when it exists),
+    `config.toml`, the profile file when one is selected, then every project `.codex/config.toml` from the
+    project root down to `cwd`; `-c` overrides come last and are not files.
 
     The project root is the nearest folder above `cwd` holding `.git` (else `cwd` itself), as Codex finds
     it. Project layers apply only when the project is trusted, and never for provider settings.
     """
-    layers = [_layer("user", codex_home / "config.toml")]
+    layers = [_layer("system", system)] if system is not None and system.exists() else []
+    layers.append(_layer("user", codex_home / "config.toml"))
     if profile:
         layers.append(_layer("profile", profile_path(codex_home, profile)))
     for folder in _project_folders(cwd):
@@ -135,16 +141,6 @@ def _project_folders(cwd: Path) -> list[Path]:
 
 def profile_path(codex_home: Path, profile: str) -> Path:
     return codex_home / f"{profile}.config.toml"
-
-
-def is_project_local(path: Path, codex_home: Path) -> bool:
-    """True for a `.codex/config.toml` (or profile file) inside a project rather than in CODEX_HOME."""
-    try:
-        if path.resolve().parent == codex_home.resolve():
-            return False
-    except OSError:
-        pass
-    return path.parent.name == ".codex"
 
 
 # --------------------------------------------------------------------------------------------- locking

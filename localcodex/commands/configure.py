@@ -28,9 +28,10 @@ def configure_command(
     env_key: Annotated[str | None, typer.Option(
         "--env-key", help="NAME of the variable holding the API key (the key is never written).")] = None,
     header: Annotated[list[str] | None, typer.Option(
-        "--header", help="Static header NAME=VALUE (not for secrets). Repeatable.")] = None,
+        "--header", metavar="NAME=VALUE", help="Static header NAME=VALUE (not for secrets). Repeatable.")] = None,
     env_header: Annotated[list[str] | None, typer.Option(
-        "--env-header", help="Header NAME=VARIABLE: Codex sends the variable's value. Repeatable.")] = None,
+        "--env-header", metavar="NAME=VAR",
+        help="Header NAME=VARIABLE: Codex sends the variable's value. Repeatable.")] = None,
     model_catalog: Annotated[bool, typer.Option(
         "--model-catalog", help="Also write a model catalog with the real context window (replaces Codex's "
         "built-in catalog for this profile).")] = False,

@@ -49,7 +49,8 @@ def add_command(
     profile: Annotated[str | None, typer.Option("--profile", "-p", help="Profile name: `codex -p NAME`.")] = None,
     provider_id: Annotated[str | None, typer.Option("--provider-id", help="[model_providers.ID]")] = None,
     set_: Annotated[list[str] | None, typer.Option(
-        "--set", help="Template variable NAME=VALUE (e.g. --set team=platform). Repeatable.")] = None,
+        "--set", metavar="NAME=VALUE",
+        help="Template variable NAME=VALUE (e.g. --set team=platform). Repeatable.")] = None,
     model_catalog: Annotated[bool, typer.Option("--model-catalog", help="Also write a model catalog.")] = False,
     instructions: Annotated[Path | None, typer.Option(
         "--instructions", help="System prompt file for --model-catalog.")] = None,

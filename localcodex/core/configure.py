@@ -438,7 +438,9 @@ def _instructions(req: ConfigureRequest, codex: Any, on_progress: Progress) -> t
     on_progress(f"reading Codex {codex.version_str}'s default prompt (once per version)")
     text = codex_cli.capture_base_instructions(codex.path)
     cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_text(text, encoding="utf-8")
+    from localcodex.adapters.codex_config import write_atomic
+
+    write_atomic(cache, text)
     return text, f"Codex {codex.version_str} default prompt"
 
 

@@ -34,9 +34,12 @@ import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from localcodex.errors import ConfigError, NotFound, UsageError
+
+if TYPE_CHECKING:
+    from localcodex.core.configure import ConfigureRequest, ConfigureResult
 
 # Keys a template's [provider] may hold: those localcodex maps onto ConfigureRequest fields, and further
 # keys Codex 0.169 accepts in [model_providers.<id>] (codex-config.md A1), passed through as they are.
@@ -190,7 +193,7 @@ class _Strict(dict):
         raise KeyError(key)
 
 
-def to_configure_request(template: Template, req: ProviderAddRequest) -> Any:
+def to_configure_request(template: Template, req: ProviderAddRequest) -> ConfigureRequest:
     """The ConfigureRequest that writes this template's profile."""
     from localcodex.core.configure import ConfigureRequest
 
@@ -225,7 +228,7 @@ def to_configure_request(template: Template, req: ProviderAddRequest) -> Any:
 class ProviderAddResult:
     template: str
     notes: str
-    result: Any  # ConfigureResult
+    result: ConfigureResult
 
 
 def add_provider(req: ProviderAddRequest, on_progress: Callable[[str], None] | None = None) -> ProviderAddResult:
