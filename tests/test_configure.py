@@ -388,10 +388,15 @@ def test_model_without_tools_is_written_with_a_warning(cli, emulator_factory, fa
 
     fake_codex("0.169.0")
     emu = emulator_factory(installed=[FakeModel(name="chat:4b", capabilities=["completion"],
-                                                parameters={"num_ctx": 16384})])
+                                                parameters={"num_ctx": 8192})])
     result = cli("configure", "--host", emu.url, "--model", "chat:4b", "--json")
     assert result.code == 0
-    assert any("does not support tool calling" in w for w in result.json()["warnings"])
+    warnings = result.json()["warnings"]
+    assert any("does not support tool calling" in w for w in warnings)
+    assert any("8192-token window leaves little room" in w for w in warnings)
+    roomy = cli("configure", "--host", emu.url, "--model", "chat:4b", "--context", "32768", "--json")
+    assert not any("little room" in w for w in roomy.json()["warnings"])
+    assert any("differs from the num_ctx 8192" in w for w in roomy.json()["warnings"])
 
 
 def test_model_catalog_with_instructions_file(cli, home: Path, tmp_path: Path, fake_codex) -> None:

@@ -454,10 +454,32 @@ def _noop(_: str) -> None:
 def configure(req: ConfigureRequest, on_progress: Progress | None = None) -> ConfigureResult:
     """Write (or with `dry_run`, show) the Codex profile for `req`. Idempotent: the same request twice
     changes nothing the second time (no write, no backup, `changed=False`)."""
-    from localcodex import paths
-    from localcodex.adapters import codex_cli, codex_config
+    from localcodex.adapters import codex_cli
 
     progress = on_progress or _noop
+    codex_home, base_url = _validate(req)
+    codex = codex_cli.codex_info()
+    form, warnings = _form(req, codex, base_url)
+    facts = _resolve_model(req, progress)
+    warnings += [*facts.warnings, *_context_warnings(facts.context)]
+    _ensure_home(codex_home, req)
+    catalog = _catalog(req, codex, facts, codex_home, progress)
+    if catalog:
+        warnings.append(catalog[2])
+    files, backup_id, more = _write(req, facts, base_url, form, codex_home, catalog)
+    return ConfigureResult(
+        profile=req.profile, provider_id=req.provider_id, model=facts.model, base_url=base_url,
+        context_window=facts.context, auto_compact_token_limit=auto_compact_limit(facts.context),
+        context_source=facts.source, form=form, codex_version=codex.version_str if codex else None,
+        files=files, changed=any(f.changed for f in files), dry_run=req.dry_run, backup_id=backup_id,
+        run="codex" if req.make_default else f"codex -p {req.profile}", warnings=tuple(warnings + more),
+    )
+
+
+def _validate(req: ConfigureRequest) -> tuple[Path, str]:
+    """Every check that needs no server and no file: bad input never gets near a user's file."""
+    from localcodex import paths
+
     validate_profile_name(req.profile)
     validate_provider_id(req.provider_id)
     if req.env_key:
@@ -468,9 +490,14 @@ def configure(req: ConfigureRequest, on_progress: Progress | None = None) -> Con
     codex_home = (req.codex_home or paths.codex_home()).expanduser()
     _check_codex_home(codex_home, paths.codex_home())
     base_url = normalize_base_url(req.base_url) if req.base_url else paths.ollama_host(req.host).openai
+    return codex_home, base_url
 
-    warnings: list[str] = []
-    codex = codex_cli.codex_info()
+
+def _form(req: ConfigureRequest, codex: Any, base_url: str) -> tuple[str, list[str]]:
+    """Profile file (Codex ≥ 0.134, or Codex not found) or `[profiles.NAME]` table (older Codex)."""
+    from localcodex.adapters import codex_cli
+
+    warnings = []
     form = "profile_file"
     if codex is None:
         warnings.append("Codex is not installed (no `codex` on PATH): wrote the profile-file form of "
@@ -480,44 +507,60 @@ def configure(req: ConfigureRequest, on_progress: Progress | None = None) -> Con
         warnings.append(f"Codex {codex.version_str} predates profile files: wrote [profiles.{req.profile}] in "
                         "config.toml; that form cannot set the context window per profile; upgrade Codex "
                         "(0.134 or later) to get it")
-    if base_url.startswith("http") and not urllib.parse.urlsplit(base_url).path.rstrip("/").endswith("/v1"):
+    if not urllib.parse.urlsplit(base_url).path.rstrip("/").endswith("/v1"):
         warnings.append(f"base_url {base_url} does not end in /v1; Codex will POST to {base_url}/responses")
+    return form, warnings
 
-    facts = _resolve_model(req, progress)
-    warnings += facts.warnings
-    if not codex_home.is_dir():
-        if req.codex_home is not None:
-            raise ConfigError(f"{codex_home} does not exist", "create it, or drop --codex-home")
-        if not req.dry_run:
-            codex_home.mkdir(parents=True, exist_ok=True, mode=0o700)
 
-    catalog_path = codex_home / f"{req.profile}{CATALOG_SUFFIX}" if req.model_catalog else None
-    catalog_text = None
-    if catalog_path:
-        instructions, source = _instructions(req, codex, progress)
-        catalog_text = _catalog_text(facts.model, facts.context, instructions)
-        warnings.append(f"the model catalog replaces Codex's built-in model list for `codex -p {req.profile}` "
-                        f"(system prompt: {source})")
+# Codex sends its instructions and tool schemas with every request: about 7k tokens on 0.169 before any work.
+CODEX_OVERHEAD_TOKENS = 7000
+
+
+def _context_warnings(context: int | None) -> list[str]:
+    if context and context < 2 * CODEX_OVERHEAD_TOKENS:
+        return [f"a {context}-token window leaves little room: Codex's instructions and tools alone take about "
+                f"{CODEX_OVERHEAD_TOKENS} tokens; 16384 or more works much better"]
+    return []
+
+
+def _ensure_home(codex_home: Path, req: ConfigureRequest) -> None:
+    """Codex refuses to start when CODEX_HOME names a missing folder, so the default one is created."""
+    if codex_home.is_dir():
+        return
+    if req.codex_home is not None:
+        raise ConfigError(f"{codex_home} does not exist", "create it, or drop --codex-home")
+    if not req.dry_run:
+        codex_home.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+
+def _catalog(req: ConfigureRequest, codex: Any, facts: _ModelFacts, codex_home: Path,
+             progress: Progress) -> tuple[Path, str, str] | None:
+    """(path, JSON text, warning) of the model catalog, when asked for."""
+    if not req.model_catalog:
+        return None
+    instructions, source = _instructions(req, codex, progress)
+    text = _catalog_text(facts.model, facts.context, instructions)
+    warning = (f"the model catalog replaces Codex's built-in model list for `codex -p {req.profile}` "
+               f"(system prompt: {source})")
+    return codex_home / f"{req.profile}{CATALOG_SUFFIX}", text, warning
+
+
+def _write(req: ConfigureRequest, facts: _ModelFacts, base_url: str, form: str, codex_home: Path,
+           catalog: tuple[Path, str, str] | None) -> tuple[tuple[WrittenFile, ...], str | None, list[str]]:
+    """Under the lock: compute every change from what is on disk now, check conflicts, commit."""
+    from localcodex import paths
+    from localcodex.adapters import codex_config
 
     config_path = codex_home / "config.toml"
-    profile_file = codex_config.profile_path(codex_home, req.profile)
     store = codex_config.BackupStore(paths.backups_dir())
     with codex_config.config_lock(paths.data_dir() / "codex-config.lock"):
-        planned = _plan(req, facts, base_url, form, config_path, profile_file, catalog_path, catalog_text)
-        warnings += _conflicts(req, form, config_path)
+        planned = _plan(req, facts, base_url, form, config_path, codex_config.profile_path(codex_home, req.profile),
+                        catalog[0] if catalog else None, catalog[1] if catalog else None)
+        warnings = _conflicts(req, form, config_path)
         done = None if req.dry_run else codex_config.commit(req.command, [c for _, c in planned], store)
     files = tuple(WrittenFile(role, c.path, c.target, c.created, c.changed, c.diff()) for role, c in planned)
-    for f in files:
-        if f.path != f.target:
-            warnings.append(f"{f.path} is a symlink: wrote its target {f.target}")
-    return ConfigureResult(
-        profile=req.profile, provider_id=req.provider_id, model=facts.model, base_url=base_url,
-        context_window=facts.context, auto_compact_token_limit=auto_compact_limit(facts.context),
-        context_source=facts.source, form=form, codex_version=codex.version_str if codex else None,
-        files=files, changed=any(f.changed for f in files), dry_run=req.dry_run,
-        backup_id=done.backup.id if done and done.backup else None,
-        run="codex" if req.make_default else f"codex -p {req.profile}", warnings=tuple(warnings),
-    )
+    warnings += [f"{f.path} is a symlink: wrote its target {f.target}" for f in files if f.path != f.target]
+    return files, done.backup.id if done and done.backup else None, warnings
 
 
 def profile_header(req: ConfigureRequest) -> str:
