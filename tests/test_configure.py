@@ -695,6 +695,42 @@ def test_lock_serialises_concurrent_runs(home: Path, fake_codex) -> None:
     assert all((home / f"p{i}.config.toml").exists() for i in range(4))
 
 
+# ------------------------------------------------------------------------------------- the codex adapter
+
+
+@pytest.mark.skipif(sys.platform.startswith("win"), reason="process groups")
+def test_run_exec_timeout_kills_the_whole_codex_process_tree(tmp_path: Path, home: Path) -> None:
+    """`codex` is a Node wrapper: a timeout must not leave the native child running (it would retry forever)."""
+    pid_file = tmp_path / "child.pid"
+    fake = tmp_path / "codex"
+    fake.write_text(f"#!/bin/sh\nsleep 300 &\necho $! > {pid_file}\nwait\n")
+    fake.chmod(0o755)
+    import threading
+
+    box: list[codex_cli.ExecResult] = []
+    worker = threading.Thread(target=lambda: box.append(codex_cli.run_exec(
+        "hi", profile="p", codex_home=home, timeout=1.0, codex=fake, cwd=tmp_path)), daemon=True)
+    worker.start()
+    worker.join(20)
+    if not box:  # still waiting for output that the surviving child keeps open
+        os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        pytest.fail("run_exec did not return after its timeout: the child of codex kept running")
+    result = box[0]
+    assert result.timed_out and result.seconds < 10
+    assert result.argv[1:] == ("exec", "-p", "p", "--skip-git-repo-check", "hi")
+    child = int(pid_file.read_text())
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(child, signal.SIGKILL)
+        pytest.fail("the child of codex outlived the timeout")
+
+
 # ------------------------------------------------------------------------------------- layers for doctor
 
 

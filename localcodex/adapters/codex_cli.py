@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -120,20 +121,31 @@ def run_exec(
     full_env = dict(os.environ if env is None else env)
     full_env["CODEX_HOME"] = str(codex_home)
     started = time.monotonic()
+    # `codex` is a Node wrapper around the native binary: on a timeout the whole process group is killed,
+    # or the native child would live on (and, on a dead server, retry forever).
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+        env=full_env, cwd=str(cwd) if cwd else None, start_new_session=True,
+    )
     try:
-        proc = subprocess.run(
-            argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
-            env=full_env, cwd=str(cwd) if cwd else None, start_new_session=True,
-        )
-    except subprocess.TimeoutExpired as exc:
-        return ExecResult(tuple(argv), -9, _text(exc.stdout), _text(exc.stderr), time.monotonic() - started, True)
-    return ExecResult(tuple(argv), proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started)
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        out, err = proc.communicate()
+        return ExecResult(tuple(argv), proc.returncode, out or "", err or "", time.monotonic() - started, True)
+    except BaseException:
+        _kill_group(proc)
+        proc.wait()
+        raise
+    return ExecResult(tuple(argv), proc.returncode, out, err, time.monotonic() - started)
 
 
-def _text(value: bytes | str | None) -> str:
-    if value is None:
-        return ""
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+def _kill_group(proc: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(OSError):
+        if hasattr(os, "killpg"):
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            proc.kill()
 
 
 # ------------------------------------------------------------------------- Codex's own base prompt
