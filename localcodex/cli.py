@@ -20,6 +20,9 @@ COMMAND_MODULES = (
     "paths",
     "detect",
     "recommend",
+    "pull",
+    "models",
+    "check",
     "configure",
     "provider",
 )
