@@ -134,8 +134,9 @@ def test_ollama_templates_read_the_context_from_the_server(cli, home: Path, emul
     assert profile["model_context_window"] == 32768
     assert profile["model_providers"]["ollama_remote"]["base_url"] == f"{emu.url}/v1"
     assert profile["model_providers"]["ollama_remote"]["name"] == f"Ollama on {emu.url}"
-    assert cli("provider", "add", "local-ollama", "--host", emu.url, "--model", "coder:32k").code == 0
-    assert load(home / "local_ollama.config.toml")["model_context_window"] == 32768
+    assert cli("configure", "--host", emu.url, "--model", "coder:32k").code == 0
+    same = cli("provider", "add", "local-ollama", "--host", emu.url, "--model", "coder:32k", "--json")
+    assert same.code == 0 and same.json()["data"]["result"]["changed"] is False  # the same profile as configure
 
 
 def test_reserved_and_unknown_names(cli, home: Path) -> None:
