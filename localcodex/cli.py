@@ -23,6 +23,8 @@ COMMAND_MODULES = (
     "pull",
     "models",
     "check",
+    "configure",
+    "provider",
 )
 
 app = typer.Typer(
