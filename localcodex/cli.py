@@ -18,6 +18,7 @@ from localcodex import __version__
 # One entry per command module, in the order `--help` lists them (the pipeline order).
 COMMAND_MODULES = (
     "paths",
+    "detect",
     "recommend",
     "check",
 )
