@@ -382,7 +382,7 @@ def entropy(text: str) -> float:
     if not text:
         return 0.0
     counts = {c: text.count(c) for c in set(text)}
-    return -sum(n / len(text) * math.log2(n / len(text)) for n in counts.values())
+    return sum(n / len(text) * math.log2(len(text) / n) for n in counts.values())
 
 
 def looks_secret(value: str, name: str = "") -> bool:
@@ -411,7 +411,7 @@ def mask(value: str) -> str:
     """Enough of a secret to recognise it, never enough to use it.
 
     >>> mask("Bearer sk-live-0123456789abcdef")
-    'Bearer sk-…(23 characters)'
+    'Bearer sk-…(24 characters)'
     >>> mask("x7Hq9LmP2vR8sK4tW6yZ1nB3cD5fG0jA")
     'x7H…(32 characters)'
     """
