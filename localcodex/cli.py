@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "detect",
     "recommend",
     "check",
+    "doctor",
 )
 
 app = typer.Typer(

@@ -31,7 +31,8 @@ def read_config(path: Path, kind: str, profile: str | None = None) -> ConfigFile
     try:
         data = tomlkit.parse(text).unwrap()
     except ParseError as exc:
-        return _replace(base, error=_parse_message(exc), error_line=exc.line, error_column=exc.col)
+        # tomlkit counts columns from 0; Codex and editors from 1
+        return _replace(base, error=_parse_message(exc), error_line=exc.line, error_column=exc.col + 1)
     except TOMLKitError as exc:  # e.g. a key defined twice
         return _replace(base, error=str(exc))
     return _replace(base, data=data, lines=key_lines(text))

@@ -273,6 +273,8 @@ class _Run:
     codex_version: str | None = None
     codex_found: bool = False
     ollama_version: str | None = None
+    machine: Machine | None = None
+    machine_detected: bool = False
 
     def add(self, *found: Finding | None) -> None:
         self.findings.extend(f for f in found if f is not None)

@@ -206,7 +206,10 @@ def _reserved_hard(file: ConfigFile, pid: str) -> Finding:
     codex_says = (f"model_providers contains reserved built-in provider IDs: `{pid}`. Built-in providers cannot be "
                   "overridden. Rename your custom provider (for example, `openai-custom`).")
     local = pid in ("ollama", "lmstudio")
-    rename = "local_ollama" if pid == "ollama" else ("local_lmstudio" if pid == "lmstudio" else "openai-custom")
+    taken = {other for other, _ in providers_of(file)}
+    choices = {"ollama": ("local_ollama", "ollama-local"), "lmstudio": ("local_lmstudio", "lmstudio-local")}
+    options = choices.get(pid, ("openai-custom", "openai-compatible"))
+    rename = next((c for c in options if c not in taken), f"{pid}-custom")
     fix = (f"rename [model_providers.{pid}] to [model_providers.{rename}] and set model_provider = \"{rename}\""
            + (f"; or let localcodex write a working provider: `{configure_command(file)}`" if local else ""))
     return file.finding("provider-reserved-id", "error", f"Codex refuses to start: {codex_says}",
@@ -215,7 +218,7 @@ def _reserved_hard(file: ConfigFile, pid: str) -> Finding:
 
 def _reserved_partial(file: ConfigFile, pid: str, table: Mapping[str, Any]) -> Iterator[Finding]:
     allowed = RESERVED_PARTIAL[pid]
-    bad = [k for k in table if k not in allowed]
+    bad = [k for k in table if k not in allowed and not (k == "wire_api" and table[k] == "responses")]
     aws = table.get("aws")
     if isinstance(aws, Mapping):
         bad += [f"aws.{k}" for k in aws if k not in AWS_FIELDS]
@@ -549,7 +552,7 @@ def _no_provider(target: Target) -> Iterator[Finding]:
 
 
 def _provider_missing(run: _Run, target: Target, provider: str, files: tuple[ConfigFile, ...]) -> Finding:
-    message = f"Codex refuses to start: Model provider `{provider}` not found ({target.command})"
+    message = f"`{target.command}` stops at once: Model provider `{provider}` not found"
     elsewhere = _defined_elsewhere(run, target, provider, files)
     defined = [pid for pid in (target.merged.get("model_providers") or {})]
     guess = closest(provider, [*defined, *BUILT_IN_PROVIDERS])
