@@ -315,6 +315,22 @@ def test_missing_v1_says_what_answered(setup, emu):
     assert f.fix_command == "localcodex configure --profile local_ollama"
 
 
+def test_after_a_wrong_base_url_the_model_is_still_checked_at_the_right_one(setup, emu):
+    setup.write("local_ollama.config.toml", profile_text(emu.url, model="llama3.2:3b", window=4096))
+    report = setup.run(run_probes=True, host=emu.url)
+    assert {"base-url-wrong", "model-context-small"} <= set(ids(report))
+
+
+def test_quick_probes_generate_nothing_and_deep_does(setup, emulator_factory):
+    emu = emulator_factory(installed=[with_ctx("qwen3.5:27b", 65536)], vram_bytes=48 * GiB)
+    setup.write("local_ollama.config.toml", profile_text(f"{emu.url}/v1"))
+    assert setup.run(run_probes=True, host=emu.url, machine=machine(vram_gib=48)).findings == ()
+    generating = [r for r in emu.requests if r.method == "POST" and r.path.startswith(("/v1/", "/api/generate"))]
+    assert generating == []
+    assert setup.run(run_probes=True, host=emu.url, machine=machine(vram_gib=48), deep=True).findings == ()
+    assert any(r.method == "POST" and r.path == "/v1/responses" for r in emu.requests)
+
+
 def test_wrong_port_finds_ollama_on_the_right_one(setup, emu, dead_url):
     profile = setup.write("local_ollama.config.toml", profile_text(f"{dead_url}/v1"))
     report = setup.run(run_probes=True, host=emu.url)

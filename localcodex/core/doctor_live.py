@@ -127,22 +127,47 @@ def live_findings(run: _Run, targets: tuple[Target, ...]) -> None:
 
 
 def _probe_endpoint(run: _Run, endpoint: Endpoint) -> str | None:
-    """Run check for one endpoint and turn its probes into findings; returns Ollama's root when it is one."""
-    from localcodex.core.check import CheckRequest, check, native_root
+    """Run check for one endpoint and turn its probes into findings; returns Ollama's root when it is one.
 
-    only = None if run.req.deep else QUICK_PROBES
+    When the base_url is wrong but check found the right one, the rest is probed there: the user then learns
+    in one run what would still be wrong after fixing the URL (model missing, context too small, ...).
+    """
+    report = _check(run, endpoint, endpoint.base_url, _probes(run, endpoint))
+    run.add(*probe_findings(run, endpoint, report))
+    url_failed = any(report.probe(n).status.value == "fail" for n in ("reachable", "url"))
+    if url_failed and report.suggested_base_url:
+        report = _check(run, endpoint, report.suggested_base_url, _probes(run, endpoint) - {"reachable", "url"})
+        run.add(*(f for f in probe_findings(run, endpoint, report) if f.id not in _URL_FINDINGS))
+    return _ollama_facts(run, endpoint, report)
+
+
+_URL_FINDINGS = ("base-url-unreachable", "base-url-wrong")
+
+
+def _probes(run: _Run, endpoint: Endpoint) -> frozenset[str]:
+    from localcodex.core.check import PROBES
+
     if endpoint.model is None:
-        only = frozenset({"reachable", "url", "server"})
-    request = CheckRequest(
-        model=endpoint.model or "-", host=run.req.host, base_url=endpoint.base_url, env_key=endpoint.env_key,
+        return frozenset({"reachable", "url", "server"})
+    return frozenset(name for name, _ in PROBES) if run.req.deep else QUICK_PROBES
+
+
+def _check(run: _Run, endpoint: Endpoint, base_url: str, only: frozenset[str]) -> CheckReport:
+    from localcodex.core.check import CheckRequest, check
+
+    return check(CheckRequest(
+        model=endpoint.model or "-", host=run.req.host, base_url=base_url, env_key=endpoint.env_key,
         min_context=CODEX_MIN_CONTEXT, timeout=run.req.probe_timeout, headers=endpoint.headers, env=run.env,
         only=only,
-    )
-    report = check(request)
-    run.add(*probe_findings(run, endpoint, report))
+    ))
+
+
+def _ollama_facts(run: _Run, endpoint: Endpoint, report: CheckReport) -> str | None:
+    from localcodex.core.check import native_root
+
     if report.server != "ollama":
         return None
-    root = native_root(report.suggested_base_url or endpoint.base_url)
+    root = native_root(report.suggested_base_url or report.base_url)
     run.ollama_version = run.ollama_version or report.server_version
     model_probe = report.probe("model")
     if endpoint.model and model_probe.status.value in ("pass", "warn"):
