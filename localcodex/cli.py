@@ -21,6 +21,8 @@ COMMAND_MODULES = (
     "detect",
     "recommend",
     "check",
+    "configure",
+    "provider",
     "doctor",
 )
 

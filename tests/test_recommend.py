@@ -268,3 +268,17 @@ def test_cli_rejects_bad_options(cli):
     assert cli("recommend", "--context", "1000").code == 2
     assert cli("recommend", "--gpu", "radeon").code == 2
     assert cli("recommend", "--vram", "lots").code == 2
+
+
+def test_a_loaded_model_is_not_pushed_out_by_its_own_memory():
+    """Ollama has qwen3.5:27b loaded (21 GB in VRAM): detect's budget subtracts it, yet it must still fit."""
+    from localcodex.core.machine import LoadedModel
+
+    loaded = (LoadedModel("qwen3.5:27b", 21 * 10**9, 21 * 10**9, 65536),)
+    machine = load_machine("rtx4090", loaded=loaded)
+    assert machine.budget.gpu[0] < 5 * GiB  # 24 GiB - 21 GB held - reserve
+    result = run(machine, include_all=True)
+    by_model = {c.model: c for c in result.candidates}
+    assert by_model["qwen3.5:27b"].placement == "gpu" and by_model["qwen3.5:27b"].offered
+    assert result.pick.model == "qwen3.5:27b"
+    assert by_model["gpt-oss:20b"].placement != "gpu"  # another model still finds the VRAM taken

@@ -23,15 +23,20 @@ Policy (each rule is tested in tests/test_recommend.py):
 - Installed models: the live `/api/show` data overrides the catalog (see core/live.py), installed models
   the catalog does not know are evaluated from their architecture numbers, and being installed wins ties
   within a quality tier ("installed: no download" in `why`).
+- A model Ollama has loaded right now is evaluated with the memory it holds counted as free
+  (`machine_without`); other loaded models stay subtracted from the budget (detect).
+- When only a pinned batch lets a model fit fully, the candidate carries `num_batch` (512 or 256): the
+  context variant must set `PARAMETER num_batch` to it, or Ollama's automatic batch may spill to the CPU.
 - Speed is an estimate (core/speed.py) unless the receipts hold a benchmark of that model on this machine.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from localcodex.adapters.ollama import OllamaServer, normalize_name
+from localcodex.adapters.ollama import OllamaServer, normalize_name, same_model
 from localcodex.catalog import Catalog, CatalogModel, load_catalog, normalize_tag
 from localcodex.core.fit import (
     DEFAULT_CONTEXT,
@@ -216,9 +221,25 @@ def _one(name: str, resolved: Sequence[Resolved], catalog: Catalog) -> Resolved:
 # -- evaluating one model -------------------------------------------------------------------------------
 
 
+def machine_without(machine: Machine, model: str, settings: Settings = DEFAULT_SETTINGS) -> Machine:
+    """The machine as `model` would find it: if Ollama has that model loaded now, the memory it holds is
+    counted as free (loading it again at another context replaces it), so a running model never looks as if
+    it did not fit. Other loaded models stay subtracted."""
+    state = machine.ollama
+    if state is None or not any(same_model(m.name, model) for m in state.loaded):
+        return machine
+    from localcodex.core.detect import compute_budget
+
+    rest = tuple(m for m in state.loaded if not same_model(m.name, model))
+    freed = dataclasses.replace(machine, ollama=dataclasses.replace(state, loaded=rest))
+    return dataclasses.replace(freed, budget=compute_budget(freed, gpu_overhead=settings.gpu_overhead))
+
+
 def _evaluate(resolved: Resolved, request: RecommendRequest, target: int) -> Candidate:
     model = resolved.model
-    choice = choose_context(model, request.machine, request.settings, target=target)
+    machine = machine_without(request.machine, model.tag, request.settings)
+    request = dataclasses.replace(request, machine=machine)
+    choice = choose_context(model, machine, request.settings, target=target)
     fit = choice.fit
     measured = request.measured(model.tag) if (request.measured and fit is not None) else None
     speed = None

@@ -61,8 +61,12 @@ CPU_CLOCK_HZ = 3.0e9
 
 # When nothing better is known. Dual-channel DDR4-3200 peaks at 51.2 GB/s; copies reach ~80% of it.
 ASSUMED_RAM_BANDWIDTH = 40 * GB
-ASSUMED_GPU_BANDWIDTH = {"cuda": 300 * GB, "rocm": 300 * GB, "metal": 100 * GB}
-ASSUMED_OTHER_GPU_BANDWIDTH = 100 * GB
+# A discrete GPU the table does not know (or one given by --vram): guessed from its memory size class, since
+# cards are built with bandwidth to match (8 GB ~ 270-450 GB/s, 16 GB ~ 450-650, 24 GB ~ 900-1000); the low end
+# of each class. Integrated / unified parts get a low-end LPDDR5 figure.
+ASSUMED_GPU_BANDWIDTH_BY_MEMORY = ((40 * 1024**3, 800 * GB), (20 * 1024**3, 700 * GB), (14 * 1024**3, 450 * GB),
+                                   (10 * 1024**3, 360 * GB), (0, 250 * GB))
+ASSUMED_INTEGRATED_BANDWIDTH = 100 * GB
 # Apple's CPU clusters reach about half of the SoC's memory bandwidth (the GPU gets all of it).
 UNIFIED_CPU_SHARE = 0.5
 
@@ -115,9 +119,16 @@ def gpu_bandwidth(gpu: GPU, machine: Machine, device: str) -> Bandwidth:
     peff = PROMPT_EFFICIENCY.get(gpu.backend, 0.3)
     if chip is not None:
         return Bandwidth(device, chip.bandwidth_gbs * GB, eff, _spec(chip), chip.fp16_tflops, peff)
-    assumed = ASSUMED_GPU_BANDWIDTH.get(gpu.backend, ASSUMED_OTHER_GPU_BANDWIDTH)
-    why = f"assumed: {gpu.name} is not in the bandwidth table, {assumed / GB:.0f} GB/s"
+    assumed = assumed_gpu_bandwidth(gpu)
+    why = f"assumed: {gpu.name} is not in the bandwidth table, {assumed / GB:.0f} GB/s for its memory size"
     return Bandwidth(device, assumed, eff, why, None, peff)
+
+
+def assumed_gpu_bandwidth(gpu: GPU) -> float:
+    if gpu.integrated or gpu.unified_memory or gpu.backend == "metal":
+        return ASSUMED_INTEGRATED_BANDWIDTH
+    memory = gpu.memory_total or 0
+    return next(bw for floor, bw in ASSUMED_GPU_BANDWIDTH_BY_MEMORY if memory >= floor)
 
 
 def _spec(chip: Chip) -> str:

@@ -127,8 +127,9 @@ def _plan(reply: Reply, thinking: bool, num_predict: Any) -> tuple[list[tuple[st
         seq = seq[:num_predict]
         complete = _complete_calls(seq, reply)
         seq = [(k if k != "call" or i in complete else "content", i, t) for k, i, t in seq]
+    natural = len(seq)
     while len(seq) < num_predict:
-        seq.append(("content", -1, FILLER[len(seq) % len(FILLER)]))
+        seq.append(("content", -1, FILLER[(len(seq) - natural) % len(FILLER)]))
     return seq, "length"
 
 

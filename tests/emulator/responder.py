@@ -10,7 +10,8 @@ is taken as ``Reply(text=...)``). Without one, :func:`default_reply` decides:
    "use the X tool") -> a call of that tool (the first tool for a bare "call") whose
    required arguments get plausible values; a ``tool_style="prose"`` model writes the
    same call as JSON text instead;
-3. after a tool result -> ``DONE_TEXT``; otherwise -> ``DEFAULT_TEXT`` (12 tokens).
+3. after a tool result -> ``DONE_TEXT``; otherwise -> ``DEFAULT_TEXT`` (12 tokens); both as
+   ``{"answer": ...}`` when the request asks for JSON output.
 """
 
 from __future__ import annotations
@@ -60,6 +61,14 @@ class ResponderRequest:
     def function_outputs(self) -> int:
         """How many tool results (``function_call_output`` items) the request carries."""
         return sum(1 for m in self.messages if m.get("role") == "tool")
+
+    @property
+    def wants_json(self) -> bool:
+        """``format`` (native), ``response_format`` (chat completions) or ``text.format`` (responses)."""
+        body = self.body
+        kinds = {(body.get("response_format") or {}).get("type"),
+                 ((body.get("text") or {}).get("format") or {}).get("type")}
+        return bool(body.get("format")) or bool(kinds & {"json_object", "json_schema"})
 
     @property
     def last_user_text(self) -> str:
@@ -140,9 +149,8 @@ def default_reply(request: ResponderRequest) -> Reply:
         tool = _chosen_tool(request)
         if tool is not None:
             return Reply(tool_calls=[(tool["function"]["name"], tool_arguments(tool))])
-    if _answered_tool(request):
-        return Reply(text=DONE_TEXT)
-    return Reply(text=DEFAULT_TEXT)
+    text = DONE_TEXT if _answered_tool(request) else DEFAULT_TEXT
+    return Reply(text=json.dumps({"answer": text}) if request.wants_json else text)
 
 
 def as_prose(reply: Reply) -> Reply:

@@ -150,11 +150,9 @@ class Runtime:
             self.purge_expired()
             with self.lock:
                 entry = self.entries.get(key)
-                reuse = entry is not None and entry.num_ctx == num_ctx
-                if reuse or entry is None or entry.busy == 0:
-                    if not reuse:
-                        entry = self._new_entry(key, installed, num_ctx)
-                    assert entry is not None
+                if entry is None or (entry.num_ctx != num_ctx and entry.busy == 0):
+                    entry = self._new_entry(key, installed, num_ctx)
+                if entry.num_ctx == num_ctx:
                     entry.busy += 1
                     break
             self.emu.sleep(0.01)
@@ -164,7 +162,7 @@ class Runtime:
                     entry.busy -= 1
                 raise Aborted("server stopping")
         entry.installed = installed
-        return entry, not reuse
+        return entry, not entry.ready
 
     def _new_entry(self, key: str, installed: Installed, num_ctx: int) -> Loaded:
         size = installed.model_blob_size + kv_cache_bytes(installed, num_ctx)
