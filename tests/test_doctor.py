@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shlex
 import stat
 import subprocess
 from pathlib import Path
@@ -103,8 +104,13 @@ def ids(report: DoctorReport) -> list[str]:
     return [f.id for f in report.findings]
 
 
-def line_of(path: Path, needle: str) -> int:
-    return next(i for i, line in enumerate(path.read_text().splitlines(), start=1) if needle in line)
+def apply_fix(cli, finding: Finding) -> None:
+    """Run the finding's fix command the way a user would paste it."""
+    assert finding.fix_command, finding
+    args = shlex.split(finding.fix_command)
+    assert args[0] == "localcodex", finding.fix_command
+    result = cli(*args[1:])
+    assert result.code == 0, result.output
 
 
 # What `localcodex configure --profile local_ollama` writes (shared/reference/codex-config.md, recommended output).
@@ -160,8 +166,9 @@ def test_reserved_ollama_id_is_a_hard_error_with_codex_text(setup):
     assert ("model_providers contains reserved built-in provider IDs: `ollama`. Built-in providers cannot be "
             "overridden. Rename your custom provider (for example, `openai-custom`).") in f.message
     assert (f.file, f.key, f.line) == (str(profile), "model_providers.ollama", 4)
-    assert "[model_providers.local_ollama]" in f.fix
-    assert f.fix_command == "localcodex configure --profile local"
+    assert 'rename [model_providers.ollama] to [model_providers.local_ollama]' in f.fix
+    assert 'set model_provider = "local_ollama"' in f.fix
+    assert f.fix_command is None  # configure writes its own table but cannot rename the user's
 
 
 def test_bedrock_accepts_only_some_fields(setup):
@@ -177,15 +184,18 @@ def test_bedrock_accepts_only_some_fields(setup):
 # -- 3. wire_api and legacy profiles ----------------------------------------------------------------------------
 
 
-def test_wire_api_chat_was_removed(setup):
+def test_wire_api_chat_was_removed_and_configure_fixes_it(setup, emu, cli):
     config = setup.write("config.toml", 'model = "qwen3.5:27b"\nmodel_provider = "local_ollama"\n\n'
-                         '[model_providers.local_ollama]\nname = "Ollama"\nbase_url = "http://localhost:11434/v1"\n'
+                         f'[model_providers.local_ollama]\nname = "Ollama"\nbase_url = "{emu.url}/v1"\n'
                          'wire_api = "chat"\n')
     f = only(setup.run(), "wire-api")
     assert '`wire_api = "chat"` is no longer supported.' in f.message
     assert "in `model_providers.local_ollama.wire_api`" in f.message
     assert (f.file, f.key, f.line) == (str(config), "model_providers.local_ollama.wire_api", 7)
-    assert 'set wire_api = "responses"' in f.fix and f.fix_command == "localcodex configure --default"
+    assert 'set wire_api = "responses"' in f.fix
+    assert f.fix_command == f"localcodex configure --default --model qwen3.5:27b --host {emu.url}"
+    apply_fix(cli, f)
+    assert "wire-api" not in ids(setup.run())
 
 
 def test_wire_api_other_value_is_an_unknown_variant(setup):
@@ -205,10 +215,10 @@ def test_legacy_profile_selector(setup):
     assert ('legacy `profile = "local"` config is no longer supported; use `--profile local` with '
             '`local.config.toml` instead') in selector.message
     assert (selector.file, selector.line) == (str(config), 2)
-    assert selector.fix_command == "localcodex configure --profile local"
+    assert selector.fix_command == "localcodex configure --profile local --model qwen3.5:27b"
     table = next(f for f in found if f.key == "profiles.local")
     assert table.severity == "warning" and "silently runs without it" in table.message and table.line == 4
-    assert table.fix_command == "localcodex configure --profile local" and "delete the [profiles.local]" in table.fix
+    assert table.fix_command == selector.fix_command and "delete the [profiles.local]" in table.fix
 
 
 def test_legacy_profile_table_beside_a_profile_file_refuses_to_start(setup):
@@ -292,13 +302,15 @@ def test_env_key_holding_the_key_itself(setup):
 # -- 5. base_url ------------------------------------------------------------------------------------------------
 
 
-def test_doubled_v1_offline(setup):
-    profile = setup.write("local_ollama.config.toml", profile_text("http://localhost:11434/v1/v1"))
+def test_doubled_v1_offline(setup, emu, cli):
+    profile = setup.write("local_ollama.config.toml", profile_text(f"{emu.url}/v1/v1"))
     f = only(setup.run(), "base-url-wrong")
-    assert "has /v1 twice" in f.message and "POST http://localhost:11434/v1/v1/responses" in f.message
+    assert "has /v1 twice" in f.message and f"POST {emu.url}/v1/v1/responses" in f.message
     assert (f.file, f.key, f.line) == (str(profile), "model_providers.local_ollama.base_url", 11)
-    assert f.fix == 'set base_url = "http://localhost:11434/v1"'
-    assert f.fix_command == "localcodex configure --profile local_ollama"
+    assert f.fix == f'set base_url = "{emu.url}/v1"'
+    assert f.fix_command == f"localcodex configure --profile local_ollama --model qwen3.5:27b --host {emu.url}"
+    apply_fix(cli, f)
+    assert "base-url-wrong" not in ids(setup.run())
 
 
 @pytest.fixture
@@ -306,13 +318,15 @@ def emu(emulator_factory) -> Emulator:
     return emulator_factory(installed=[with_ctx("qwen3.5:27b", 65536), PRESETS["gemma3:4b"], PRESETS["llama3.2:3b"]])
 
 
-def test_missing_v1_says_what_answered(setup, emu):
+def test_missing_v1_says_what_answered(setup, emu, cli):
     profile = setup.write("local_ollama.config.toml", profile_text(emu.url))
     f = only(setup.run(run_probes=True, host=emu.url), "base-url-wrong")
     assert f.severity == "error" and f.file == str(profile) and f.line == 11
     assert f"Codex would POST {emu.url}/responses" in f.message and "404" in f.message
     assert f'use base_url = "{emu.url}/v1"' in f.fix
-    assert f.fix_command == "localcodex configure --profile local_ollama"
+    assert f.fix_command == f"localcodex configure --profile local_ollama --model qwen3.5:27b --host {emu.url}"
+    apply_fix(cli, f)
+    assert setup.run(run_probes=True, host=emu.url, machine=machine(vram_gib=48)).findings == ()
 
 
 def test_after_a_wrong_base_url_the_model_is_still_checked_at_the_right_one(setup, emu):
@@ -405,14 +419,16 @@ def test_model_context_too_small(setup, emu):
     assert int(f.fix_command.rsplit(" ", 1)[1]) >= 16384
 
 
-def test_model_context_window_larger_than_num_ctx(setup, emu):
+def test_model_context_window_larger_than_num_ctx(setup, emu, cli):
     profile = setup.write("local_ollama.config.toml", profile_text(f"{emu.url}/v1", window=131072))
     f = only(setup.run(run_probes=True, host=emu.url, machine=machine(vram_gib=48)), "context-window-mismatch")
     assert f.severity == "error"
     assert "model_context_window = 131,072 but qwen3.5:27b holds only 65,536 tokens" in f.message
     assert (f.file, f.key, f.line) == (str(profile), "model_context_window", 3)
     assert f.fix == "set model_context_window = 65536"
-    assert f.fix_command == "localcodex configure --profile local_ollama"
+    assert f.fix_command == f"localcodex configure --profile local_ollama --model qwen3.5:27b --host {emu.url}"
+    apply_fix(cli, f)
+    assert "context-window-mismatch" not in ids(setup.run(run_probes=True, host=emu.url, machine=machine(48)))
 
 
 def test_model_context_window_unset(setup, emu):
@@ -559,6 +575,14 @@ def test_profile_option_limits_and_reports_a_missing_profile(setup):
 
 
 # -- behaviour: clean, read-only, nothing running -------------------------------------------------------------
+
+
+def test_profile_written_by_configure_is_clean(setup, emu, cli):
+    result = cli("configure", "--host", emu.url, "--model", "qwen3.5:27b")
+    assert result.code == 0, result.output
+    assert (setup.codex_home / "local_ollama.config.toml").exists()
+    report = setup.run(run_probes=True, host=emu.url, machine=machine(vram_gib=48))
+    assert report.findings == (), [(f.id, f.message) for f in report.findings]
 
 
 def test_clean_setup_has_no_findings(setup, emu):

@@ -1,52 +1,51 @@
-"""Read-only access to what Codex reads, for `doctor`: config files (with key lines and parse errors), the
-list of profile files and project-local files, and the installed Codex version.
+"""Read-only access to what Codex reads, for `doctor`, on top of `codex_config` and `codex_cli` (configure's
+readers): config files with key lines and parse errors, every profile file, the project-local files in Codex's
+layer order, and the installed Codex version.
 
 Parse errors are returned, not raised: one malformed file must not stop the examination of the others.
 """
 
 from __future__ import annotations
 
-import re
-import shutil
-import subprocess
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from localcodex.core.doctor import PROFILE_NAME, ConfigFile
 from localcodex.core.toml_lines import key_lines
+from localcodex.errors import CodexMissing, ConfigError
 
 PROFILE_SUFFIX = ".config.toml"
 
 
 def read_config(path: Path, kind: str, profile: str | None = None) -> ConfigFile:
     """One config file, parsed. A malformed one comes back with `data=None` and the error's line and column."""
-    import tomlkit
-    from tomlkit.exceptions import ParseError, TOMLKitError
+    from localcodex.adapters import codex_config, toml_edit
 
     base = ConfigFile(path=path, kind=kind, profile=profile)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        return _replace(base, error=f"cannot be read: {exc}")
-    try:
-        data = tomlkit.parse(text).unwrap()
-    except ParseError as exc:
-        # tomlkit counts columns from 0; Codex and editors from 1
-        return _replace(base, error=_parse_message(exc), error_line=exc.line, error_column=exc.col + 1)
-    except TOMLKitError as exc:  # e.g. a key defined twice
-        return _replace(base, error=str(exc))
-    return _replace(base, data=data, lines=key_lines(text))
+        text = codex_config.read_text(path) or ""
+        data = toml_edit.plain(toml_edit.parse(text, path))
+    except ConfigError as exc:
+        return _with_error(base, exc)
+    return replace(base, data=data, lines=key_lines(text))
 
 
-def _parse_message(exc: Exception) -> str:
-    """tomlkit's message without its own " at line L col C" tail (doctor says where in its own words)."""
-    return re.sub(r"\s+at line \d+ col \d+$", "", str(exc))
+def _with_error(base: ConfigFile, exc: ConfigError) -> ConfigFile:
+    where = exc.data if isinstance(exc.data, Mapping) else {}
+    line, column = where.get("line"), where.get("column")
+    reason = exc.message.split("invalid TOML: ", 1)[-1]
+    # tomlkit counts columns from 0; Codex and editors count from 1
+    return replace(base, error=reason, error_line=line, error_column=column + 1 if isinstance(column, int) else None)
 
 
-def _replace(base: ConfigFile, **changes: object) -> ConfigFile:
-    from dataclasses import replace
+def user_and_project_files(codex_home: Path, cwd: Path) -> tuple[Path | None, list[Path]]:
+    """`config.toml` (None when absent) and the project-local files from the project root down to the cwd."""
+    from localcodex.adapters.codex_config import load_codex_layers
 
-    return replace(base, **changes)
+    layers = load_codex_layers(codex_home, cwd)
+    user = next((layer.path for layer in layers if layer.kind == "user" and layer.exists), None)
+    return user, [layer.path for layer in layers if layer.kind == "project"]
 
 
 def profile_files(codex_home: Path) -> Iterator[tuple[str, Path]]:
@@ -61,31 +60,14 @@ def profile_files(codex_home: Path) -> Iterator[tuple[str, Path]]:
             yield name, path
 
 
-def project_root(cwd: Path) -> Path:
-    """The nearest folder holding `.git` (Codex's default project marker), else the cwd itself."""
-    for folder in (cwd, *cwd.parents):
-        if (folder / ".git").exists():
-            return folder
-    return cwd
+def codex_version(env: Mapping[str, str]) -> tuple[bool, str | None]:
+    """(installed, version) of the `codex` on this environment's PATH; version None when it cannot be read."""
+    from localcodex.adapters.codex_cli import codex_info
 
-
-def project_files(cwd: Path) -> list[Path]:
-    """Every `.codex/config.toml` from the project root down to the cwd (the order Codex layers them)."""
-    root = project_root(cwd)
-    folders = [cwd, *cwd.parents]
-    chain = list(reversed(folders[: folders.index(root) + 1]))
-    return [f / ".codex" / "config.toml" for f in chain if (f / ".codex" / "config.toml").is_file()]
-
-
-def codex_version(env: Mapping[str, str], timeout: float = 10.0) -> tuple[bool, str | None]:
-    """(installed, version text) of the `codex` on this environment's PATH."""
-    exe = shutil.which("codex", path=env.get("PATH"))
-    if exe is None:
-        return False, None
     try:
-        proc = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL, env=dict(env))
-    except (OSError, subprocess.SubprocessError):
-        return True, None
-    match = re.search(r"\d+\.\d+\.\d+\S*", proc.stdout or "")
-    return True, match.group(0) if match else None
+        info = codex_info(env=env)
+    except CodexMissing:
+        return True, None  # on PATH but `codex --version` fails: a broken install
+    if info is None:
+        return False, None
+    return True, info.version_str if info.version else None

@@ -46,16 +46,13 @@ def read_files(run: _Run) -> tuple[ConfigFile, ...]:
     from localcodex.adapters import codex_files
 
     home = run.codex_home
-    user = codex_files.read_config(home / "config.toml", "user") if (home / "config.toml").is_file() else None
+    user_path, project_paths = codex_files.user_and_project_files(home, run.cwd)
+    user = codex_files.read_config(user_path, "user") if user_path else None
     run.all_profiles = tuple(
         codex_files.read_config(path, "profile", name) for name, path in codex_files.profile_files(home)
     )
     profiles = tuple(f for f in run.all_profiles if run.req.profile in (None, f.profile))
-    projects = tuple(
-        codex_files.read_config(path, "project")
-        for path in codex_files.project_files(run.cwd)
-        if path.resolve() != (home / "config.toml").resolve()
-    )
+    projects = tuple(codex_files.read_config(path, "project") for path in project_paths)
     projects = tuple(_with_trust(f, user, run.cwd) for f in projects)
     return tuple(x for x in (user,) if x is not None) + profiles + projects
 
@@ -173,11 +170,45 @@ def _profile_missing(run: _Run, files: Iterable[ConfigFile]) -> Finding:
     )
 
 
-def configure_command(file: ConfigFile) -> str:
-    """The localcodex command that rewrites what this file holds for a local Ollama provider."""
-    if file.kind == "profile" and file.profile:
-        return f"localcodex configure --profile {file.profile}"
-    return "localcodex configure --default"
+DEFAULT_ROOTS = ("http://127.0.0.1:11434", "http://localhost:11434")
+CONFIGURE_PROVIDER = "local_ollama"  # configure's default --provider-id
+
+
+def configure_command(profile: str | None, *, provider: str | None = None, model: str | None = None,
+                      host: str | None = None) -> str:
+    """The `localcodex configure …` that rewrites a local Ollama provider's keys (base_url, wire_api, model,
+    model_context_window) in a profile file, or with `--default` in config.toml.
+
+    >>> configure_command("work", provider="my_ollama", model="qwen3.5:27b", host="http://gpu:11434")
+    'localcodex configure --profile work --provider-id my_ollama --model qwen3.5:27b --host http://gpu:11434'
+    >>> configure_command(None, provider="local_ollama", host="http://localhost:11434")
+    'localcodex configure --default'
+    """
+    parts = ["localcodex configure", f"--profile {profile}" if profile else "--default"]
+    if provider and provider != CONFIGURE_PROVIDER:
+        parts.append(f"--provider-id {provider}")
+    if model:
+        parts.append(f"--model {model}")
+    if host and host.rstrip("/") not in DEFAULT_ROOTS:
+        parts.append(f"--host {host.rstrip('/')}")
+    return " ".join(parts)
+
+
+def file_configure(file: ConfigFile, provider: str | None = None, host: str | None = None) -> str:
+    """configure_command for a provider table in this file (the model too, when this file selects it)."""
+    model = file.get(("model",)) if provider and file.get(("model_provider",)) == provider else None
+    profile = file.profile if file.kind == "profile" else None
+    return configure_command(profile, provider=provider, model=model if isinstance(model, str) else None, host=host)
+
+
+def ollama_root(base_url: str) -> str:
+    """Where Ollama lives for a /v1 base URL (what configure's --host takes).
+
+    >>> ollama_root("http://localhost:11434/v1/v1/")
+    'http://localhost:11434'
+    """
+    text = fixed_base_url(base_url)
+    return text[: -len("/v1")] if text.endswith("/v1") else text
 
 
 # -- provider tables (what Codex checks while loading the file) -------------------------------------------------
@@ -210,10 +241,11 @@ def _reserved_hard(file: ConfigFile, pid: str) -> Finding:
     choices = {"ollama": ("local_ollama", "ollama-local"), "lmstudio": ("local_lmstudio", "lmstudio-local")}
     options = choices.get(pid, ("openai-custom", "openai-compatible"))
     rename = next((c for c in options if c not in taken), f"{pid}-custom")
-    fix = (f"rename [model_providers.{pid}] to [model_providers.{rename}] and set model_provider = \"{rename}\""
-           + (f"; or let localcodex write a working provider: `{configure_command(file)}`" if local else ""))
+    fix = f"rename [model_providers.{pid}] to [model_providers.{rename}] and set model_provider = \"{rename}\""
+    if local:
+        fix += " (that id is yours to choose: `ollama`, `lmstudio` and `openai` are Codex's built-in providers)"
     return file.finding("provider-reserved-id", "error", f"Codex refuses to start: {codex_says}",
-                        ("model_providers", pid), fix, configure_command(file) if local else None)
+                        ("model_providers", pid), fix)
 
 
 def _reserved_partial(file: ConfigFile, pid: str, table: Mapping[str, Any]) -> Iterator[Finding]:
@@ -262,13 +294,21 @@ def _wire_api(file: ConfigFile, pid: str, table: Mapping[str, Any], key: tuple[s
         message = f"Codex refuses to start: {CHAT_REMOVED}\nin `model_providers.{pid}.wire_api`"
     else:
         message = f"Codex refuses to start: unknown variant `{wire}`, expected `responses`"
-    local = _looks_local_ollama(table)
+    command = _local_configure(file, pid, table)
     yield file.finding(
         "wire-api", "error", message, (*key, "wire_api"),
         'set wire_api = "responses" (the only value Codex accepts; Ollama serves /v1/responses since 0.13.3)'
-        + (f", or rewrite the provider with `{configure_command(file)}`" if local else ""),
-        configure_command(file) if local else None,
+        + (f", or rewrite the provider with `{command}`" if command else ""),
+        command,
     )
+
+
+def _local_configure(file: ConfigFile, pid: str, table: Mapping[str, Any]) -> str | None:
+    """configure can rewrite this table only when it is a local Ollama provider."""
+    base = table.get("base_url")
+    if not isinstance(base, str) or not _looks_local_ollama(table):
+        return None
+    return file_configure(file, pid, ollama_root(base))
 
 
 def _looks_local_ollama(table: Mapping[str, Any]) -> bool:
@@ -348,8 +388,7 @@ def _base_url_static(file: ConfigFile, pid: str, table: Mapping[str, Any], key: 
     yield file.finding(
         "base-url-wrong", "error",
         f"base_url {base!r} {_MISTAKES[mistake]}: Codex would POST {posts}, which answers 404",
-        (*key, "base_url"), f'set base_url = "{good}"',
-        configure_command(file) if _looks_local_ollama(table) else None,
+        (*key, "base_url"), f'set base_url = "{good}"', _local_configure(file, pid, table),
     )
 
 
@@ -417,7 +456,7 @@ def legacy_profile_findings(run: _Run, file: ConfigFile) -> Iterator[Finding]:
 
 
 def _legacy_selector(run: _Run, file: ConfigFile, name: str, current: bool) -> Finding:
-    command = f"localcodex configure --profile {name}" if PROFILE_NAME.match(name) else None
+    command = _legacy_command(file, name)
     if not current:
         return file.finding(
             "legacy-profile", "info",
@@ -433,7 +472,7 @@ def _legacy_selector(run: _Run, file: ConfigFile, name: str, current: bool) -> F
 
 def _legacy_table(run: _Run, file: ConfigFile, name: str, current: bool) -> Finding:
     key = ("profiles", name)
-    command = f"localcodex configure --profile {name}" if PROFILE_NAME.match(name) else None
+    command = _legacy_command(file, name)
     if not current:
         return file.finding(
             "legacy-profile", "info",
@@ -455,6 +494,14 @@ def _legacy_table(run: _Run, file: ConfigFile, name: str, current: bool) -> Find
         f"`{command}` writes {name}.config.toml, the form Codex reads now; then delete the [profiles.{name}] table "
         f"(Codex refuses -p {name} while both exist)" if command else "move the settings into a profile file",
         command)
+
+
+def _legacy_command(file: ConfigFile, name: str) -> str | None:
+    """configure writes the profile file; the model of the legacy table goes with it when there is one."""
+    if not PROFILE_NAME.match(name):
+        return None
+    model = file.get(("profiles", name, "model"))
+    return configure_command(name, model=model if isinstance(model, str) else None)
 
 
 # -- project-local files ----------------------------------------------------------------------------------------
@@ -530,7 +577,8 @@ def provider_table(target: Target, pid: str) -> Mapping[str, Any] | None:
 
 
 def _configure_for(target: Target) -> str:
-    return f"localcodex configure --profile {target.profile}" if target.profile else "localcodex configure --default"
+    model = target.merged.get("model")
+    return configure_command(target.profile, model=model if isinstance(model, str) else None)
 
 
 def _located(target: Target, key: tuple[str, ...], id: str, severity: Any, message: str, fix: str,

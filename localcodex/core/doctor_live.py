@@ -23,7 +23,7 @@ from localcodex.core.doctor import (
     dotted,
     is_loopback_url,
 )
-from localcodex.core.doctor_checks import configure_command, provider_table
+from localcodex.core.doctor_checks import configure_command, ollama_root, provider_table
 from localcodex.errors import LocalcodexError
 
 if TYPE_CHECKING:
@@ -57,12 +57,15 @@ class Endpoint:
             return Finding(id, severity, message, None, dotted(key), None, fix, command)
         return origin.finding(id, severity, message, key, fix, command)
 
-    def configure(self) -> str | None:
-        """The localcodex command that rewrites this provider, when it is a local Ollama."""
+    def configure(self, base_url: str | None = None) -> str | None:
+        """The localcodex command that rewrites this provider (at `base_url`, default its own), when the
+        provider is a local Ollama one configure can write."""
         origin = self.target.origin(("model_provider",))
-        if origin is None or origin.kind == "project":
+        url = base_url or self.base_url
+        if origin is None or origin.kind == "project" or self.provider in ("ollama", "lmstudio"):
             return None
-        return configure_command(origin) if self.target.profile or origin.kind == "user" else None
+        return configure_command(self.target.profile, provider=self.provider, model=self.model,
+                                 host=ollama_root(url))
 
 
 def endpoints(run: _Run, targets: tuple[Target, ...]) -> list[Endpoint]:
@@ -193,7 +196,7 @@ def _reachable(run: _Run, endpoint: Endpoint, report: CheckReport, probe: Probe)
                "forever (\"Reconnecting... waiting for network\")")
     if suggested:
         message += f"; {suggested} answers instead (wrong port?)"
-    command = endpoint.configure() if suggested and local else None
+    command = endpoint.configure(str(suggested)) if suggested and local else None
     if not suggested and local and _ollama_port(endpoint.base_url):
         fix, command = "start Ollama (`ollama serve`, or open the Ollama app), then run doctor again", "ollama serve"
     else:
@@ -214,7 +217,7 @@ def _url(run: _Run, endpoint: Endpoint, report: CheckReport, probe: Probe) -> It
     message = f"base_url is wrong for {endpoint.target.command}: {probe.detail}"
     if answered and str(answered) not in message:
         message += f" (answered: {answered})"
-    command = endpoint.configure() if suggested and is_loopback_url(str(suggested)) else None
+    command = endpoint.configure(str(suggested)) if suggested and is_loopback_url(str(suggested)) else None
     _drop_static_base_url(run, endpoint)
     yield endpoint.located(endpoint.base_key, "base-url-wrong", "error", message,
                            probe.fix or "correct base_url", command)
