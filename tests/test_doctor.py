@@ -431,6 +431,18 @@ def test_model_context_window_larger_than_num_ctx(setup, emu, cli):
     assert "context-window-mismatch" not in ids(setup.run(run_probes=True, host=emu.url, machine=machine(48)))
 
 
+def test_profiles_sharing_a_model_are_probed_once_and_each_window_is_judged(setup, emu):
+    setup.write("a.config.toml", profile_text(f"{emu.url}/v1", window=65536))
+    late = setup.write("b.config.toml", profile_text(f"{emu.url}/v1", window=131072))
+    setup.write("c.config.toml", profile_text(f"{emu.url}/v1", model="llama3.2:3b"))
+    setup.write("d.config.toml", profile_text(f"{emu.url}/v1", model="llama3.2:3b", window=4096))
+    report = setup.run(run_probes=True, host=emu.url, machine=machine(vram_gib=16))  # default context 4,096
+    assert [f.file for f in report.findings if f.id == "context-window-mismatch"] == [str(late)]
+    assert ids(report).count("model-context-small") == 1
+    shows = [r for r in emu.requests if r.path == "/api/show"]
+    assert len(emu.requests) < 40 and len(shows) <= 6, [r.path for r in emu.requests]
+
+
 def test_model_context_window_unset(setup, emu):
     text = profile_text(f"{emu.url}/v1").replace("model_context_window = 65536\n", "")
     setup.write("local_ollama.config.toml", text)
@@ -707,3 +719,69 @@ def test_real_codex_fails_with_the_text_doctor_quotes(setup, case):
         assert (f.line, f.column) == (line, column)
         return
     assert any(said in f.message for f in errors), (said, [f.message for f in errors])
+
+
+# -- the readers doctor relies on -----------------------------------------------------------------------------
+
+
+def test_key_lines_follow_tables_dotted_keys_and_multiline_values():
+    from localcodex.core.toml_lines import key_lines
+
+    text = '''\
+# comment = 1
+model = "m"   # trailing
+notes = """
+fake = "not a key"
+"""
+tools = [
+  "a",   # [not.a.table]
+  "b",
+]
+model_providers.inline.name = "I"
+
+[model_providers."my.gw"]
+name = "GW"
+http_headers = { "X-Key" = "v",
+  Other = "w" }
+
+[[mcp_servers.list]]
+command = "x"
+'''
+    lines = key_lines(text)
+    assert lines[("model",)] == 2 and lines[("notes",)] == 3 and lines[("tools",)] == 6
+    assert ("fake",) not in lines and ("not", "a", "table") not in lines
+    assert lines[("model_providers", "inline")] == 10 and lines[("model_providers", "inline", "name")] == 10
+    assert lines[("model_providers", "my.gw")] == 12 and lines[("model_providers", "my.gw", "name")] == 13
+    assert lines[("model_providers", "my.gw", "http_headers")] == 14 and ("Other",) not in lines
+    assert lines[("mcp_servers", "list", "command")] == 18
+
+
+@pytest.mark.parametrize(("text", "exported"), [
+    ("MY_KEY=abc\n", False),
+    ("export MY_KEY=abc\n", True),
+    ("MY_KEY=abc\nexport MY_KEY\n", True),
+    ("declare -x MY_KEY=abc\n", True),
+    ("  MY_KEY='a b'  # indented\n", False),
+])
+def test_shell_assignment_export_status(tmp_path, text, exported):
+    from localcodex.adapters.hostenv import shell_assignments
+
+    (tmp_path / ".zshrc").write_text("# zsh\n" + text)
+    found = shell_assignments(tmp_path, "MY_KEY")
+    assert [(a.file.name, a.line, a.exported) for a in found][:1] == [(".zshrc", 2, exported)]
+    assert shell_assignments(tmp_path, "MY_KEYS") == ()
+
+
+def test_service_environment_last_assignment_wins(tmp_path):
+    from localcodex.adapters.hostenv import service_environment
+
+    unit = tmp_path / "etc/systemd/system/ollama.service"
+    unit.parent.mkdir(parents=True)
+    unit.write_text('[Service]\nEnvironment="OLLAMA_HOST=0.0.0.0:11434"\nExecStart=/usr/bin/ollama serve\n')
+    dropin = tmp_path / "etc/systemd/system/ollama.service.d/10-local.conf"
+    dropin.parent.mkdir()
+    dropin.write_text("[Service]\nEnvironment=OLLAMA_HOST=127.0.0.1:11434 OLLAMA_KEEP_ALIVE=1h\n")
+    env = service_environment(tmp_path)
+    host = env["OLLAMA_HOST"]
+    assert (host.value, host.file, host.line) == ("127.0.0.1:11434", dropin, 2)
+    assert env["OLLAMA_KEEP_ALIVE"].value == "1h"

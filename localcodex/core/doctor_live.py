@@ -68,18 +68,16 @@ class Endpoint:
                                  host=ollama_root(url))
 
 
-def endpoints(run: _Run, targets: tuple[Target, ...]) -> list[Endpoint]:
-    found: list[Endpoint] = []
-    seen: set[tuple[str, str | None, str | None]] = set()
+def endpoint_groups(run: _Run, targets: tuple[Target, ...]) -> list[list[Endpoint]]:
+    """The targets' endpoints, grouped by what check needs to probe (base_url, model, env_key): each group is
+    probed once, and per-target findings (base_url, model_context_window) are still reported for every one."""
+    groups: dict[tuple[str, str | None, str | None], list[Endpoint]] = {}
     for target in targets:
         endpoint = _endpoint(run, target)
-        if endpoint is None:
-            continue
-        key = (endpoint.base_url.rstrip("/"), endpoint.model, endpoint.env_key)
-        if key not in seen:
-            seen.add(key)
-            found.append(endpoint)
-    return found
+        if endpoint is not None:
+            key = (endpoint.base_url.rstrip("/"), endpoint.model, endpoint.env_key)
+            groups.setdefault(key, []).append(endpoint)
+    return list(groups.values())
 
 
 def _endpoint(run: _Run, target: Target) -> Endpoint | None:
@@ -118,9 +116,9 @@ def live_findings(run: _Run, targets: tuple[Target, ...]) -> None:
     from localcodex.paths import ollama_host
 
     probed_roots: set[str] = set()
-    for endpoint in endpoints(run, targets):
-        run.report(DoctorStep("probe", f"{endpoint.target.command}: {endpoint.base_url}"))
-        root = _probe_endpoint(run, endpoint)
+    for group in endpoint_groups(run, targets):
+        run.report(DoctorStep("probe", f"{group[0].target.command}: {group[0].base_url}"))
+        root = _probe_group(run, group)
         if root:
             probed_roots.add(root.rstrip("/"))
     default = ollama_host(run.req.host, run.env)
@@ -129,22 +127,26 @@ def live_findings(run: _Run, targets: tuple[Target, ...]) -> None:
         run.add(*_default_server(run, default.native, bool(targets)))
 
 
-def _probe_endpoint(run: _Run, endpoint: Endpoint) -> str | None:
-    """Run check for one endpoint and turn its probes into findings; returns Ollama's root when it is one.
+def _probe_group(run: _Run, group: list[Endpoint]) -> str | None:
+    """Run check once for a group of endpoints and turn its probes into findings; returns Ollama's root.
 
-    When the base_url is wrong but check found the right one, the rest is probed there: the user then learns
-    in one run what would still be wrong after fixing the URL (model missing, context too small, ...).
+    What concerns a file (base_url, auth) is reported at every target's own file; what concerns the server or
+    the model once, at the first. When the base_url is wrong but check found the right one, the rest is probed
+    there: the user learns in one run what would still be wrong after fixing the URL.
     """
-    report = _check(run, endpoint, endpoint.base_url, _probes(run, endpoint))
-    run.add(*probe_findings(run, endpoint, report))
+    first = group[0]
+    report = _check(run, first, first.base_url, _probes(run, first))
+    for endpoint in group:
+        run.add(*(f for f in probe_findings(run, endpoint, report) if endpoint is first or f.id in _PER_FILE))
     url_failed = any(report.probe(n).status.value == "fail" for n in ("reachable", "url"))
     if url_failed and report.suggested_base_url:
-        report = _check(run, endpoint, report.suggested_base_url, _probes(run, endpoint) - {"reachable", "url"})
-        run.add(*(f for f in probe_findings(run, endpoint, report) if f.id not in _URL_FINDINGS))
-    return _ollama_facts(run, endpoint, report)
+        report = _check(run, first, report.suggested_base_url, _probes(run, first) - {"reachable", "url"})
+        run.add(*(f for f in probe_findings(run, first, report) if f.id not in _URL_FINDINGS))
+    return _ollama_facts(run, group, report)
 
 
 _URL_FINDINGS = ("base-url-unreachable", "base-url-wrong")
+_PER_FILE = (*_URL_FINDINGS, "auth-rejected")
 
 
 def _probes(run: _Run, endpoint: Endpoint) -> frozenset[str]:
@@ -165,7 +167,7 @@ def _check(run: _Run, endpoint: Endpoint, base_url: str, only: frozenset[str]) -
     ))
 
 
-def _ollama_facts(run: _Run, endpoint: Endpoint, report: CheckReport) -> str | None:
+def _ollama_facts(run: _Run, group: list[Endpoint], report: CheckReport) -> str | None:
     from localcodex.core.check import native_root
 
     if report.server != "ollama":
@@ -173,8 +175,8 @@ def _ollama_facts(run: _Run, endpoint: Endpoint, report: CheckReport) -> str | N
     root = native_root(report.suggested_base_url or report.base_url)
     run.ollama_version = run.ollama_version or report.server_version
     model_probe = report.probe("model")
-    if endpoint.model and model_probe.status.value in ("pass", "warn"):
-        run.add(*ollama_model_findings(run, endpoint, root, report))
+    if group[0].model and model_probe.status.value in ("pass", "warn"):
+        run.add(*ollama_model_findings(run, group, root))
     return root
 
 
@@ -305,19 +307,25 @@ class ModelFacts:
     default_context: int | None = None  # Ollama's default when the model has no num_ctx (an estimate)
 
 
-def ollama_model_findings(run: _Run, endpoint: Endpoint, root: str, report: CheckReport) -> Iterator[Finding]:
+def ollama_model_findings(run: _Run, group: list[Endpoint], root: str) -> Iterator[Finding]:
+    """Context and placement of the model (once, at the first target), model_context_window (every target)."""
     from localcodex.adapters.ollama import OllamaServer
     from localcodex.paths import ollama_host
 
+    first = group[0]
     server = OllamaServer(ollama_host(root, {}), timeout=10.0)
     try:
-        facts = _facts(run, server, endpoint.model or "", root)
+        facts = _facts(run, server, first.model or "", root)
     except LocalcodexError as exc:
-        yield endpoint.located(("model",), "model-unverified", "warning",
-                               f"could not read {endpoint.model} from {root}: {exc.message}", exc.hint or "")
+        yield first.located(("model",), "model-unverified", "warning",
+                            f"could not read {first.model} from {root}: {exc.message}", exc.hint or "")
         return
-    yield from _context_findings(run, endpoint, facts)
-    yield from _placement_findings(run, endpoint, root, server, facts, report)
+    context = facts.context if facts.context is not None else facts.default_context
+    if context is not None and context < CODEX_MIN_CONTEXT:
+        yield _context_small(run, first, facts, context)
+    for endpoint in group:
+        yield from _window_findings(endpoint, facts)
+    yield from _placement_findings(run, first, root, facts)
 
 
 def _facts(run: _Run, server: OllamaServer, model: str, root: str) -> ModelFacts:
@@ -369,11 +377,8 @@ def _machine(run: _Run) -> Machine | None:
     return run.machine
 
 
-def _context_findings(run: _Run, endpoint: Endpoint, facts: ModelFacts) -> Iterator[Finding]:
-    model = endpoint.model or ""
-    context = facts.context if facts.context is not None else facts.default_context
-    if context is not None and context < CODEX_MIN_CONTEXT:
-        yield _context_small(run, endpoint, facts, context)
+def _window_findings(endpoint: Endpoint, facts: ModelFacts) -> Iterator[Finding]:
+    """model_context_window against the context the model really runs with (known, not estimated)."""
     window = endpoint.target.merged.get("model_context_window")
     if facts.context is None:
         return
@@ -382,9 +387,10 @@ def _context_findings(run: _Run, endpoint: Endpoint, facts: ModelFacts) -> Itera
     elif window is None and facts.context < CODEX_FALLBACK_WINDOW:
         yield endpoint.located(
             ("model",), "context-window-unset", "warning",
-            f"no model_context_window for {model}: Codex assumes {CODEX_FALLBACK_WINDOW:,} tokens for a model it has "
-            f"no metadata for, but the model holds {facts.context:,} ({facts.source}); long sessions overflow "
-            "it and Ollama cuts the start of the prompt silently",
+            f"no model_context_window for {endpoint.model} ({endpoint.target.command}): Codex assumes "
+            f"{CODEX_FALLBACK_WINDOW:,} tokens for a model it has no metadata for, but the model holds "
+            f"{facts.context:,} ({facts.source}); long sessions overflow it and Ollama cuts the start of the "
+            "prompt silently",
             f"set model_context_window = {facts.context}", endpoint.configure())
 
 
@@ -436,8 +442,7 @@ def _window_mismatch(endpoint: Endpoint, facts: ModelFacts, window: int) -> Iter
             f"set model_context_window = {facts.context}", endpoint.configure())
 
 
-def _placement_findings(run: _Run, endpoint: Endpoint, root: str, server: OllamaServer, facts: ModelFacts,
-                        report: CheckReport) -> Iterator[Finding]:
+def _placement_findings(run: _Run, endpoint: Endpoint, root: str, facts: ModelFacts) -> Iterator[Finding]:
     running = facts.running
     if running is not None and running.size:
         yield from _on_cpu(run, endpoint, running, is_loopback_url(root))
