@@ -2,7 +2,8 @@
 or a gateway: `GET /v1/models`, `POST /v1/responses` (JSON and SSE, function calls) and
 `POST /v1/chat/completions` (SSE with usage). Stdlib only, loopback only.
 
-A token is a whitespace-separated word. Prompts longer than `context` are cut to it silently (llama-server
+`responses_api=False` and `drop_completed=True` make it a server Codex cannot use. A token is a
+whitespace-separated word. Prompts longer than `context` are cut to it silently (llama-server
 style), or refused with 400 when `refuse_overflow` is set (vLLM style). `api_key` makes every route demand
 `Authorization: Bearer <key>`.
 """
@@ -24,6 +25,8 @@ class FakeOpenAI:
     refuse_overflow: bool = False
     api_key: str | None = None
     tool_style: str = "native"  # "native" (function_call items) or "prose" (JSON in the text)
+    responses_api: bool = True  # False: /v1/responses is a 404, as on servers that only speak chat completions
+    drop_completed: bool = False  # streams end without response.completed
     server_header: str = "fake-openai/1.0"
     requests: list[dict[str, Any]] = field(default_factory=list)
     _server: http.server.ThreadingHTTPServer | None = None
@@ -135,7 +138,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._record(body)
         if not self._authorized():
             return
-        if self.path == "/v1/responses":
+        if self.path == "/v1/responses" and self.owner.responses_api:
             self._responses(body)
         elif self.path == "/v1/chat/completions":
             self._chat(body)
@@ -166,7 +169,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if not body.get("stream"):
             self._send(200, response)
             return
-        self._sse(_response_events(response))
+        events = _response_events(response)
+        self._sse(events[:-1] if self.owner.drop_completed else events)
 
     def _chat(self, body: dict[str, Any]) -> None:
         prompt = self._prompt_tokens(body.get("messages"))

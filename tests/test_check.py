@@ -6,9 +6,13 @@ from __future__ import annotations
 import dataclasses
 import http.server
 import json
+import os
+import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -463,6 +467,31 @@ def test_non_ollama_server_skips_ollama_only_probes(cli, fake_openai):
     assert not any(r["path"].startswith("/api/") and r["path"] != "/api/version" for r in fake_openai.requests)
 
 
+def test_server_without_the_responses_api(cli):
+    server = FakeOpenAI(responses_api=False).start()
+    try:
+        result = check_json(cli, "--base-url", f"{server.url}/v1", "--model", "local-model")
+    finally:
+        server.stop()
+    assert result.code == ExitCode.CHECK_FAILED
+    found = probes(result)
+    assert found["responses"]["status"] == "fail"
+    assert "HTTP 404" in found["responses"]["detail"] and "Codex retries 5 times" in found["responses"]["detail"]
+    assert found["tools"]["detail"] == "not run: Responses API failed"
+    assert found["chat"]["status"] == "pass"
+
+
+def test_stream_without_response_completed_fails_like_codex(cli):
+    server = FakeOpenAI(drop_completed=True).start()
+    try:
+        result = check_json(cli, "--base-url", f"{server.url}/v1", "--model", "local-model")
+    finally:
+        server.stop()
+    responses = probes(result)["responses"]
+    assert responses["status"] == "fail"
+    assert "stream closed before response.completed" in responses["detail"]
+
+
 def test_env_key_unset_fails_before_any_request(cli, emu):
     result = check_json(cli, "--host", emu.url, "--model", "qwen3.5:27b", "--env-key", "LOCALCODEX_TEST_KEY")
     assert result.code == ExitCode.CHECK_FAILED
@@ -518,3 +547,57 @@ def test_exit_code_process_level(cli_process, emu):
     assert doc["errors"][0]["message"].startswith("Model present: gemma3:4b cannot call tools")
     events = [json.loads(line) for line in bad.stderr.splitlines() if line.startswith("{")]
     assert [e["name"] for e in events if e.get("event") == "probe"] == PROBE_ORDER
+
+
+# -- the real Codex CLI agrees ----------------------------------------------------------------------------------
+
+codex_cli = pytest.mark.skipif(shutil.which("codex") is None, reason="the Codex CLI is not installed")
+
+
+def run_codex(codex_home: Path, base_url: str, *, env_key: str | None = None) -> subprocess.CompletedProcess[str]:
+    """`codex exec` with a custom provider at `base_url`, failing fast (no retries) instead of reconnecting."""
+    key_line = f'env_key = "{env_key}"\n' if env_key else ""
+    (codex_home / "config.toml").write_text(
+        'model = "qwen3.5:27b"\nmodel_provider = "local_ollama"\ncheck_for_update_on_startup = false\n'
+        'web_search = "disabled"\n[agents]\nenabled = false\n[features]\nunbounded_connection_retries = false\n'
+        f'[model_providers.local_ollama]\nname = "Local Ollama"\nbase_url = "{base_url}"\n{key_line}'
+        "request_max_retries = 0\nstream_max_retries = 0\n", encoding="utf-8")
+    return subprocess.run(
+        ["codex", "exec", "--skip-git-repo-check", "Reply with exactly: pong"], capture_output=True, text=True,
+        stdin=subprocess.DEVNULL, timeout=90, cwd=codex_home, env=dict(os.environ),
+    )
+
+
+@pytest.mark.codex
+@codex_cli
+def test_codex_fails_on_an_unset_env_key_with_the_same_words(cli, emu, hermetic_env):
+    result = check_json(cli, "--host", emu.url, "--model", "qwen3.5:27b", "--env-key", "LOCALCODEX_TEST_KEY")
+    words = probes(result)["auth"]["detail"].split(" Codex stops")[0]
+    codex = run_codex(hermetic_env / ".codex", f"{emu.url}/v1", env_key="LOCALCODEX_TEST_KEY")
+    assert codex.returncode != 0
+    assert words == "Missing environment variable: `LOCALCODEX_TEST_KEY`." and words in codex.stderr
+    assert not [r for r in emu.requests if r.path.startswith("/v1/")]
+
+
+@pytest.mark.codex
+@codex_cli
+def test_codex_fails_on_the_mistaken_url_and_works_on_the_suggested_one(cli, emu, hermetic_env):
+    result = check_json(cli, "--base-url", f"{emu.url}/v1/v1", "--model", "qwen3.5:27b")
+    suggested = result.json()["data"]["suggested_base_url"]
+    assert result.code == ExitCode.CHECK_FAILED and suggested == f"{emu.url}/v1"
+    wrong = run_codex(hermetic_env / ".codex", f"{emu.url}/v1/v1")
+    assert wrong.returncode != 0 and "404" in wrong.stderr
+    right = run_codex(hermetic_env / ".codex", suggested)
+    assert right.returncode == 0, right.stderr
+    assert "pong" in right.stdout
+
+
+@pytest.mark.codex
+@codex_cli
+def test_codex_trims_a_trailing_slash_so_it_is_only_a_warning(cli, emu, hermetic_env):
+    result = check_json(cli, "--base-url", f"{emu.url}/v1/", "--model", "qwen3.5:27b")
+    assert probes(result)["url"]["status"] == "warn" and result.code == 0
+    emu.requests.clear()
+    codex = run_codex(hermetic_env / ".codex", f"{emu.url}/v1/")
+    assert codex.returncode == 0, codex.stderr
+    assert [r.path for r in emu.requests if r.method == "POST"] == ["/v1/responses"]

@@ -149,13 +149,19 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 
 
 def _host_port(url: str) -> str:
+    """`host:port` of a URL, the port made explicit (IPv6 hosts keep their brackets).
+
+    >>> _host_port("http://[::1]/v1"), _host_port("https://gw.example/v1")
+    ('[::1]:80', 'gw.example:443')
+    """
     split = urllib.parse.urlsplit(url)
     default = 443 if split.scheme == "https" else 80
     try:
         port = split.port or default
     except ValueError:
         port = default
-    return f"{split.hostname or '?'}:{port}"
+    host = split.hostname or "?"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _tls_hint(reason: str) -> str:

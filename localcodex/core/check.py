@@ -186,7 +186,6 @@ class _Run:
     key_error: LocalcodexError | None = None
     first_reply: Reply | None = None
     suggested: str | None = None
-    native: str | None = None  # Ollama's native root, once /api/version answered
     ollama: OllamaServer | None = None
     version: str | None = None
     server_kind: str = "unknown"
@@ -213,7 +212,7 @@ class _Run:
         left = self.deadline - time.perf_counter()
         if left <= 0.05:
             raise _ProbeDeadline(
-                f"ran out of its {self.req.timeout:g} s time limit",
+                f"the probe used up its {self.req.timeout:g} s time limit before its next request",
                 "a slow model on a slow machine may need more: raise --timeout",
             )
         return Timeouts(connect=min(self.req.connect_timeout, left), read=left, total=left, limit=self.req.timeout)
@@ -300,6 +299,10 @@ def _run_probe(run: _Run, name: str, title: str) -> Probe:
         except LocalcodexError as exc:
             run.note_rejection(exc)
             verdict = failed(exc.message, exc.hint, error=getattr(exc, "kind", exc.code))
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:  # JSON of a shape no probe expects
+            verdict = failed(f"the server's answer has an unexpected shape ({type(exc).__name__}: {exc})",
+                             "this server does not follow the OpenAI API closely enough for Codex",
+                             error="unexpected_shape")
     return Probe(name, title, verdict.status, round(time.perf_counter() - started, 3), verdict.detail,
                  verdict.fix, verdict.data)
 
@@ -612,7 +615,6 @@ def _attach_ollama(run: _Run, root: str, version: str) -> None:
 
     run.server_kind = "ollama"
     run.version = version
-    run.native = root
     run.ollama = OllamaServer(ollama_host(root, {}), timeout=run.quick().total)
 
 
@@ -797,8 +799,10 @@ def _read_event(out: StreamReading, event: Any, added: set[int], sent_at: float)
     except ValueError:
         out.problems.append(f"Failed to parse SSE event: {event.data[:80]!r}")
         return False
-    kind = data.get("type") if isinstance(data, dict) else None
-    kind = kind or event.event or "?"
+    if not isinstance(data, dict):
+        out.problems.append(f"an event's data is not a JSON object: {event.data[:80]!r}")
+        return False
+    kind = data.get("type") or event.event or "?"
     if event.event and data.get("type") and event.event != data.get("type"):
         out.oddities.append(f"event name {event.event!r} differs from its type {data.get('type')!r}")
     out.events.append(kind)
@@ -1174,6 +1178,8 @@ def _take_chunk(seen: dict[str, Any], chunk: Any, at: float) -> None:
     if isinstance(chunk.get("usage"), dict) and not chunk.get("choices"):
         seen["usage"] = chunk["usage"]
     for choice in chunk.get("choices") or []:
+        if not isinstance(choice, dict):
+            continue
         delta = choice.get("delta") or {}
         if seen["role_first"] is None:
             seen["role_first"] = delta.get("role") == "assistant"
