@@ -20,11 +20,12 @@ import time
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from localcodex.adapters import codex_cli, codex_config, toml_edit
 from localcodex.core.configure import ConfigureRequest, configure
+from localcodex.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
 CTX = ["--model", "qwen3-coder:30b", "--context", "32768"]
@@ -444,6 +445,16 @@ def test_malformed_profile_file_is_left_alone(cli, home: Path, fake_codex) -> No
     assert (home / "local_ollama.config.toml").read_bytes() == broken
 
 
+def test_layout_the_editor_cannot_keep_is_refused(cli, home: Path, fake_codex) -> None:
+    fake_codex("0.169.0")
+    split = b'[model_providers.a]\nname = "a"\n\n[[skills]]\nname = "s"\n\n[model_providers.b]\nname = "b"\n'
+    (home / "config.toml").write_bytes(split)
+    result = cli("configure", *CTX, "--default")
+    assert result.code == 5 and "cannot edit this file without moving parts of it" in result.stderr
+    assert (home / "config.toml").read_bytes() == split
+    assert not (home / "local_ollama.config.toml").exists()
+
+
 def test_symlinked_config_is_written_through(cli, home: Path, tmp_path: Path, fake_codex) -> None:
     fake_codex("0.169.0")
     dotfiles = tmp_path / "dotfiles"
@@ -781,6 +792,8 @@ def _owned_only_changes(old: str, new: str) -> list[str]:
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=config_texts())
+@example(text='[features]\nplugins = false\n[agents]\nenabled = true # mine')  # no final newline, a comment
+@example(text="[model_providers.x]\nname = 'x'\n[[skills]]\nname = 'one'\n[model_providers.local_ollama]\nextra = 1\n")
 def test_property_only_owned_keys_change_and_rerun_is_noop(text: str, home: Path, backups, monkeypatch) -> None:
     monkeypatch.setattr(codex_cli, "codex_info", lambda *a, **k: codex_cli.CodexInfo(
         Path("codex"), (0, 169, 0), "codex-cli 0.169.0"))
@@ -789,7 +802,12 @@ def test_property_only_owned_keys_change_and_rerun_is_noop(text: str, home: Path
     config = home / "config.toml"
     config.write_bytes(text.encode())
     req = ConfigureRequest(model="qwen3-coder:30b", context=32768, make_default=True)
-    first = configure(req)
+    try:
+        first = configure(req)
+    except ConfigError as exc:  # a layout the TOML editor cannot keep: refused, and the file is untouched
+        assert exc.code == "config_layout"
+        assert config.read_bytes() == text.encode() and not (home / "local_ollama.config.toml").exists()
+        return
     new = config.read_bytes().decode()
     # 1. semantics: the owned keys have the new values, everything else parses to what it was
     expected = load_toml(text)

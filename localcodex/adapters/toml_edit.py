@@ -65,7 +65,34 @@ def get_path(data: Mapping[str, Any], path: KeyPath) -> Any:
 
 
 def apply_edits(text: str, edits: Edits, source: Path | str) -> str:
-    """Return `text` with `edits` applied; every byte outside the edited keys stays as it was."""
+    """Return `text` with `edits` applied; every byte outside the edited keys stays as it was.
+
+    The one exception: a file that changes and lacked a final newline gets one (TOML tools need it to put
+    a new table after the last line)."""
+    _check_round_trip(text, source)
+    out = _render(text, edits, source)
+    if out != text and text and not text.endswith("\n"):
+        out = _render(text + ("\r\n" if "\r\n" in text else "\n"), edits, source)
+    _verify(text, out, edits, source)
+    return out
+
+
+def _check_round_trip(text: str, source: Path | str) -> None:
+    """tomlkit keeps a file's bytes only if parsing and rendering it unchanged gives it back; a few layouts
+    (a table split around an array of tables) come back reordered. Such a file is refused, not rewritten."""
+    import tomlkit
+
+    if tomlkit.dumps(parse(text, source)) != text:
+        raise ConfigError(
+            f"{source}: localcodex cannot edit this file without moving parts of it "
+            "(its layout, e.g. sub-tables of one table split around an [[array]], does not survive the TOML "
+            "editor); nothing was written",
+            "group the [x.y] tables of each table together, or add the keys --dry-run shows by hand",
+            code="config_layout",
+        )
+
+
+def _render(text: str, edits: Edits, source: Path | str) -> str:
     import tomlkit
 
     doc = parse(text, source)
@@ -74,9 +101,7 @@ def apply_edits(text: str, edits: Edits, source: Path | str) -> str:
     for path, value in sorted(edits.items(), key=lambda edit: len(edit[0])):
         _apply_one(doc, path, value, source, created)
     _separate_new_tables(doc, created)
-    out = _keep_line_endings(text, tomlkit.dumps(doc))
-    _verify(text, out, edits, source)
-    return out
+    return _keep_line_endings(text, tomlkit.dumps(doc))
 
 
 def _apply_one(doc: Any, path: KeyPath, value: Any, source: Path | str, created: list[Any]) -> None:
@@ -156,7 +181,7 @@ def _append_table(doc: Any, name: str, table: Any) -> None:
 
     current = tomlkit.dumps(doc)
     if current.strip() and not current.endswith("\n\n"):
-        table.trivia.indent = "\n" if current.endswith("\n") else "\n\n"
+        table.trivia.indent = "\n"
     doc.append(name, table)
 
 
