@@ -396,11 +396,13 @@ def test_untrusted_project_config_is_disabled(setup):
 # -- 7. the model: pulled, tools, context, window ---------------------------------------------------------------
 
 
-def test_model_not_pulled(setup, emu):
+def test_model_not_pulled(setup, emu, cli):
     profile = setup.write("local_ollama.config.toml", profile_text(f"{emu.url}/v1", model="qwen3-coder:30b"))
     f = only(setup.run(run_probes=True, host=emu.url), "model-not-pulled")
     assert (f.file, f.key, f.line) == (str(profile), "model", 1)
-    assert f.fix_command == "localcodex pull qwen3-coder:30b"
+    assert f.fix_command == f"localcodex pull qwen3-coder:30b --host {emu.url}"
+    apply_fix(cli, f)
+    assert "model-not-pulled" not in ids(setup.run(run_probes=True, host=emu.url))
 
 
 def test_model_without_tools(setup, emu):
@@ -409,14 +411,20 @@ def test_model_without_tools(setup, emu):
     assert "cannot call tools" in f.message and f.key == "model" and f.fix_command == "localcodex recommend"
 
 
-def test_model_context_too_small(setup, emu):
+def test_model_context_too_small(setup, emu, cli):
     setup.write("local_ollama.config.toml", profile_text(f"{emu.url}/v1", model="llama3.2:3b", window=4096))
     report = setup.run(run_probes=True, host=emu.url, machine=machine(vram_gib=0, ram_gib=32))
     f = only(report, "model-context-small")
     assert "has no num_ctx of its own" in f.message and "4,096 tokens" in f.message and "16,384" in f.message
     assert f.key == "model" and f.line == 1
-    assert f.fix_command is not None and f.fix_command.startswith("localcodex models context llama3.2:3b --ctx ")
-    assert int(f.fix_command.rsplit(" ", 1)[1]) >= 16384
+    command = f"localcodex models context llama3.2:3b --ctx 65536 --host {emu.url}"
+    assert f.fix_command == command  # 64k fits a 32 GiB machine (fit.choose_context)
+    point = f"localcodex configure --profile local_ollama --model llama3.2:3b-ctx64k --host {emu.url}"
+    assert "creates llama3.2:3b-ctx64k" in f.fix and point in f.fix
+    apply_fix(cli, f)
+    apply_fix(cli, dataclasses.replace(f, fix_command=point))
+    after = setup.run(run_probes=True, host=emu.url, machine=machine(vram_gib=0, ram_gib=32))
+    assert after.findings == (), [(x.id, x.message) for x in after.findings]
 
 
 def test_model_context_window_larger_than_num_ctx(setup, emu, cli):

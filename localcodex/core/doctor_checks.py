@@ -189,9 +189,12 @@ def configure_command(profile: str | None, *, provider: str | None = None, model
         parts.append(f"--provider-id {provider}")
     if model:
         parts.append(f"--model {model}")
-    if host and host.rstrip("/") not in DEFAULT_ROOTS:
-        parts.append(f"--host {host.rstrip('/')}")
-    return " ".join(parts)
+    return " ".join(parts) + host_flag(host)
+
+
+def host_flag(host: str | None) -> str:
+    """` --host ROOT` when the Ollama server is not the default one, else nothing."""
+    return f" --host {host.rstrip('/')}" if host and host.rstrip("/") not in DEFAULT_ROOTS else ""
 
 
 def file_configure(file: ConfigFile, provider: str | None = None, host: str | None = None) -> str:

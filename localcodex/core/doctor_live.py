@@ -23,7 +23,7 @@ from localcodex.core.doctor import (
     dotted,
     is_loopback_url,
 )
-from localcodex.core.doctor_checks import configure_command, ollama_root, provider_table
+from localcodex.core.doctor_checks import configure_command, host_flag, ollama_root, provider_table
 from localcodex.errors import LocalcodexError
 
 if TYPE_CHECKING:
@@ -248,7 +248,14 @@ def _model(run: _Run, endpoint: Endpoint, report: CheckReport, probe: Probe) -> 
     else:
         yield endpoint.located(("model",), "model-not-pulled", "error",
                                f"{endpoint.target.command} uses {model}, which is not on the server: {probe.detail}",
-                               f"pull it: `localcodex pull {model}`", f"localcodex pull {model}")
+                               f"pull it: `localcodex pull {model}{host_flag(_root(report))}`",
+                               f"localcodex pull {model}{host_flag(_root(report))}")
+
+
+def _root(report: CheckReport) -> str:
+    from localcodex.core.check import native_root
+
+    return native_root(report.suggested_base_url or report.base_url)
 
 
 def _auth(run: _Run, endpoint: Endpoint, report: CheckReport, probe: Probe) -> Iterator[Finding]:
@@ -401,14 +408,18 @@ def _context_small(run: _Run, endpoint: Endpoint, facts: ModelFacts, context: in
                "(4,096 below 23 GiB of VRAM unless OLLAMA_CONTEXT_LENGTH says otherwise)")
     else:
         how = f"runs with a context of {context:,} tokens ({facts.source})"
+    from localcodex.core.variant import variant_name
+
     size = _suggested_context(run, endpoint, facts)
+    create = f"localcodex models context {model} --ctx {size}{host_flag(facts.root)}"
+    variant = variant_name(model, size)
+    point = configure_command(endpoint.target.profile, provider=endpoint.provider, model=variant, host=facts.root)
     return endpoint.located(
         ("model",), "model-context-small", "error",
         f"{model} {how}: Codex needs at least {CODEX_MIN_CONTEXT:,} (its instructions and tools alone take 4-6k "
         "tokens) and longer prompts are cut silently",
-        f"create a variant with a larger context (`localcodex models context {model} --ctx {size}`), then point "
-        f"the profile at it and set model_context_window = {size}",
-        f"localcodex models context {model} --ctx {size}")
+        f"`{create}` creates {variant}, which carries {size:,} tokens (a size that fits this machine); then point "
+        f"the profile at it: `{point}`", create)
 
 
 def _suggested_context(run: _Run, endpoint: Endpoint, facts: ModelFacts) -> int:
