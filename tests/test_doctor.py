@@ -524,7 +524,9 @@ def test_listening_socket_on_all_interfaces(setup):
     setup.listening = ("0.0.0.0",)
     f = only(setup.run(), "ollama-exposed")
     assert "0.0.0.0:11434" in f.message and f.file is None
-    setup.listening = ("127.0.0.1",)
+    setup.listening = ("::",)
+    assert "[::]:11434" in only(setup.run(), "ollama-exposed").message
+    setup.listening = ("127.0.0.1", "::1")
     assert "ollama-exposed" not in ids(setup.run())
 
 
@@ -664,6 +666,16 @@ def test_no_probes_sends_no_request(setup, emu, cli, quiet_host):
     result = cli("doctor", "--no-probes", "--host", emu.url, "--json")
     assert result.json()["data"]["probes_run"] is False
     assert emu.requests == []
+
+
+def test_cli_profile_option(setup, cli, quiet_host):
+    setup.write("a.config.toml", '[model_providers.ollama]\nname = "O"\n')
+    setup.write("b.config.toml", 'model = "m"\n')
+    narrowed = cli("doctor", "--no-probes", "-p", "b", "--json")
+    assert narrowed.code == 0 and narrowed.json()["data"]["profiles"] == ["b"]
+    assert cli("doctor", "--no-probes", "--json").code == ExitCode.CHECK_FAILED
+    bad = cli("doctor", "--no-probes", "--profile", "../x")
+    assert bad.code == ExitCode.USAGE and "invalid --profile value" in bad.stderr
 
 
 def test_human_output_groups_by_severity(setup, cli, quiet_host):

@@ -60,13 +60,11 @@ def judge(report):
 
 
 def render(out, report) -> None:
-    from rich.markup import escape
-    from rich.table import Table
-
     console = out.out
     if not report.findings:
         console.print(f"[green]✓[/green] no problems found{_scope(report)}")
         return
+    width = max(60, console.width)
     for severity in ("error", "warning", "info"):
         found = [f for f in report.findings if f.severity == severity]
         if not found:
@@ -74,26 +72,38 @@ def render(out, report) -> None:
         one, many = TITLES[severity]
         style = STYLES[severity]
         console.print(f"[{style}]{SYMBOLS[severity]} {len(found)} {one if len(found) == 1 else many}[/{style}]")
-        grid = Table.grid(padding=(0, 1), pad_edge=False)
-        grid.add_column(width=3, justify="right")
-        grid.add_column()
         for f in found:
-            grid.add_row(f"[{style}]{SYMBOLS[severity]}[/{style}]", _entry(f, escape))
-        console.print(grid)
+            _entry(console, f, style, width)
         console.print()
     console.print(_summary(report) + _scope(report))
 
 
-def _entry(f, escape) -> str:
-    """One finding: what, where, the fix, and the command that applies it (each on its own line)."""
-    lines = [f"{escape(f.message)}  [dim]({f.id})[/dim]"]
-    if f.where:
-        lines.append(f"[dim]at:[/dim] {escape(f.where)}")
-    if f.fix:
-        lines.append(f"[dim]fix:[/dim] {escape(f.fix)}")
-    if f.fix_command:
-        lines.append(f"[dim]run:[/dim] [bold]{escape(f.fix_command)}[/bold]")
-    return "\n".join(lines)
+def _entry(console, f, style: str, width: int) -> None:
+    """One finding: what, where, the fix, the command; wrapped with a hanging indent, no trailing blanks."""
+    from rich.markup import escape
+
+    symbol = SYMBOLS[f.severity]
+    paragraphs = f"{f.message}  ({f.id})".split("\n")
+    lines = _wrap(f"  {symbol} ", paragraphs[0], width)
+    for extra in paragraphs[1:]:
+        lines += _wrap("    ", extra, width)
+    head = escape(lines[0]).replace(symbol, f"[{style}]{symbol}[/{style}]", 1)
+    console.print("\n".join([head, *map(escape, lines[1:])]), soft_wrap=True)
+    for label, text in (("at", f.where), ("fix", f.fix), ("run", f.fix_command)):
+        if text:
+            # A command stays on one line so it can be copied whole.
+            wrapped = [f"    {label}: {text}"] if label == "run" else _wrap(f"    {label}: ", text, width)
+            first = escape(wrapped[0]).replace(f"{label}:", f"[dim]{label}:[/dim]", 1)
+            if label == "run":
+                first = first.replace(escape(text), f"[bold]{escape(text)}[/bold]", 1)
+            console.print("\n".join([first, *map(escape, wrapped[1:])]), soft_wrap=True)
+
+
+def _wrap(prefix: str, text: str, width: int) -> list[str]:
+    import textwrap
+
+    return textwrap.wrap(text, width=width, initial_indent=prefix, subsequent_indent=" " * 6,
+                         break_long_words=False, break_on_hyphens=False) or [prefix.rstrip()]
 
 
 def _summary(report) -> str:

@@ -20,7 +20,7 @@ import math
 import re
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -168,7 +168,6 @@ class ConfigFile:
     error: str | None = None
     error_line: int | None = None
     error_column: int | None = None
-    mode: int | None = None
     trusted: bool = True  # project files only: Codex disables an untrusted project's config
 
     @property
@@ -435,7 +434,3 @@ def is_loopback_url(url: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def with_fix(finding: Finding, fix: str, command: str | None = None) -> Finding:
-    return replace(finding, fix=fix, fix_command=command)
