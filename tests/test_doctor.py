@@ -313,6 +313,13 @@ def test_doubled_v1_offline(setup, emu, cli):
     assert "base-url-wrong" not in ids(setup.run())
 
 
+def test_custom_provider_without_base_url_goes_to_openai(setup):
+    profile = setup.write("gw.config.toml", 'model = "m"\nmodel_provider = "gw"\n\n[model_providers.gw]\nname = "GW"\n')
+    f = only(setup.run(), "base-url-missing")
+    assert (f.file, f.key, f.line) == (str(profile), "model_providers.gw", 4)
+    assert "api.openai.com" in f.message and "base_url =" in f.fix
+
+
 @pytest.fixture
 def emu(emulator_factory) -> Emulator:
     return emulator_factory(installed=[with_ctx("qwen3.5:27b", 65536), PRESETS["gemma3:4b"], PRESETS["llama3.2:3b"]])

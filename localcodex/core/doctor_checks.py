@@ -381,6 +381,13 @@ _MISTAKES = {
 
 def _base_url_static(file: ConfigFile, pid: str, table: Mapping[str, Any], key: tuple[str, ...]) -> Iterator[Finding]:
     base = table.get("base_url")
+    if base is None:
+        yield file.finding(
+            "base-url-missing", "warning",
+            f"[model_providers.{pid}] has no base_url, so Codex sends its requests to OpenAI "
+            "(https://api.openai.com/v1), not to a local server", key,
+            f'add base_url = "http://localhost:11434/v1" (Ollama) or your server\'s /v1 URL to [model_providers.{pid}]',
+        )
     if not isinstance(base, str):
         return
     mistake = base_url_mistake(base)
