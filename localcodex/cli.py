@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "check",
     "configure",
     "provider",
+    "doctor",
 )
 
 app = typer.Typer(
