@@ -17,8 +17,11 @@ from localcodex import __version__
 
 # One entry per command module, in the order `--help` lists them (the pipeline order).
 COMMAND_MODULES = (
-    "detect",
     "paths",
+    "detect",
+    "recommend",
+    "configure",
+    "provider",
 )
 
 app = typer.Typer(

@@ -15,7 +15,6 @@ from pathlib import Path
 import httpx
 import ollama
 import pytest
-
 from emulator import Emulator, FakeModel, Fault, Reply, ResponderRequest, preset_models
 from emulator.gguf import read as read_gguf
 
@@ -172,7 +171,8 @@ def test_pull_unknown_and_invalid_names(emulator: Emulator) -> None:
     c = client(emulator)
     with pytest.raises(ollama.ResponseError) as streamed:
         list(c.pull("no-such-model", stream=True))
-    assert (streamed.value.error, streamed.value.status_code) == ("pull model manifest: file does not exist", -1)
+    assert streamed.value.status_code == -1
+    assert streamed.value.error == "pull model manifest: file does not exist"
     with pytest.raises(ollama.ResponseError) as plain:
         c.pull("no-such-model")
     assert plain.value.status_code == 500
@@ -202,7 +202,8 @@ def test_copy_delete_and_blob_pruning(emulator_factory) -> None:
     assert c.copy("tiny-coder:1b", "mine/coder:v1").status == "success"
     assert sorted(m.model for m in c.list().models) == ["mine/coder:v1", "tiny-coder:1b"]
     r = httpx.get(f"{emu.url}/v1/models").json()
-    assert {m["id"]: m["owned_by"] for m in r["data"]} == {"mine/coder:v1": "mine", "tiny-coder:1b": "library"}
+    owners = {m["id"]: m["owned_by"] for m in r["data"]}
+    assert owners == {"mine/coder:v1": "mine", "tiny-coder:1b": "library"}
     with pytest.raises(ollama.ResponseError) as missing:
         c.copy("ghost", "x")
     assert (missing.value.status_code, missing.value.error) == (404, 'model "ghost" not found')
@@ -357,7 +358,8 @@ def test_load_and_unload_shortcuts(emulator_factory) -> None:
     assert c.ps().models == [], "keep_alive 0 unloads after the request"
     c.generate(model="llama3.2:3b", prompt="hi", keep_alive="-1m")
     assert c.ps().models[0].expires_at.year > 2200
-    r = httpx.post(f"{emu.url}/api/generate", json={"model": "llama3.2:3b", "prompt": "", "keep_alive": "300"})
+    r = httpx.post(f"{emu.url}/api/generate",
+                   json={"model": "llama3.2:3b", "prompt": "", "keep_alive": "300"})
     assert (r.status_code, r.json()) == (400, {"error": 'time: missing unit in duration "300"'})
 
 
@@ -386,7 +388,8 @@ def test_model_errors_and_their_wording(emulator_factory) -> None:
         c.show("foo")
     assert error.value.status_code == 404
     emu.set_version("0.29.0")
-    assert httpx.post(f"{emu.url}/api/show", json={"model": "foo"}).json() == {"error": "model 'foo' not found"}
+    old = httpx.post(f"{emu.url}/api/show", json={"model": "foo"})
+    assert old.json() == {"error": "model 'foo' not found"}
 
 
 def test_tool_calls_native(emulator_factory) -> None:
@@ -407,9 +410,10 @@ def test_tool_calls_native(emulator_factory) -> None:
     raw = httpx.post(f"{emu.url}/api/chat", json={"model": "llama3.2:3b", "messages": ask, "tools": tools,
                                                   "stream": False}).json()
     assert re.fullmatch(r"call_[a-z0-9]{8}", raw["message"]["tool_calls"][0]["id"])
-    follow = ask + [reply.message.model_dump(exclude_none=True),
-                    {"role": "tool", "content": "# README", "tool_name": "read_file"}]
-    assert c.chat(model="llama3.2:3b", messages=follow, tools=tools).message.content == "The tool ran; all done."
+    follow = [*ask, reply.message.model_dump(exclude_none=True),
+              {"role": "tool", "content": "# README", "tool_name": "read_file"}]
+    answer = c.chat(model="llama3.2:3b", messages=follow, tools=tools)
+    assert answer.message.content == "The tool ran; all done."
     prose = c.chat(model="qwen2.5-coder:7b", messages=ask, tools=tools)
     assert prose.message.tool_calls is None
     assert json.loads(prose.message.content) == {"name": "read_file", "arguments": {"path": "README.md",
@@ -526,6 +530,41 @@ def test_timings_follow_the_configured_rates(emulator_factory) -> None:
     assert warm.load_duration < 20_000_000, "no load when already loaded"
 
 
+def test_per_model_rates_override_the_defaults(emulator_factory) -> None:
+    slow = FakeModel(name="slow:1b", decode_rate=50.0, prompt_rate=500.0, load_time=0.05)
+    emu = emulator_factory(installed=[slow])
+    reply = client(emu).generate(model="slow:1b", prompt="abcd", options={"num_predict": 5})
+    assert reply.eval_duration == 100_000_000 and reply.prompt_eval_duration == 10_000_000
+    assert reply.load_duration >= 50_000_000
+
+
+def test_one_model_serves_one_request_at_a_time(emulator_factory) -> None:
+    emu = emulator_factory(installed=models("llama3.2:3b"), decode_rate=100.0)
+    results: list[int] = []
+
+    def ask() -> None:
+        reply = client(emu).generate(model="llama3.2:3b", prompt="hi", options={"num_predict": 10})
+        results.append(reply.eval_count)
+
+    threads = [threading.Thread(target=ask) for _ in range(2)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(5)
+    assert results == [10, 10] and time.monotonic() - started >= 0.2
+
+
+def test_json_format_and_v1_completions(emulator_factory) -> None:
+    emu = emulator_factory(installed=models("llama3.2:3b"))
+    reply = client(emu).chat(model="llama3.2:3b", messages=[{"role": "user", "content": "x"}], format="json")
+    assert json.loads(reply.message.content) == {"answer": "Hello! This is the Ollama emulator speaking."}
+    done = httpx.post(f"{emu.url}/v1/completions", json={"model": "llama3.2:3b", "prompt": "hi",
+                                                          "max_tokens": 3}).json()
+    assert done["object"] == "text_completion" and done["choices"][0]["text"] == "Hello! This"
+    assert done["usage"] == {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}
+
+
 # ---------------------------------------------------------------- /v1
 
 
@@ -558,8 +597,8 @@ def test_v1_chat_completion(emulator_factory) -> None:
     thinking = httpx.post(f"{emu.url}/v1/chat/completions", json={"model": "qwen3:0.6b", "messages": [
         {"role": "user", "content": "hi"}]}).json()
     assert thinking["choices"][0]["message"]["reasoning"] == "Thinking about the request."
-    off = httpx.post(f"{emu.url}/v1/chat/completions", json={"model": "qwen3:0.6b", "reasoning_effort": "none",
-                                                             "messages": [{"role": "user", "content": "hi"}]})
+    off = httpx.post(f"{emu.url}/v1/chat/completions", json={
+        "model": "qwen3:0.6b", "reasoning_effort": "none", "messages": [{"role": "user", "content": "hi"}]})
     assert "reasoning" not in off.json()["choices"][0]["message"]
 
 
@@ -620,8 +659,10 @@ def codex_body(*extra_items: dict, stream: bool = True) -> dict:
             "include": ["reasoning.encrypted_content"], "reasoning": {"summary": "auto"},
             "tool_choice": "auto", "parallel_tool_calls": True, "prompt_cache_key": "abc",
             "tools": CODEX_TOOLS, "input": [
-                {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "base"}]},
-                {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "list files"}]},
+                {"type": "message", "role": "developer",
+                 "content": [{"type": "input_text", "text": "base"}]},
+                {"type": "message", "role": "user",
+                 "content": [{"type": "input_text", "text": "list files"}]},
                 *extra_items]}
 
 
@@ -639,7 +680,8 @@ def test_v1_responses_stream_text(emulator_factory) -> None:
                      "response.output_text.done", "response.content_part.done",
                      "response.output_item.done", "response.completed"]
     data = [json.loads(d) for _, d in events]
-    assert [d["type"] for d in data] == kinds and [d["sequence_number"] for d in data] == list(range(len(data)))
+    assert [d["type"] for d in data] == kinds
+    assert [d["sequence_number"] for d in data] == list(range(len(data)))
     done = data[-1]["response"]
     assert done["id"].startswith("resp_") and done["status"] == "completed"
     assert done["usage"]["output_tokens"] == 12 and done["usage"]["input_tokens"] > 0
@@ -708,7 +750,8 @@ def test_fault_http_500_and_status(emulator_factory) -> None:
     r = httpx.get(f"{emu.url}/v1/models")
     assert (r.status_code, r.json()["error"]["type"]) == (503, "api_error")
     emu.inject(Fault("http_500", path="/api/generate", after=3, message="boom"))
-    lines = httpx.post(f"{emu.url}/api/generate", json={"model": "llama3.2:3b", "prompt": "x"}).text.splitlines()
+    body = {"model": "llama3.2:3b", "prompt": "x"}
+    lines = httpx.post(f"{emu.url}/api/generate", json=body).text.splitlines()
     assert len(lines) == 4 and json.loads(lines[-1]) == {"error": "boom"}
 
 
@@ -792,7 +835,8 @@ def test_fault_disk_full(emulator_factory) -> None:
     with pytest.raises(ollama.ResponseError) as error:
         client(emu).pull("llama3.2:3b")
     assert error.value.status_code == 500
-    assert re.fullmatch(r"write .*/blobs/sha256-[0-9a-f]{64}-partial: no space left on device", error.value.error)
+    pattern = r"write .*/blobs/sha256-[0-9a-f]{64}-partial: no space left on device"
+    assert re.fullmatch(pattern, error.value.error)
     assert client(emu).list().models == []
 
 

@@ -142,7 +142,8 @@ def _chunk(gen: Generation, event: Event) -> dict[str, Any]:
         if event.kind == "thinking":
             body["thinking"] = event.text
     else:
-        message: dict[str, Any] = {"role": "assistant", "content": event.text if event.kind == "content" else ""}
+        content = event.text if event.kind == "content" else ""
+        message: dict[str, Any] = {"role": "assistant", "content": content}
         if event.kind == "thinking":
             message["thinking"] = event.text
         if event.tool_calls:

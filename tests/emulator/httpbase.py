@@ -7,6 +7,7 @@ when gin flushes its first write).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
@@ -30,9 +31,9 @@ JSON_PLAIN = "application/json"
 NDJSON = "application/x-ndjson"
 SSE = "text/event-stream"
 _MALFORMED = {
-    "ndjson": b'{"model":"emulator","created_at":"2025-01-01T00:00:00Z","message":{"role":"assistant","content":\n',
-    "sse": b'data: {"id":"chatcmpl-0","object":"chat.completion.chunk","choices":[{"delta":{"content":\n\n',
-    "responses": b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","delta":\n\n',
+    "ndjson": b'{"model":"emulator","created_at":"2025-01-01T00:00:00Z","message":{"content":\n',
+    "sse": b'data: {"id":"chatcmpl-0","object":"chat.completion.chunk","choices":[{"delta":\n\n',
+    "responses": b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta",\n\n',
 }
 
 
@@ -306,13 +307,11 @@ class RequestHandler(BaseHTTPRequestHandler):
         self.server.emulator._connections.add(self)  # type: ignore[attr-defined]
 
     def finish(self) -> None:
-        try:
+        with contextlib.suppress(OSError, ValueError):
             super().finish()
-        except (OSError, ValueError):
-            pass
         self.server.emulator._connections.discard(self)  # type: ignore[attr-defined]
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def write_head(self, status: int, headers: list[tuple[str, str]]) -> None:
@@ -330,15 +329,11 @@ class RequestHandler(BaseHTTPRequestHandler):
         """Close the connection with a TCP reset."""
         self.close_connection = True
         sock = self.connection
-        try:
+        with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        except OSError:
-            pass
         for stream in (self.rfile, self.wfile):
-            try:
+            with contextlib.suppress(OSError, ValueError):
                 stream.close()
-            except (OSError, ValueError):
-                pass
         sock.close()
 
     def _read_body(self) -> bytes:

@@ -213,7 +213,7 @@ def preset_models() -> list[FakeModel]:
                 context_length=262144, block_count=48, head_count=32, head_count_kv=4,
                 embedding_length=2048, key_length=128, value_length=128, feed_forward_length=6144,
                 capabilities=["completion", "tools"],
-                parameters={"repeat_penalty": 1.05, "stop": QWEN3_STOP + ["<|endoftext|>"],
+                parameters={"repeat_penalty": 1.05, "stop": [*QWEN3_STOP, "<|endoftext|>"],
                             "temperature": 0.7, "top_k": 20, "top_p": 0.8},
                 license=QWEN_LICENSE,
                 extra_info={"qwen3moe.expert_count": 128, "qwen3moe.expert_used_count": 8,

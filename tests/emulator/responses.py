@@ -240,9 +240,9 @@ class ResponsesStream:
 
     def _response(self, status: str, output: list[Any], usage: dict[str, Any] | None) -> dict[str, Any]:
         response = response_object(self.gen.body, self.response_id, status, output, usage)
-        response["tools"] = [{"type": t.get("type"), "name": t.get("name"), "description": t.get("description"),
-                              "strict": t.get("strict"), "parameters": t.get("parameters")}
-                             for t in self.gen.body.get("tools") or []]
+        keys = ("type", "name", "description", "strict", "parameters")
+        tools = self.gen.body.get("tools") or []
+        response["tools"] = [{key: tool.get(key) for key in keys} for tool in tools]
         return response
 
     def _on_thinking(self, event: Event) -> None:

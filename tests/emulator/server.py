@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import sys
@@ -167,10 +168,8 @@ class Emulator:
 
     def _drop_connections(self) -> None:
         for handler in list(self._connections):
-            try:
+            with contextlib.suppress(OSError):
                 handler.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     # ------------------------------------------------------------ test controls
 

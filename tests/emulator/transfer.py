@@ -141,7 +141,7 @@ def pull_into(ex: Exchange, name: Name, progress: Progress) -> None:
     old = store.find(name)
     store.write_manifest(name, config.descriptor(), [spec.descriptor() for spec in layers])
     if old is not None:
-        unused = {old.manifest["config"]["digest"], *(l["digest"] for l in old.layers)}
+        unused = {old.manifest["config"]["digest"], *(layer["digest"] for layer in old.layers)}
         unused -= store.referenced_digests()
         if unused:
             progress.emit({"status": "removing unused layers"})
