@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "recommend",
     "configure",
     "provider",
+    "trial",
 )
 
 app = typer.Typer(

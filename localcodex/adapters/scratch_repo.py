@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from localcodex.errors import LocalcodexError, NotFound, StepTimeout, UsageError
 
@@ -61,7 +62,7 @@ def template_files() -> dict[str, str]:
     root = resources.files("localcodex") / "data" / "trial_project"
     files: dict[str, str] = {}
 
-    def walk(node, prefix: str) -> None:  # noqa: ANN001 - a Traversable
+    def walk(node: Any, prefix: str) -> None:  # node: an importlib.resources Traversable
         for child in node.iterdir():
             name = f"{prefix}{child.name}"
             if child.is_dir():
@@ -76,11 +77,13 @@ def template_files() -> dict[str, str]:
 def prepare_dir(workdir: Path) -> None:
     """Create `workdir`, which must not exist or be empty: a trial never writes into a folder with files."""
     if workdir.exists() and (not workdir.is_dir() or any(workdir.iterdir())):
-        raise UsageError(f"{workdir} is not an empty folder", "pass a new or empty folder to --workdir, or leave it out")
+        raise UsageError(f"{workdir} is not an empty folder",
+                         "pass a new or empty folder to --workdir, or leave it out")
     try:
         workdir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise LocalcodexError(f"cannot create {workdir}: {exc.strerror or exc}", "pick a folder you can write to") from None
+        raise LocalcodexError(f"cannot create {workdir}: {exc.strerror or exc}",
+                              "pick a folder you can write to") from None
 
 
 def create_project(workdir: Path) -> str:
@@ -137,11 +140,9 @@ def run_tests(repo: Path, timeout: float) -> TestRun:
     except subprocess.TimeoutExpired:
         return TestRun(False, None, None, f"the tests ran past {timeout:g} s", timed_out=True)
     output = (proc.stderr + proc.stdout).strip()
-    match = None
-    for match in _RAN.finditer(output):
-        pass
+    counts = _RAN.findall(output)
     tail = "\n".join(output.splitlines()[-15:])
-    return TestRun(proc.returncode == 0, int(match.group(1)) if match else None, proc.returncode, tail)
+    return TestRun(proc.returncode == 0, int(counts[-1]) if counts else None, proc.returncode, tail)
 
 
 def git(repo: Path, *args: str) -> str:
@@ -159,7 +160,8 @@ def git(repo: Path, *args: str) -> str:
             from None
     if proc.returncode != 0:
         detail = (proc.stderr or proc.stdout).strip().splitlines()
-        raise LocalcodexError(f"`git {' '.join(args[:2])}` failed in {repo}: {detail[-1] if detail else proc.returncode}",
+        why = detail[-1] if detail else f"exit code {proc.returncode}"
+        raise LocalcodexError(f"`git {' '.join(args[:2])}` failed in {repo}: {why}",
                               "check that git works here (`git --version`) and the folder is writable",
                               code="git_failed")
     return proc.stdout

@@ -78,6 +78,7 @@ class StepResult:
     diff_stat: str = ""
     committed: bool = False  # Codex made a commit of its own
     commands: tuple[str, ...] = ()  # shell commands Codex ran for the model
+    tool_calls: int = 0  # commands run and patches applied for the model
     last_message: str | None = None  # the model's last answer, truncated
     retries: int = 0  # "Reconnecting… n/m": requests Codex had to repeat
     tests_run: int | None = None  # small-edit: tests counted after the edit
@@ -148,6 +149,7 @@ class _Context:
     base: str
     baseline_tests: int | None
     on_progress: Progress
+    base_url: str | None
     steps: list[StepResult] = field(default_factory=list)
 
 
@@ -168,7 +170,8 @@ def trial(request: TrialRequest, on_progress: Progress | None = None) -> TrialRe
     base = scratch_repo.create_project(workdir)
     baseline = scratch_repo.run_tests(workdir, TEST_TIMEOUT_S)
     notify(TrialEvent("project", f"scratch project ready in {workdir}"))
-    ctx = _Context(request, codex, codex_home, workdir, base, baseline.tests_run if baseline.passed else None, notify)
+    ctx = _Context(request, codex, codex_home, workdir, base, baseline.tests_run if baseline.passed else None, notify,
+                   profile.base_url)
     for name, task, judge in ((READ_ONLY, READ_ONLY_TASK, _read_only), (SMALL_EDIT, EDIT_TASK, _small_edit)):
         ctx.steps.append(_step(ctx, name, task, judge))
     ok = all(s.ok for s in ctx.steps)
@@ -271,13 +274,13 @@ def _run_codex(ctx: _Context, name: str, task: str) -> StepResult:
     if run.timed_out:
         status, reason = TIMEOUT, _timeout_reason(ctx.request.step_timeout_s, events)
     elif run.returncode != 0 or events.turn_failed:
-        status, reason = ERROR, _codex_failure(run, events)
+        status, reason = ERROR, _codex_failure(run, events, ctx.base_url)
     return StepResult(
         name=name, task=task, status=status, reason=reason, wall_s=round(run.seconds, 3),
         exit_code=None if run.timed_out else run.returncode, input_tokens=events.input_tokens,
         output_tokens=events.output_tokens, files_changed=changes.paths, diff_stat=changes.stat,
-        committed=changes.committed, commands=events.commands, last_message=_truncate(events.last_message),
-        retries=events.retries, thread_id=events.thread_id,
+        committed=changes.committed, commands=events.commands, tool_calls=events.tool_calls,
+        last_message=_truncate(events.last_message), retries=events.retries, thread_id=events.thread_id,
     )
 
 
@@ -287,11 +290,12 @@ def _timeout_reason(timeout: float, events: Any) -> str:
     return f"no finished answer within {timeout:g} s (Codex was stopped){tail}"
 
 
-def _codex_failure(run: Any, events: Any) -> str:
-    """The one line that says why Codex failed: its own error text, else its last stderr line."""
+def _codex_failure(run: Any, events: Any, base_url: str | None) -> str:
+    """The one line that says why Codex failed: its own error text, else its first error line on stderr."""
     text = events.turn_failed or (events.errors[-1] if events.errors else None) or _stderr_error(run.stderr)
     retried = f" after {events.retries} retries" if events.retries else ""
-    return f"codex exec exited {run.returncode}{retried}: {text}"
+    where = f" (base_url {base_url})" if base_url and "url:" not in text else ""
+    return f"codex exec exited {run.returncode}{retried}: {text}{where}"
 
 
 _STDERR_NOISE = ("Reading additional input from stdin", "WARNING: proceeding, even though we could not create PATH")
@@ -345,10 +349,10 @@ def _small_edit(ctx: _Context, result: StepResult) -> StepResult:
 
 def _edit_problem(result: StepResult) -> str | None:
     if not result.files_changed:
-        if not result.commands:
+        if not result.tool_calls:
             return ("no file changed, and the model called no tool (a model that cannot call tools, or writes "
                     "the call as text, cannot edit files through Codex)")
-        return f"no file changed, although Codex ran {len(result.commands)} command(s) for the model"
+        return f"no file changed, although Codex ran {result.tool_calls} tool call(s) for the model"
     others = [p for p in result.files_changed if p != EDIT_TARGET]
     if EDIT_TARGET not in result.files_changed:
         return f"{EDIT_TARGET} was not changed (changed instead: {', '.join(others)})"
