@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "paths",
     "detect",
     "recommend",
+    "check",
     "configure",
     "provider",
     "trial",

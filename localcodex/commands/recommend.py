@@ -72,65 +72,16 @@ def _overrides(vram: str | None, ram: str | None, gpu: str | None):
 
 
 def _run(out, context, all_, include_no_tools, model, vram, ram, gpu, host):
-    import os
-
-    from localcodex.adapters.ollama import OllamaServer
     from localcodex.core.detect import detect
-    from localcodex.core.fit import Settings
-    from localcodex.core.recommend import RecommendRequest, recommend
+    from localcodex.core.recommend import recommend_here
 
     machine = detect(overrides=_overrides(vram, ram, gpu), ollama_host=host)
-    state = machine.ollama
-    version = state.version if state and state.reachable else None
-    unreachable = None
-    if state is not None and not state.reachable:
-        unreachable = f"Ollama is not reachable ({state.error or state.host})"
-    result = recommend(
-        RecommendRequest(
-            machine, context=context, include_all=all_, include_no_tools=include_no_tools, model=model,
-            server=OllamaServer(host), unreachable=unreachable, settings=Settings.from_env(os.environ, version),
-            ram_bandwidth=_ram_bandwidth(machine), measured=_measured(machine),
-        )
-    )  # fmt: skip
+    result = recommend_here(
+        machine, host=host, context=context, model=model, include_all=all_, include_no_tools=include_no_tools
+    )
     for warning in result.warnings:
         out.warn(warning)
     return result
-
-
-def _ram_bandwidth(machine):
-    """This machine's RAM copy bandwidth (cached in the data folder); none for a remote Ollama host."""
-    if machine.remote:
-        return None
-    from localcodex.adapters.membw import cached_ram_bandwidth
-    from localcodex.core.speed import RamBandwidth
-    from localcodex.paths import data_dir
-
-    probe = cached_ram_bandwidth(data_dir())
-    return RamBandwidth(probe.bytes_per_s, f"measured: memory copy probe, {probe.bytes_per_s / 1e9:.0f} GB/s")
-
-
-def _measured(machine):
-    """Measured decode tok/s from the bench receipts, when that module is present."""
-    try:
-        from localcodex.adapters.receipts import ReceiptStore
-        from localcodex.core.fingerprint import fingerprint
-        from localcodex.paths import receipts_db
-    except ImportError:
-        return None
-    from localcodex.errors import LocalcodexError
-
-    path = receipts_db()
-    if not path.exists():
-        return None
-    store, print_ = ReceiptStore(path), fingerprint(machine)
-
-    def lookup(model: str) -> float | None:
-        try:
-            return store.measured_decode_tps(print_, model)
-        except LocalcodexError:
-            return None  # an unreadable receipts file only costs the measured figures
-
-    return lookup
 
 
 # -- rendering ------------------------------------------------------------------------------------------

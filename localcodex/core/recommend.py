@@ -33,7 +33,7 @@ Policy (each rule is tested in tests/test_recommend.py):
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from localcodex.adapters.ollama import OllamaServer, normalize_name, same_model
@@ -160,6 +160,72 @@ def recommend(request: RecommendRequest) -> Recommendation:
         pick, tuple(shown), target, MIN_CONTEXT, budget.explanation, request.settings, catalog.updated, ollama,
         request.usable_tps, request.model, tuple(warnings), request.settings.notes,
     )
+
+
+def recommend_here(
+    machine: Machine,
+    *,
+    host: str | None = None,
+    context: int | None = None,
+    model: str | None = None,
+    include_all: bool = False,
+    include_no_tools: bool = False,
+    env: Mapping[str, str] | None = None,
+) -> Recommendation:
+    """`recommend` for a machine `detect` just measured, with everything this machine can add: Ollama's live
+    model data, its version-dependent settings, the cached RAM bandwidth probe and measured receipts.
+
+    The `recommend` command and `setup` both call this, so they cannot disagree about the pick.
+    """
+    import os
+
+    state = machine.ollama
+    version = state.version if state and state.reachable else None
+    unreachable = None
+    if state is not None and not state.reachable:
+        unreachable = f"Ollama is not reachable ({state.error or state.host})"
+    return recommend(
+        RecommendRequest(
+            machine, context=context, include_all=include_all, include_no_tools=include_no_tools, model=model,
+            server=OllamaServer(host), unreachable=unreachable,
+            settings=Settings.from_env(os.environ if env is None else env, version),
+            ram_bandwidth=_ram_bandwidth(machine), measured=_measured(machine),
+        )
+    )  # fmt: skip
+
+
+def _ram_bandwidth(machine: Machine) -> RamBandwidth | None:
+    """This machine's RAM copy bandwidth (cached in the data folder); none for a remote Ollama host."""
+    if machine.remote:
+        return None
+    from localcodex.adapters.membw import cached_ram_bandwidth
+    from localcodex.paths import data_dir
+
+    probe = cached_ram_bandwidth(data_dir())
+    return RamBandwidth(probe.bytes_per_s, f"measured: memory copy probe, {probe.bytes_per_s / 1e9:.0f} GB/s")
+
+
+def _measured(machine: Machine) -> MeasuredLookup | None:
+    """Measured decode tok/s of a model on this machine, from the benchmark receipts."""
+    try:
+        from localcodex.adapters.receipts import ReceiptStore
+        from localcodex.core.fingerprint import fingerprint
+    except ImportError:
+        return None
+    from localcodex.paths import receipts_db
+
+    path = receipts_db()
+    if not path.exists():
+        return None
+    store, print_ = ReceiptStore(path), fingerprint(machine)
+
+    def lookup(name: str) -> float | None:
+        try:
+            return store.measured_decode_tps(print_, name)
+        except LocalcodexError:
+            return None  # an unreadable receipts file only costs the measured figures
+
+    return lookup
 
 
 # -- live data ------------------------------------------------------------------------------------------
