@@ -225,6 +225,11 @@ def test_missing_profile_says_to_run_configure(cli, codex_home: Path, scratch: P
     assert "run `localcodex configure --profile local_ollama` first" in result.stderr
 
 
+def test_a_timeout_must_be_positive(cli) -> None:
+    result = cli("trial", "--timeout", "0")
+    assert result.code == ExitCode.USAGE and "--timeout 0: must be more than 0 seconds" in result.stderr
+
+
 def test_a_folder_with_files_is_never_used(tmp_path: Path) -> None:
     folder = tmp_path / "mine"
     folder.mkdir()
@@ -277,7 +282,8 @@ def test_changes_count_new_files_edits_and_commits(tmp_path: Path) -> None:
     changes = scratch_repo.changes_since(repo, base)
 
     assert changes.committed
-    assert {(f.path, f.added, f.deleted) for f in changes.files} == {("NOTES.md", 2, 0), ("README.md", 0, 19)}
+    readme_lines = len(scratch_repo.template_files()["README.md"].splitlines())
+    assert {(f.path, f.added, f.deleted) for f in changes.files} == {("NOTES.md", 2, 0), ("README.md", 0, readme_lines)}
     assert "2 files changed" in changes.stat
 
 

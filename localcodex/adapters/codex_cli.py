@@ -121,10 +121,14 @@ def run_exec(
     full_env = dict(os.environ if env is None else env)
     full_env["CODEX_HOME"] = str(codex_home)
     started = time.monotonic()
-    with subprocess.Popen(
-        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        encoding="utf-8", errors="replace", env=full_env, cwd=str(cwd) if cwd else None, **_NEW_GROUP,
-    ) as proc:
+    try:
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            encoding="utf-8", errors="replace", env=full_env, cwd=str(cwd) if cwd else None, **_NEW_GROUP,
+        )
+    except OSError as exc:
+        raise CodexMissing(f"cannot run {codex}: {exc.strerror or exc}", INSTALL_HINT) from None
+    with proc:
         try:
             stdout, stderr = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
