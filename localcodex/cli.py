@@ -18,6 +18,8 @@ from localcodex import __version__
 # One entry per command module, in the order `--help` lists them (the pipeline order).
 COMMAND_MODULES = (
     "paths",
+    "bench",
+    "receipts",
 )
 
 app = typer.Typer(
