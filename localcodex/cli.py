@@ -18,6 +18,9 @@ from localcodex import __version__
 # One entry per command module, in the order `--help` lists them (the pipeline order).
 COMMAND_MODULES = (
     "paths",
+    "detect",
+    "recommend",
+    "check",
     "bench",
     "receipts",
 )
@@ -27,6 +30,7 @@ app = typer.Typer(
     help="Set up Ollama as a local backend for the OpenAI Codex CLI: detect, recommend, pull, check, "
     "configure, bench. Start with `localcodex setup`.",
     no_args_is_help=True,
+    rich_markup_mode=None,
     add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},

@@ -28,6 +28,7 @@ class GPU:
     compute: str | None = None  # e.g. CUDA compute capability "8.9", gfx target "gfx1151"
     source: str = "unknown"  # which probe produced it: "nvml", "nvidia-smi", "sysfs", "sysctl", "override", ...
     notes: tuple[str, ...] = ()
+    pci_bus: str | None = None  # "0000:01:00.0" where known (Linux sysfs, NVML, nvidia-smi)
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class Budget:
     ram: int
     explanation: str
     unified: bool = False  # GPU memory and RAM are the same pool (Apple Silicon, APUs): never add them up
+    details: tuple[str, ...] = ()  # the explanation, one entry per GPU and one for RAM (for tables)
 
     @property
     def gpu_total(self) -> int:
@@ -97,3 +99,6 @@ class Machine:
     overrides: tuple[str, ...] = ()  # e.g. ("vram=24GiB (--vram)",)
     notes: tuple[str, ...] = field(default=())
     remote: bool = False  # hardware belongs to a remote Ollama host: figures come from the server only
+    cgroup_used: int | None = None  # bytes the container's cgroup holds now (reclaimable page cache excluded)
+    container_kind: str | None = None  # "docker", "podman", "kubernetes", ... when `container`
+    os_version: str | None = None  # "Ubuntu 24.04.1 LTS", "macOS 15.1", "Windows 10.0.26100"

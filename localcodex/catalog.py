@@ -1,0 +1,498 @@
+"""The packaged model catalog (``localcodex/data/catalog.toml``) and its typed loader.
+
+The catalog lists Ollama tags usable for coding, with the facts the fit / speed / recommend steps need:
+download size, parameter counts, quantization, and the attention layout that decides how much memory the
+KV cache takes at a given context. It ships inside the package, is dated (``Catalog.updated``), and is
+never fetched at run time.
+
+KV cache: how it is counted here
+--------------------------------
+Since v0.30 Ollama runs every GGML model through llama.cpp's ``llama-server``, so the cache is sized the
+way llama.cpp sizes it. Per sequence (one request slot; Ollama's ``num_parallel`` multiplies it):
+
+* **Full-attention layers** (``kv_layers``) keep ``num_ctx`` cells (rounded up to a multiple of 256),
+  each holding K and V for every KV head::
+
+      full bytes/token = kv_layers * head_count_kv * (head_dim_k + head_dim_v) * bytes_per_element
+
+  Worked example, llama3.1:8b at f16: 32 layers * 8 KV heads * (128 + 128) * 2 B = 131,072 B per token,
+  so a 32,768-token context needs exactly 4 GiB of KV cache.
+
+* **MLA layers** (DeepSeek-V2 style, ``mla_cache = true``): llama.cpp caches only the compressed latent
+  plus the RoPE part, K only, no V (``has_v = !is_mla``): ``kv_layers * (kv_lora_rank + rope_dim) * bpe``.
+  glm-4.7-flash: 47 * (512 + 64) * 2 B = 54,144 B/token. A DeepSeek-V2 GGUF converted before llama.cpp
+  learned MLA caching (no ``key_length_mla``; ``mla_cache = false``) runs the legacy path and caches full
+  per-head K (192) and V (128): deepseek-coder-v2:16b needs 27 * 16 * (192 + 128) * 2 = 276,480 B/token.
+
+* **Sliding-window layers** (``sliding_layers``, gemma3/gemma4/gpt-oss) keep at most
+  ``pad256(min(num_ctx, sliding_window + ubatch))`` cells (llama-kv-cache-iswa.cpp), whatever ``num_ctx``
+  is. Gemma 4 local layers use their own head count and width (``sliding_head_count_kv``,
+  ``sliding_head_dim``).
+
+* **Linear-attention / Mamba layers** (``recurrent_layers``, qwen3.5 / qwen3-next Gated DeltaNet,
+  Nemotron-H Mamba-2) keep a fixed f32 state per sequence, independent of ``num_ctx`` and of the cache
+  type: ``recurrent_state_bytes`` (``4 * ((conv-1) * (inner + 2*groups*state) + state*inner)`` per layer).
+
+* **KV-sharing layers** (Gemma 4 E-models, ``kv_shared_layers``) reuse an earlier layer's cache and add
+  nothing.
+
+Worked example, qwen3.5:27b at f16: only every 4th layer has full attention, so 16 * 4 * (256 + 256) * 2
+= 65,536 B/token; at 32,768 tokens that is 2 GiB, plus 48 linear layers * 3,268,608 B = 149.6 MiB of
+fixed state.
+
+Ollama's own pre-flight estimate (fact sheet §4.3, ``PredictServerVRAM``) is
+``2 * block_count * head_count_kv(min) * (embedding_length / head_count) * num_ctx * 2`` bytes. It counts
+every layer as a full-attention layer with ``embedding_length / head_count`` as head width, so it
+over-counts hybrid models (sliding-window, linear attention, shared KV) and misjudges models whose head
+width is not ``embedding_length / head_count``; for qwen3.5 blobs that store ``head_count_kv`` per layer
+with zeros for linear layers the minimum collapses to 1 and it under-counts instead. It also ignores the
+compute buffer. ``CatalogModel.ollama_preflight_kv_bytes`` reproduces it so callers can predict whether
+Ollama's scheduler will admit a model; ``kv_cache_bytes`` is the better estimate of real memory.
+
+Quantized cache types (Ollama's ``OLLAMA_KV_CACHE_TYPE``) use llama.cpp block sizes: q8_0 stores 32
+values in 34 bytes (1.0625 B/element), q4_0 stores 32 in 18 bytes (0.5625 B/element).
+
+>>> cat = load_catalog()
+>>> m = cat.get("llama3.1:8b")
+>>> m.kv_bytes_per_token()
+131072.0
+>>> m.kv_cache_bytes(32768) == 4 * 1024**3
+True
+>>> m.kv_bytes_per_token("q8_0")
+69632.0
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import MISSING, dataclass, field, fields
+from functools import lru_cache
+from typing import Any
+
+try:  # Python 3.11+
+    import tomllib as _toml
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10 with the tomli backport installed
+    import tomli as _toml  # type: ignore[no-redef]
+
+__all__ = [
+    "CACHE_BYTES_PER_ELEMENT",
+    "Catalog",
+    "CatalogError",
+    "CatalogModel",
+    "cache_bytes_per_element",
+    "load_catalog",
+    "normalize_tag",
+    "parse_catalog",
+]
+
+#: Bytes per cached element for llama.cpp KV cache types (block size / values per block for quants).
+CACHE_BYTES_PER_ELEMENT: Mapping[str, float] = {
+    "f32": 4.0,
+    "f16": 2.0,
+    "bf16": 2.0,
+    "q8_0": 34 / 32,
+    "q5_1": 24 / 32,
+    "q5_0": 22 / 32,
+    "q4_1": 20 / 32,
+    "q4_0": 18 / 32,
+    "iq4_nl": 18 / 32,
+}
+
+#: llama.cpp pads the sliding-window cache to a multiple of this many cells.
+SWA_PAD = 256
+#: llama.cpp pads the context (``n_ctx``) to a multiple of this many cells.
+CTX_PAD = 256
+
+DEFAULT_UBATCH = 512
+
+_DISPLAY_RE = re.compile(r"^(\d+)(?:\.(\d+))?(MB|GB|TB)$")
+_UNIT = {"MB": 10**6, "GB": 10**9, "TB": 10**12}
+_DEFAULT_REGISTRY_PREFIXES = ("registry.ollama.ai/library/", "registry.ollama.ai/", "library/")
+
+
+class CatalogError(ValueError):
+    """The catalog file is malformed (missing or mistyped field, duplicate tag, ...)."""
+
+
+def cache_bytes_per_element(cache_type: str) -> float:
+    """Bytes one cached K or V value takes for a llama.cpp cache type.
+
+    >>> cache_bytes_per_element("f16"), cache_bytes_per_element("q8_0"), cache_bytes_per_element("q4_0")
+    (2.0, 1.0625, 0.5625)
+    """
+    try:
+        return CACHE_BYTES_PER_ELEMENT[cache_type.strip().lower()]
+    except KeyError:
+        known = ", ".join(CACHE_BYTES_PER_ELEMENT)
+        raise ValueError(f"unknown KV cache type {cache_type!r} (known: {known})") from None
+
+
+def normalize_tag(name: str) -> str:
+    """Lower-case an Ollama model name, drop the default registry/namespace, add ``:latest`` if untagged.
+
+    >>> normalize_tag("Qwen3.5")
+    'qwen3.5:latest'
+    >>> normalize_tag("registry.ollama.ai/library/gpt-oss:20b")
+    'gpt-oss:20b'
+    """
+    n = name.strip().lower()
+    for prefix in _DEFAULT_REGISTRY_PREFIXES:
+        if n.startswith(prefix):
+            n = n[len(prefix) :]
+            break
+    last = n.rsplit("/", 1)[-1]
+    if ":" not in last:
+        n += ":latest"
+    return n
+
+
+def _pad(n: int, to: int) -> int:
+    return ((n + to - 1) // to) * to
+
+
+@dataclass(frozen=True)
+class CatalogModel:
+    """One Ollama tag. Field names mirror ``catalog.toml``; lists become tuples.
+
+    Attention-layout fields follow GGUF keys: ``block_count``, ``head_count``, ``head_count_kv``,
+    ``head_dim_k`` / ``head_dim_v`` (``attention.key_length`` / ``value_length``), ``embedding_length``.
+    For models with two kinds of attention layers, ``head_count_kv`` / ``head_dim_*`` describe the
+    full-attention layers and ``sliding_head_count_kv`` / ``sliding_head_dim`` the sliding ones (0 = same).
+    Layer accounting: ``kv_layers + sliding_layers + recurrent_layers + kv_shared_layers +
+    ffn_only_layers == block_count``; ``nextn_layers`` (MTP heads) come on top.
+    """
+
+    tag: str
+    family: str
+    architecture: str
+    download_bytes: int
+    download_display: str
+    params_total: int
+    params_active: int
+    quantization: str
+    bits_per_weight: float
+    block_count: int
+    head_count: int
+    head_count_kv: int
+    head_dim_k: int
+    head_dim_v: int
+    embedding_length: int
+    kv_layers: int
+    context_length: int
+    capabilities: tuple[str, ...]
+    license: str
+    coding_tier: int
+    coding_source: str
+    sources: tuple[str, ...]
+    aliases: tuple[str, ...] = ()
+    expert_count: int = 0
+    expert_used_count: int = 0
+    sliding_window: int = 0
+    sliding_layers: int = 0
+    sliding_head_count_kv: int = 0
+    sliding_head_dim: int = 0
+    kv_shared_layers: int = 0
+    ffn_only_layers: int = 0
+    nextn_layers: int = 0
+    recurrent_layers: int = 0
+    recurrent_state_bytes: int = 0
+    ssm_conv_kernel: int = 0
+    ssm_inner_size: int = 0
+    ssm_state_size: int = 0
+    ssm_group_count: int = 0
+    kv_lora_rank: int = 0
+    rope_dim: int = 0
+    mla_cache: bool = False
+    gguf_head_count_kv_min: int | None = None
+    uncertain: tuple[str, ...] = ()
+    notes: str = ""
+
+    # ---- classification -------------------------------------------------------------------------
+
+    @property
+    def is_moe(self) -> bool:
+        """Mixture of experts: only ``params_active`` weights are read per token."""
+        return self.expert_count > 0 or self.params_active < self.params_total
+
+    @property
+    def is_hybrid(self) -> bool:
+        """Some layers hold no full-length KV cache (sliding window, linear attention, shared KV)."""
+        return self.kv_layers < self.block_count
+
+    @property
+    def uses_mla(self) -> bool:
+        """Multi-head latent attention in the model (whether or not the GGUF lets llama.cpp cache it)."""
+        return self.kv_lora_rank > 0
+
+    def supports(self, capability: str) -> bool:
+        """True if ``/api/show`` lists the capability (``tools``, ``thinking``, ``vision``, ...)."""
+        return capability.lower() in self.capabilities
+
+    @property
+    def has_tools(self) -> bool:
+        """Codex needs tool calls; models without ``tools`` cannot drive it."""
+        return self.supports("tools")
+
+    def is_uncertain(self, field_name: str) -> bool:
+        return field_name in self.uncertain
+
+    # ---- size -----------------------------------------------------------------------------------
+
+    @property
+    def download_rounding(self) -> int:
+        """Half the rounding step of ``download_display`` ("17GB" -> 0.5 GB, "6.6GB" -> 0.05 GB)."""
+        m = _DISPLAY_RE.match(self.download_display)
+        if not m:
+            return 0
+        decimals = len(m.group(2) or "")
+        return _UNIT[m.group(3)] // (2 * 10**decimals)
+
+    @property
+    def download_bytes_max(self) -> int:
+        """Largest download size consistent with the rounded figure ollama.com shows."""
+        return self.download_bytes + self.download_rounding
+
+    # ---- KV cache -------------------------------------------------------------------------------
+
+    def kv_bytes_per_token(self, cache_type: str = "f16") -> float:
+        """KV bytes each token of context adds, per sequence, counting full-length layers only.
+
+        Sliding-window layers, recurrent state and shared layers do not grow with the context and are
+        left out (see ``kv_cache_bytes``). Formula: ``kv_layers * head_count_kv * (head_dim_k +
+        head_dim_v) * bytes_per_element``, or ``kv_layers * (kv_lora_rank + rope_dim) * bpe`` when
+        llama.cpp caches the MLA latent.
+
+        >>> cat = load_catalog()
+        >>> cat.get("qwen3-coder:30b").kv_bytes_per_token()  # 48 * 4 * (128 + 128) * 2
+        98304.0
+        >>> cat.get("qwen3.5:27b").kv_bytes_per_token()  # 16 full layers of 64
+        65536.0
+        >>> cat.get("glm-4.7-flash").kv_bytes_per_token()  # MLA: 47 * (512 + 64) * 2
+        54144.0
+        """
+        bpe = cache_bytes_per_element(cache_type)
+        if self.mla_cache:
+            return float(self.kv_layers * (self.kv_lora_rank + self.rope_dim) * bpe)
+        return float(self.kv_layers * self.head_count_kv * (self.head_dim_k + self.head_dim_v) * bpe)
+
+    def sliding_kv_bytes_per_cell(self, cache_type: str = "f16") -> float:
+        """Bytes of one cached position across all sliding-window layers (K and V)."""
+        if not self.sliding_layers:
+            return 0.0
+        heads = self.sliding_head_count_kv or self.head_count_kv
+        dim = self.sliding_head_dim or self.head_dim_k
+        return float(self.sliding_layers * heads * 2 * dim * cache_bytes_per_element(cache_type))
+
+    def sliding_cells(self, num_ctx: int, ubatch: int = DEFAULT_UBATCH) -> int:
+        """Cells llama.cpp gives each sequence in the sliding-window cache.
+
+        ``pad256(min(num_ctx, sliding_window + ubatch))``. Ollama passes ``-ub`` only when ``num_batch``
+        is set (its automatic batch is 512, 1024 or 2048 by context size); llama.cpp's default is 512.
+
+        >>> load_catalog().get("gpt-oss:20b").sliding_cells(32768)  # 128 + 512 padded to 256
+        768
+        """
+        if not self.sliding_layers:
+            return 0
+        return _pad(min(num_ctx, self.sliding_window + ubatch), SWA_PAD)
+
+    def kv_cache_bytes(
+        self,
+        num_ctx: int,
+        cache_type: str = "f16",
+        parallel: int = 1,
+        *,
+        ubatch: int = DEFAULT_UBATCH,
+        include_nextn: bool = False,
+    ) -> int:
+        """Total cache bytes llama.cpp allocates for ``parallel`` sequences of ``num_ctx`` tokens.
+
+        = ``kv_bytes_per_token * num_ctx * parallel``
+        + ``sliding_kv_bytes_per_cell * sliding_cells(num_ctx, ubatch) * parallel``
+        + ``recurrent_state_bytes * parallel`` (always f32, not affected by ``cache_type``).
+
+        ``num_ctx`` is first rounded up to a multiple of 256, as llama.cpp pads ``n_ctx``. Sliding caches
+        are counted per sequence (llama-server's non-unified layout); with a unified cache they are
+        slightly smaller. Compute buffers and weights are not included. ``include_nextn`` also counts
+        MTP / next-token-prediction blocks (``nextn_layers``, beyond ``block_count``) as full-attention
+        layers, a conservative bound for runtimes that give them a cache.
+
+        >>> cat = load_catalog()
+        >>> cat.get("gpt-oss:20b").kv_cache_bytes(32768)  # 24576*32768 + 24576*768
+        824180736
+        >>> cat.get("qwen3.5:27b").kv_cache_bytes(32768) - 2 * 1024**3  # fixed Gated DeltaNet state
+        156893184
+        """
+        if num_ctx <= 0:
+            raise ValueError("num_ctx must be positive")
+        if parallel < 1:
+            raise ValueError("parallel must be at least 1")
+        cells = _pad(num_ctx, CTX_PAD)
+        per_token = self.kv_bytes_per_token(cache_type)
+        if include_nextn and self.nextn_layers:
+            per_token *= (self.kv_layers + self.nextn_layers) / self.kv_layers
+        full = per_token * cells
+        swa = self.sliding_kv_bytes_per_cell(cache_type) * self.sliding_cells(cells, ubatch)
+        return math.ceil((full + swa) * parallel) + self.recurrent_state_bytes * parallel
+
+    def ollama_preflight_kv_bytes(self, num_ctx: int, parallel: int = 1) -> int:
+        """Ollama's pre-flight KV estimate (``llm/llama_server.go PredictServerVRAM``), for comparison.
+
+        ``2 * block_count * max(1, min head_count_kv in the blob) * (embedding_length // head_count)
+        * num_ctx * parallel * 2``. It treats every layer as full attention.
+
+        >>> cat = load_catalog()
+        >>> cat.get("llama3.1:8b").ollama_preflight_kv_bytes(1)  # exact for plain GQA models
+        131072
+        >>> cat.get("gemma3:27b").ollama_preflight_kv_bytes(1)  # 62 layers counted as global
+        666624
+        """
+        kv_min = self.gguf_head_count_kv_min
+        if kv_min is None:
+            kv_min = min(self.head_count_kv, self.sliding_head_count_kv or self.head_count_kv)
+        kv_min = max(kv_min, 1)
+        head_dim = self.embedding_length // self.head_count
+        return 2 * self.block_count * kv_min * head_dim * num_ctx * parallel * 2
+
+    def computed_recurrent_state_bytes(self) -> int:
+        """Recurrent state recomputed from the ``ssm_*`` fields (llama.cpp ``n_embd_r + n_embd_s``, f32)."""
+        if not self.recurrent_layers:
+            return 0
+        conv = max(self.ssm_conv_kernel - 1, 0) * (
+            self.ssm_inner_size + 2 * self.ssm_group_count * self.ssm_state_size
+        )
+        state = self.ssm_state_size * self.ssm_inner_size
+        return 4 * (conv + state) * self.recurrent_layers
+
+
+_FIELD_TYPES: dict[str, str] = {f.name: str(f.type) for f in fields(CatalogModel)}
+
+#: Fields every [[model]] table must carry (the rest have defaults: 0, false, empty).
+REQUIRED_FIELDS: tuple[str, ...] = tuple(
+    f.name for f in fields(CatalogModel) if f.default is MISSING and f.default_factory is MISSING
+)
+
+
+def _check_type(tag: str, key: str, value: Any) -> Any:
+    kind = _FIELD_TYPES[key]
+    where = f"catalog entry {tag!r}, field {key!r}"
+    if kind in ("int", "int | None"):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise CatalogError(f"{where}: expected a non-negative integer, got {value!r}")
+        return value
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise CatalogError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise CatalogError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if kind == "str":
+        if not isinstance(value, str):
+            raise CatalogError(f"{where}: expected a string, got {value!r}")
+        return value
+    if kind == "tuple[str, ...]":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise CatalogError(f"{where}: expected a list of strings, got {value!r}")
+        return tuple(value)
+    raise CatalogError(f"{where}: unsupported field type {kind}")  # pragma: no cover
+
+
+def _model_from_table(table: Mapping[str, Any], index: int) -> CatalogModel:
+    tag = table.get("tag", f"#{index}")
+    unknown = sorted(set(table) - set(_FIELD_TYPES))
+    if unknown:
+        raise CatalogError(f"catalog entry {tag!r}: unknown field(s) {', '.join(unknown)}")
+    missing = [k for k in REQUIRED_FIELDS if k not in table]
+    if missing:
+        raise CatalogError(f"catalog entry {tag!r}: missing field(s) {', '.join(missing)}")
+    values = {k: _check_type(str(tag), k, v) for k, v in table.items()}
+    values["tag"] = values["tag"].lower()
+    values["aliases"] = tuple(a.lower() for a in values.get("aliases", ()))
+    values["capabilities"] = tuple(c.lower() for c in values["capabilities"])
+    return CatalogModel(**values)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """All catalog entries, in file order, plus the date the facts were collected."""
+
+    updated: str
+    models: tuple[CatalogModel, ...]
+    method: str = ""
+    _index: Mapping[str, CatalogModel] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        index: dict[str, CatalogModel] = {}
+        for m in self.models:
+            for name in (m.tag, *m.aliases):
+                key = normalize_tag(name)
+                if key in index and index[key] is not m:
+                    raise CatalogError(f"tag or alias {name!r} appears twice in the catalog")
+                index[key] = m
+        object.__setattr__(self, "_index", index)
+
+    def get(self, tag: str) -> CatalogModel | None:
+        """Look a model up by Ollama name, case-insensitively.
+
+        An untagged name means ``:latest``, which matches an entry only if that entry declares it in
+        ``aliases`` (or is itself tagged ``:latest``).
+
+        >>> cat = load_catalog()
+        >>> cat.get("Qwen3.5").tag
+        'qwen3.5:9b'
+        >>> cat.get("qwen3.5:27B").tag
+        'qwen3.5:27b'
+        >>> cat.get("no-such-model") is None
+        True
+        """
+        return self._index.get(normalize_tag(tag))
+
+    def __contains__(self, tag: object) -> bool:
+        return isinstance(tag, str) and self.get(tag) is not None
+
+    def __iter__(self) -> Iterator[CatalogModel]:
+        return iter(self.models)
+
+    def __len__(self) -> int:
+        return len(self.models)
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return tuple(m.tag for m in self.models)
+
+    def family(self, name: str) -> tuple[CatalogModel, ...]:
+        """All entries of one Ollama library name (``qwen3.5``, ``gemma4``, ...), in file order."""
+        name = name.lower()
+        return tuple(m for m in self.models if m.family == name)
+
+
+def parse_catalog(data: bytes | str) -> Catalog:
+    """Build a ``Catalog`` from TOML text (the packaged file or a user-supplied one)."""
+    text = data.decode("utf-8") if isinstance(data, bytes) else data
+    try:
+        doc = _toml.loads(text)
+    except _toml.TOMLDecodeError as exc:
+        raise CatalogError(f"catalog is not valid TOML: {exc}") from exc
+    updated = doc.get("updated")
+    if not isinstance(updated, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", updated):
+        raise CatalogError('catalog needs a top-level updated = "YYYY-MM-DD"')
+    tables = doc.get("model")
+    if not isinstance(tables, list) or not tables:
+        raise CatalogError("catalog has no [[model]] entries")
+    models = tuple(_model_from_table(t, i) for i, t in enumerate(tables))
+    meta = doc.get("meta", {})
+    method = meta.get("method", "") if isinstance(meta, dict) else ""
+    return Catalog(updated=updated, models=models, method=str(method).strip())
+
+
+@lru_cache(maxsize=1)
+def load_catalog() -> Catalog:
+    """The catalog shipped inside the package (read once, then cached)."""
+    from importlib.resources import files
+
+    data = files("localcodex").joinpath("data").joinpath("catalog.toml").read_bytes()
+    return parse_catalog(data)

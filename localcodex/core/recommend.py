@@ -1,0 +1,491 @@
+"""`recommend`: the best Ollama model for Codex on this machine, why, and the alternatives.
+
+Policy (each rule is tested in tests/test_recommend.py):
+- Only models with the `tools` capability are recommended: Codex drives everything through tool calls.
+  Others are listed, marked why, with `include_no_tools` / `include_all`.
+- Context: the target is 65,536 tokens (Codex's instructions and tool schemas alone take 4-6k; Ollama's
+  docs ask >= 64k for coding agents), or `context`. When the target does not fit, the largest context that
+  does (a multiple of 1,024, at least 16,384) is used and the candidate says so; below 16,384 the model
+  does not qualify. A trained context below the target caps it.
+- Disk: a model that is not installed and whose download does not fit in the free space of Ollama's model
+  folder (with 1 GiB to spare) is not offered.
+- Ranking, in groups:
+    1. runs fully on GPU / unified memory (or in RAM on a CPU-only machine) at >= 16k context with usable
+       speed (estimated decode >= `usable_tps`, default 8 tok/s, and prompt processing >= `usable_prompt_tps`,
+       default 50 tok/s, so a 5k-token Codex prompt is read in under two minutes): quality tier first (the
+       catalog's coding tier, 1 = best), then context (the target reached, else >= 32k, else >= 16k), then
+       installed (no download), then speed up to a comfortable 20 tok/s, then the bigger model (within a
+       tier, more parameters know more), then raw speed. So a 128 GB Mac gets the 122B model at ~27 tok/s
+       rather than the 35B one at ~78, while a 36 GB Mac, where the 27B dense model crawls, gets the 35B MoE;
+    2. runs fully but below usable speed: fastest first;
+    3. partial offload to the CPU (only reached when nothing fits fully): fastest first.
+  CPU-only machines thus get the best model among the small ones that are fast enough there.
+- Installed models: the live `/api/show` data overrides the catalog (see core/live.py), installed models
+  the catalog does not know are evaluated from their architecture numbers, and being installed wins ties
+  within a quality tier ("installed: no download" in `why`).
+- A model Ollama has loaded right now is evaluated with the memory it holds counted as free
+  (`machine_without`); other loaded models stay subtracted from the budget (detect).
+- When only a pinned batch lets a model fit fully, the candidate carries `num_batch` (512 or 256): the
+  context variant must set `PARAMETER num_batch` to it, or Ollama's automatic batch may spill to the CPU.
+- Speed is an estimate (core/speed.py) unless the receipts hold a benchmark of that model on this machine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from localcodex.adapters.ollama import OllamaServer, normalize_name, same_model
+from localcodex.catalog import Catalog, CatalogModel, load_catalog, normalize_tag
+from localcodex.core.fit import (
+    DEFAULT_CONTEXT,
+    DEFAULT_SETTINGS,
+    MIN_CONTEXT,
+    ContextChoice,
+    Fit,
+    GiB,
+    MemoryNeed,
+    Settings,
+    budget_of,
+    choose_context,
+)
+from localcodex.core.live import LiveModel, Resolved, resolve_installed
+from localcodex.core.machine import Machine
+from localcodex.core.speed import RamBandwidth, SpeedEstimate, estimate_speed
+from localcodex.errors import LocalcodexError, NotFound, UsageError
+
+USABLE_TPS = 8.0
+USABLE_PROMPT_TPS = 50.0
+COMFORTABLE_TPS = 20.0  # above this, more speed no longer beats a bigger model of the same tier
+DISK_SPARE = 1 * GiB
+
+MeasuredLookup = Callable[[str], "float | None"]
+
+
+@dataclass(frozen=True)
+class RecommendRequest:
+    machine: Machine
+    context: int | None = None  # target context; None = DEFAULT_CONTEXT
+    include_all: bool = False  # list every catalog model, with the reason it is not offered
+    include_no_tools: bool = False  # list models without tool calling (never picked)
+    model: str | None = None  # evaluate this one model only
+    installed: tuple[LiveModel, ...] | None = None  # live data; None = ask `server` (or catalog only)
+    server: OllamaServer | None = None
+    unreachable: str | None = None  # why Ollama could not be asked (detect already tried): catalog only
+    settings: Settings = DEFAULT_SETTINGS
+    ram_bandwidth: RamBandwidth | None = None
+    measured: MeasuredLookup | None = None  # receipts: measured decode tok/s of a model on this machine
+    usable_tps: float = USABLE_TPS
+    usable_prompt_tps: float = USABLE_PROMPT_TPS
+    catalog: Catalog | None = None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One model evaluated on this machine."""
+
+    model: str
+    family: str
+    params: str  # "27B", "30B-A3B"
+    params_total: int
+    quantization: str
+    size: int  # download size (installed size for installed models)
+    installed: bool
+    capabilities: tuple[str, ...]
+    coding_tier: int | None  # 1 = best … 5; None = unrated (installed, not in the catalog)
+    coding_source: str
+    source: str  # where the numbers came from: catalog, live /api/show, …
+    placement: str  # unified | gpu | multi_gpu | partial | cpu | none
+    gpu_fraction: float
+    num_ctx: int | None
+    num_batch: int | None  # PARAMETER num_batch the variant must set (None: Ollama's automatic batch)
+    target_context: int
+    meets_target: bool
+    memory: int | None  # bytes the placement takes on all devices, reserves included
+    need: MemoryNeed | None
+    fit: Fit | None
+    speed: SpeedEstimate | None
+    decode_tps: float | None
+    prompt_tps: float | None
+    tps_basis: str  # measured | estimate | assumed
+    offered: bool  # can be recommended (tools, fits at >= 16k, disk)
+    usable: bool
+    group: int  # ranking group (1 best); 9 = not offered
+    rank: int | None
+    why: tuple[str, ...]
+    excluded: str | None = None  # why it is not offered
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    pick: Candidate | None
+    candidates: tuple[Candidate, ...]  # offered ones ranked, then listed-but-not-offered ones
+    target_context: int
+    minimum_context: int
+    budget: str  # detect's explanation of the budget
+    settings: Settings
+    catalog_updated: str
+    ollama: str  # "live: 3 installed models read" | "not reachable: …" | "not asked"
+    usable_tps: float
+    evaluated: str | None = None  # the one model asked about with `model`
+    warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+
+# -- public entry point ---------------------------------------------------------------------------------
+
+
+def recommend(request: RecommendRequest) -> Recommendation:
+    """Evaluate every catalog model (and every installed one) on the machine; rank; pick."""
+    catalog = request.catalog or load_catalog()
+    target = request.context or DEFAULT_CONTEXT
+    if target < MIN_CONTEXT:
+        raise UsageError(
+            f"--context {target:,} is below the {MIN_CONTEXT:,} tokens Codex needs",
+            f"use --context {MIN_CONTEXT} or more (default {DEFAULT_CONTEXT:,})",
+        )
+    warnings: list[str] = []
+    installed, ollama = _installed(request, warnings)
+    resolved = _resolve_all(catalog, installed, warnings)
+    if request.model:
+        resolved = [_one(request.model, resolved, catalog)]
+    candidates = [_evaluate(r, request, target) for r in resolved]
+    ranked = _rank(candidates)
+    shown = _shown(ranked, request)
+    pick = next((c for c in ranked if c.offered), None)
+    budget = budget_of(request.machine, request.settings)
+    return Recommendation(
+        pick, tuple(shown), target, MIN_CONTEXT, budget.explanation, request.settings, catalog.updated, ollama,
+        request.usable_tps, request.model, tuple(warnings), request.settings.notes,
+    )
+
+
+def recommend_here(
+    machine: Machine,
+    *,
+    host: str | None = None,
+    context: int | None = None,
+    model: str | None = None,
+    include_all: bool = False,
+    include_no_tools: bool = False,
+    env: Mapping[str, str] | None = None,
+) -> Recommendation:
+    """`recommend` for a machine `detect` just measured, with everything this machine can add: Ollama's live
+    model data, its version-dependent settings, the cached RAM bandwidth probe and measured receipts.
+
+    The `recommend` command and `setup` both call this, so they cannot disagree about the pick.
+    """
+    import os
+
+    state = machine.ollama
+    version = state.version if state and state.reachable else None
+    unreachable = None
+    if state is not None and not state.reachable:
+        unreachable = f"Ollama is not reachable ({state.error or state.host})"
+    return recommend(
+        RecommendRequest(
+            machine, context=context, include_all=include_all, include_no_tools=include_no_tools, model=model,
+            server=OllamaServer(host), unreachable=unreachable,
+            settings=Settings.from_env(os.environ if env is None else env, version),
+            ram_bandwidth=_ram_bandwidth(machine), measured=_measured(machine),
+        )
+    )  # fmt: skip
+
+
+def _ram_bandwidth(machine: Machine) -> RamBandwidth | None:
+    """This machine's RAM copy bandwidth (cached in the data folder); none for a remote Ollama host."""
+    if machine.remote:
+        return None
+    from localcodex.adapters.membw import cached_ram_bandwidth
+    from localcodex.paths import data_dir
+
+    probe = cached_ram_bandwidth(data_dir())
+    return RamBandwidth(probe.bytes_per_s, f"measured: memory copy probe, {probe.bytes_per_s / 1e9:.0f} GB/s")
+
+
+def _measured(machine: Machine) -> MeasuredLookup | None:
+    """Measured decode tok/s of a model on this machine, from the benchmark receipts."""
+    try:
+        from localcodex.adapters.receipts import ReceiptStore
+        from localcodex.core.fingerprint import fingerprint
+    except ImportError:
+        return None
+    from localcodex.paths import receipts_db
+
+    path = receipts_db()
+    if not path.exists():
+        return None
+    store, print_ = ReceiptStore(path), fingerprint(machine)
+
+    def lookup(name: str) -> float | None:
+        try:
+            return store.measured_decode_tps(print_, name)
+        except LocalcodexError:
+            return None  # an unreadable receipts file only costs the measured figures
+
+    return lookup
+
+
+# -- live data ------------------------------------------------------------------------------------------
+
+
+def gather_installed(server: OllamaServer) -> tuple[LiveModel, ...]:
+    """`/api/tags` plus `/api/show` of each installed model (a show that fails leaves details None)."""
+    models = []
+    for item in server.list():
+        try:
+            details = server.show(item.name)
+        except LocalcodexError:
+            details = None
+        models.append(LiveModel(item, details))
+    return tuple(models)
+
+
+def _installed(request: RecommendRequest, warnings: list[str]) -> tuple[tuple[LiveModel, ...], str]:
+    if request.installed is not None:
+        return request.installed, f"live: {len(request.installed)} installed model(s) read"
+    if request.unreachable:
+        warnings.append(f"{request.unreachable}: recommending from the catalog alone (installed models not considered)")
+        return (), f"not reachable: {request.unreachable}"
+    if request.server is None:
+        return (), "not asked: catalog only"
+    try:
+        found = gather_installed(request.server)
+    except LocalcodexError as exc:
+        warnings.append(f"{exc.message}: recommending from the catalog alone (installed models not considered)")
+        return (), f"not reachable: {exc.message}"
+    return found, f"live: {len(found)} installed model(s) read from {request.server.host.native}"
+
+
+def _resolve_all(catalog: Catalog, installed: Sequence[LiveModel], warnings: list[str]) -> list[Resolved]:
+    by_tag: dict[str, Resolved] = {m.tag: Resolved(m, False, "catalog") for m in catalog}
+    for live in installed:
+        if live.installed.name.endswith("-cloud") or ":cloud" in live.installed.name:
+            continue
+        resolved = resolve_installed(live, catalog)
+        if resolved is None:
+            warnings.append(f"{live.installed.name}: /api/show gave too little to evaluate it; left out")
+            continue
+        by_tag[resolved.model.tag] = resolved
+    return list(by_tag.values())
+
+
+def _one(name: str, resolved: Sequence[Resolved], catalog: Catalog) -> Resolved:
+    key = normalize_tag(normalize_name(name))
+    entry = catalog.get(name)
+    for r in resolved:
+        if r.model.tag == key or (entry is not None and r.model.tag == entry.tag):
+            return r
+    raise NotFound(
+        f"model {name!r} is neither in the catalog nor installed in Ollama",
+        "pull it first (`ollama pull NAME`) to evaluate it from its own numbers, or see `localcodex recommend --all`",
+    )
+
+
+# -- evaluating one model -------------------------------------------------------------------------------
+
+
+def machine_without(machine: Machine, model: str, settings: Settings = DEFAULT_SETTINGS) -> Machine:
+    """The machine as `model` would find it: if Ollama has that model loaded now, the memory it holds is
+    counted as free (loading it again at another context replaces it), so a running model never looks as if
+    it did not fit. Other loaded models stay subtracted."""
+    state = machine.ollama
+    if state is None or not any(same_model(m.name, model) for m in state.loaded):
+        return machine
+    from localcodex.core.detect import compute_budget
+
+    rest = tuple(m for m in state.loaded if not same_model(m.name, model))
+    freed = dataclasses.replace(machine, ollama=dataclasses.replace(state, loaded=rest))
+    return dataclasses.replace(freed, budget=compute_budget(freed, gpu_overhead=settings.gpu_overhead))
+
+
+def _evaluate(resolved: Resolved, request: RecommendRequest, target: int) -> Candidate:
+    model = resolved.model
+    machine = machine_without(request.machine, model.tag, request.settings)
+    request = dataclasses.replace(request, machine=machine)
+    choice = choose_context(model, machine, request.settings, target=target)
+    fit = choice.fit
+    measured = request.measured(model.tag) if (request.measured and fit is not None) else None
+    speed = None
+    if fit is not None:
+        speed = estimate_speed(model, fit, request.machine, ram=request.ram_bandwidth, measured_tps=measured)
+    usable = _usable(speed, request)
+    excluded = _excluded(resolved, choice, request.machine)
+    offered = excluded is None
+    group = _group(fit, usable) if offered else 9
+    return Candidate(
+        model=model.tag, family=model.family, params=_params(model), params_total=model.params_total,
+        quantization=model.quantization,
+        size=model.download_bytes, installed=resolved.installed, capabilities=model.capabilities,
+        coding_tier=model.coding_tier if resolved.rated else None, coding_source=model.coding_source,
+        source=resolved.source, placement=fit.placement if fit else "none",
+        gpu_fraction=fit.gpu_fraction if fit else 0.0, num_ctx=choice.num_ctx, num_batch=choice.num_batch,
+        target_context=target,
+        meets_target=bool(fit and fit.need.num_ctx >= min(target, model.context_length) and not choice.reduced),
+        memory=fit.total if fit else None, need=fit.need if fit else _need_at_minimum(model, request),
+        fit=fit, speed=speed, decode_tps=speed.decode_tps if speed else None,
+        prompt_tps=speed.prompt_tps if speed else None, tps_basis=speed.basis if speed else "estimate",
+        offered=offered, usable=usable, group=group, rank=None,
+        why=_why(resolved, choice, speed, usable, request, excluded),
+        excluded=excluded, notes=(*choice.notes, *resolved.notes),
+    )  # fmt: skip
+
+
+def _need_at_minimum(model: CatalogModel, request: RecommendRequest) -> MemoryNeed | None:
+    """For a model that fits nowhere: what it would need at the minimum context (for the breakdown)."""
+    from localcodex.core.fit import place
+
+    if model.context_length < MIN_CONTEXT:
+        return None
+    return place(model, MIN_CONTEXT, request.machine, request.settings).need
+
+
+def _usable(speed: SpeedEstimate | None, request: RecommendRequest) -> bool:
+    if speed is None or speed.decode_tps is None:
+        return False
+    if speed.decode_tps < request.usable_tps:
+        return False
+    return speed.basis == "measured" or speed.prompt_tps is None or speed.prompt_tps >= request.usable_prompt_tps
+
+
+def _group(fit: Fit | None, usable: bool) -> int:
+    if fit is None:
+        return 9
+    if fit.full:
+        return 1 if usable else 2
+    return 3
+
+
+def _excluded(resolved: Resolved, choice: ContextChoice, machine: Machine) -> str | None:
+    model = resolved.model
+    if "tools" not in model.capabilities:
+        return "no tool calling (`tools` capability): Codex cannot use it"
+    if choice.fit is None:
+        return _no_fit_reason(choice)
+    if not resolved.installed and machine.disk is not None and machine.disk.free is not None:
+        room = machine.disk.free - DISK_SPARE
+        if model.download_bytes_max > room:
+            return (
+                f"download of {model.download_bytes / 1e9:.1f} GB does not fit on disk: "
+                f"{machine.disk.free / 1e9:.1f} GB free in {machine.disk.path} (1 GiB kept spare)"
+            )
+    return None
+
+
+def _no_fit_reason(choice: ContextChoice) -> str:
+    last = choice.notes[-1] if choice.notes else "does not fit"
+    return f"does not fit at {MIN_CONTEXT:,} tokens: {last}" if "minimum" not in last else last
+
+
+# -- ranking --------------------------------------------------------------------------------------------
+
+
+def _context_bucket(c: Candidate) -> int:
+    """0: the target reached; 1: at least 32,768 tokens; 2: at least the 16,384 minimum."""
+    if c.meets_target:
+        return 0
+    return 1 if (c.num_ctx or 0) >= 32_768 else 2
+
+
+def _sort_key(c: Candidate) -> tuple:
+    tps = c.decode_tps or 0.0
+    tier = c.coding_tier if c.coding_tier is not None else 6
+    if c.group == 1:
+        comfortable = min(tps, COMFORTABLE_TPS)
+        return (1, tier, _context_bucket(c), not c.installed, -comfortable, -c.params_total, -tps)
+    return (c.group, -tps, tier)
+
+
+def _rank(candidates: Sequence[Candidate]) -> list[Candidate]:
+    from dataclasses import replace
+
+    ordered = sorted(candidates, key=_sort_key)
+    ranked, position = [], 0
+    for c in ordered:
+        if c.offered:
+            position += 1
+            ranked.append(replace(c, rank=position))
+        else:
+            ranked.append(c)
+    return ranked
+
+
+def _shown(ranked: Sequence[Candidate], request: RecommendRequest) -> list[Candidate]:
+    if request.model or request.include_all:
+        return list(ranked)
+    shown = [c for c in ranked if c.offered]
+    if request.include_no_tools:
+        shown += [c for c in ranked if not c.offered and "tools" not in c.capabilities and c.fit is not None]
+    return shown
+
+
+# -- explanations ---------------------------------------------------------------------------------------
+
+
+def _params(model: CatalogModel) -> str:
+    total = _billions(model.params_total)
+    if model.params_active and model.params_active < model.params_total:
+        return f"{total}-A{_billions(model.params_active)}"
+    return total
+
+
+def _billions(n: int) -> str:
+    if n >= 10**9:
+        value = n / 1e9
+        return f"{value:.0f}B" if value >= 10 else f"{value:.1f}B".replace(".0B", "B")
+    return f"{n / 1e6:.0f}M"
+
+
+def _why(
+    resolved: Resolved,
+    choice: ContextChoice,
+    speed: SpeedEstimate | None,
+    usable: bool,
+    request: RecommendRequest,
+    excluded: str | None,
+) -> tuple[str, ...]:
+    model, fit = resolved.model, choice.fit
+    lines: list[str] = []
+    if excluded:
+        lines.append(excluded)
+    if resolved.rated:
+        lines.append(f"coding tier {model.coding_tier} ({model.coding_source})")
+    else:
+        lines.append("unrated for coding: not in the catalog, evaluated from its /api/show numbers")
+    if fit is not None:
+        lines.append(_where(fit))
+        if choice.reduced and fit.need.num_ctx < choice.target:
+            reduced = fit.need.num_ctx
+            lines.append(f"the {choice.target:,}-token target does not fit; {reduced:,} is the largest that fits")
+    lines.append("installed: no download" if resolved.installed else f"download {model.download_bytes / 1e9:.1f} GB")
+    if speed is not None and speed.decode_tps is not None:
+        lines.append(_speed_line(speed))
+        if not usable:
+            lines.append(f"below usable speed ({request.usable_tps:g} tok/s decode, "
+                         f"{request.usable_prompt_tps:g} tok/s prompt)")
+    return tuple(lines)
+
+
+def _where(fit: Fit) -> str:
+    num_ctx = fit.need.num_ctx
+    if fit.placement in ("gpu", "unified"):
+        part = fit.parts[0]
+        where = "unified memory" if fit.placement == "unified" else part.device.upper()
+        return f"fits in {where} at {num_ctx:,} tokens: {part.bytes / GiB:.1f} of {part.budget / GiB:.1f} GiB"
+    if fit.placement == "multi_gpu":
+        split = " + ".join(f"{p.bytes / GiB:.1f}/{p.budget / GiB:.1f} GiB" for p in fit.parts)
+        return f"split across {len(fit.parts)} GPUs at {num_ctx:,} tokens: {split}"
+    if fit.placement == "partial":
+        return f"partial offload at {num_ctx:,} tokens: {fit.gpu_fraction:.0%} on the GPU, the rest on the CPU (slow)"
+    return f"{fit.reason} at {num_ctx:,} tokens: {fit.total / GiB:.1f} GiB"
+
+
+def _speed_line(speed: SpeedEstimate) -> str:
+    if speed.basis == "measured":
+        est = f"; estimate was {speed.estimated_tps:.0f}" if speed.estimated_tps else ""
+        return f"measured {speed.decode_tps:.1f} tok/s on this machine (bench receipt{est})"
+    label = "assumed" if speed.basis == "assumed" else "est."
+    prompt = f", prompt ~{speed.prompt_tps:,.0f} tok/s" if speed.prompt_tps else ""
+    return f"{label} ~{speed.decode_tps:.0f} tok/s decode{prompt}"

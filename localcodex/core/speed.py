@@ -1,0 +1,277 @@
+"""How fast a model will run here: decode and prompt tokens/s, estimated, or measured when we have it.
+
+Decode (generating tokens) reads every active weight and the KV cache once per token, so it is bound by
+memory bandwidth:
+
+    seconds per token = sum over devices d of  bytes_read_d / (bandwidth_d x efficiency_d)
+    bytes read        = weights x (params_active / params_total)        (all weights for a dense model)
+                      + KV cache at the working context                  (kv_cache_bytes(context_tokens))
+    bytes_read_d      = bytes read x the share of layers device d holds  (placement from fit.py)
+
+Layers run one after another, so a split across GPUs, or GPU + CPU for partial offload, adds up time per
+token (a time-weighted mix: a model 80% on a GPU and 20% on the CPU is slowed mostly by the CPU part).
+
+`decode_ceiling_tps` is the same sum with efficiency 1: the pure bandwidth bound (bench reports "% of
+ceiling" against it). The estimate applies an efficiency, from published llama.cpp runs:
+- Apple M1 Max (400 GB/s), llama 3.1 8B Q4_K_M 4.92 GB: 46.2 tok/s = 227 GB/s = 57% (brand-o/normiebench#40);
+  Qwen3.x-27B IQ4_NL 16.34 GB at 14.3 tok/s = 58% (ggml-org/llama.cpp#27525); M4 (120 GB/s): 20.9 tok/s = 86%
+  (normiebench#3). Metal: 0.60.
+- CUDA runs land in the same 55-65% band for Q4 models (llama.cpp benchmark threads); 0.60. ROCm and Vulkan
+  kernels reach less in the same threads: 0.50 / 0.45; SYCL 0.40.
+- CPU: 13900K with DDR5-6400 (102 GB/s peak) decodes a 3.8 GB 7B Q4_0 at 18.3 tok/s = 69 GB/s
+  (ggml-org/llama.cpp#34), about what a multi-threaded copy reaches there: 0.85 of the *measured* copy
+  bandwidth (adapters/membw.py), 0.60 of an assumed peak when nothing was measured.
+- Mixture of experts: x 0.8 on top (expert routing and scattered expert reads keep kernels below the dense
+  figures).
+The GPU figures come from `chips.py` (spec sheets); an unknown GPU gets an assumed bandwidth and the estimate
+says so.
+
+Prompt processing (prefill) is compute-bound: 2 x active params FLOPs per token, divided into the chip's peak
+FP16 TFLOPS x an efficiency (CUDA 0.8 - its int8/fp16 tensor kernels reach near peak at batch 512; Metal 0.75:
+M1 Max pp512 of llama 3.1 8B is 500 tok/s = 8 TFLOPS of 10.4; ROCm 0.45, Vulkan 0.35, SYCL 0.3). CPU peak is
+estimated from cores x 3 GHz x FMA width (AVX-512 64, AVX2 32, NEON 32 FLOP/cycle) with efficiency 0.5.
+
+Working context: the KV read depends on how full the cache is; a Codex session spends most of its time with
+10-30k tokens in context, so estimates use min(num_ctx, 16,384) tokens (`WORKING_CONTEXT`) unless told.
+
+Everything here is an estimate; when the receipts hold a benchmark of this model on this machine, the
+measured figure replaces it (`SpeedEstimate.basis == "measured"`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from localcodex.core.chips import Chip, lookup
+from localcodex.core.fit import DEFAULT_SETTINGS, Fit, FitModel, Settings, place, usable_gpus
+from localcodex.core.machine import GPU, Machine
+
+WORKING_CONTEXT = 16_384
+GB = 1e9
+
+DECODE_EFFICIENCY = {"cuda": 0.60, "metal": 0.60, "rocm": 0.50, "vulkan": 0.45, "sycl": 0.40}
+DEFAULT_GPU_EFFICIENCY = 0.45
+CPU_MEASURED_EFFICIENCY = 0.85
+CPU_ASSUMED_EFFICIENCY = 0.60
+MOE_FACTOR = 0.8
+PROMPT_EFFICIENCY = {"cuda": 0.80, "metal": 0.75, "rocm": 0.45, "vulkan": 0.35, "sycl": 0.30}
+CPU_PROMPT_EFFICIENCY = 0.5
+CPU_CLOCK_HZ = 3.0e9
+
+# When nothing better is known. Dual-channel DDR4-3200 peaks at 51.2 GB/s; copies reach ~80% of it.
+ASSUMED_RAM_BANDWIDTH = 40 * GB
+# A discrete GPU the table does not know (or one given by --vram): guessed from its memory size class, since
+# cards are built with bandwidth to match (8 GB ~ 270-450 GB/s, 16 GB ~ 450-650, 24 GB ~ 900-1000); the low end
+# of each class. Integrated / unified parts get a low-end LPDDR5 figure.
+ASSUMED_GPU_BANDWIDTH_BY_MEMORY = ((40 * 1024**3, 800 * GB), (20 * 1024**3, 700 * GB), (14 * 1024**3, 450 * GB),
+                                   (10 * 1024**3, 360 * GB), (0, 250 * GB))
+ASSUMED_INTEGRATED_BANDWIDTH = 100 * GB
+# Apple's CPU clusters reach about half of the SoC's memory bandwidth (the GPU gets all of it).
+UNIFIED_CPU_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class Bandwidth:
+    """Memory bandwidth of one device, in bytes/s, and how we know it."""
+
+    device: str  # "gpu0", "cpu", ...
+    bytes_per_s: float
+    efficiency: float
+    source: str  # "spec: RTX 4090 (NVIDIA spec sheet)", "measured: memory copy probe", "assumed: …"
+    tflops: float | None = None  # peak FP16 compute (prompt processing)
+    prompt_efficiency: float = 0.5
+
+    @property
+    def known(self) -> bool:
+        return not self.source.startswith("assumed")
+
+
+@dataclass(frozen=True)
+class SpeedEstimate:
+    """Decode and prompt speed of one model at one placement. `basis`: measured | estimate | assumed."""
+
+    model: str
+    decode_tps: float | None
+    ceiling_tps: float | None  # bandwidth bound, efficiency 1
+    prompt_tps: float | None
+    bytes_per_token: int
+    context_tokens: int
+    basis: str
+    estimated_tps: float | None = None  # the estimate even when a measurement replaced it
+    sources: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RamBandwidth:
+    """RAM bandwidth the caller knows: measured by the copy probe, or from an override."""
+
+    bytes_per_s: float
+    source: str = "measured: memory copy probe"
+
+
+# -- bandwidth of each device ---------------------------------------------------------------------------
+
+
+def gpu_bandwidth(gpu: GPU, machine: Machine, device: str) -> Bandwidth:
+    chip = lookup(gpu.name, machine.ram_total if gpu.unified_memory else gpu.memory_total)
+    eff = DECODE_EFFICIENCY.get(gpu.backend, DEFAULT_GPU_EFFICIENCY)
+    peff = PROMPT_EFFICIENCY.get(gpu.backend, 0.3)
+    if chip is not None:
+        return Bandwidth(device, chip.bandwidth_gbs * GB, eff, _spec(chip), chip.fp16_tflops, peff)
+    assumed = assumed_gpu_bandwidth(gpu)
+    why = f"assumed: {gpu.name} is not in the bandwidth table, {assumed / GB:.0f} GB/s for its memory size"
+    return Bandwidth(device, assumed, eff, why, None, peff)
+
+
+def assumed_gpu_bandwidth(gpu: GPU) -> float:
+    if gpu.integrated or gpu.unified_memory or gpu.backend == "metal":
+        return ASSUMED_INTEGRATED_BANDWIDTH
+    memory = gpu.memory_total or 0
+    return next(bw for floor, bw in ASSUMED_GPU_BANDWIDTH_BY_MEMORY if memory >= floor)
+
+
+def _spec(chip: Chip) -> str:
+    return f"spec: {chip.name} {chip.bandwidth_gbs:g} GB/s ({chip.source})"
+
+
+def cpu_bandwidth(machine: Machine, ram: RamBandwidth | None) -> Bandwidth:
+    tflops = cpu_tflops(machine)
+    gpus = usable_gpus(machine)
+    if gpus and gpus[0].unified_memory:
+        chip = lookup(gpus[0].name, machine.ram_total)
+        if chip is not None:
+            why = f"{_spec(chip)} x {UNIFIED_CPU_SHARE} for the CPU cores"
+            return Bandwidth("cpu", chip.bandwidth_gbs * GB * UNIFIED_CPU_SHARE, DECODE_EFFICIENCY["metal"], why,
+                             tflops, CPU_PROMPT_EFFICIENCY)
+    if ram is not None and ram.bytes_per_s > 0:
+        return Bandwidth("cpu", ram.bytes_per_s, CPU_MEASURED_EFFICIENCY, ram.source, tflops, CPU_PROMPT_EFFICIENCY)
+    why = f"assumed: RAM not measured, {ASSUMED_RAM_BANDWIDTH / GB:.0f} GB/s (dual-channel DDR4 class)"
+    return Bandwidth("cpu", ASSUMED_RAM_BANDWIDTH, CPU_ASSUMED_EFFICIENCY, why, tflops, CPU_PROMPT_EFFICIENCY)
+
+
+def cpu_tflops(machine: Machine) -> float:
+    """Peak FP32 TFLOPS of the CPU: cores x 3 GHz x FLOPs per cycle of its widest FMA."""
+    cores = machine.cores_physical or machine.cores_logical or 4
+    simd = {s.lower() for s in machine.simd}
+    per_cycle = 64 if "avx512" in simd else 32 if ("avx2" in simd or "neon" in simd) else 16
+    return cores * CPU_CLOCK_HZ * per_cycle / 1e12
+
+
+def device_bandwidths(fit: Fit, machine: Machine, ram: RamBandwidth | None) -> list[tuple[Bandwidth, float]]:
+    """(bandwidth, share of layers) for every device holding part of the model."""
+    gpus = usable_gpus(machine)
+    result = []
+    for part in fit.parts:
+        if part.share <= 0:
+            continue
+        if part.device == "cpu":
+            result.append((cpu_bandwidth(machine, ram), part.share))
+            continue
+        index = int(part.device.removeprefix("gpu"))
+        gpu = gpus[index] if index < len(gpus) else None
+        if gpu is None:
+            result.append((cpu_bandwidth(machine, ram), part.share))
+        else:
+            result.append((gpu_bandwidth(gpu, machine, part.device), part.share))
+    return result
+
+
+# -- the estimate ---------------------------------------------------------------------------------------
+
+
+def bytes_per_token(model: FitModel, context_tokens: int, cache_type: str = "f16") -> int:
+    """Bytes decode reads per generated token: active weights + the KV cache at `context_tokens`."""
+    weights = model.download_bytes
+    if model.params_total and model.params_active < model.params_total:
+        weights = round(weights * model.params_active / model.params_total)
+    return weights + model.kv_cache_bytes(max(context_tokens, 1), cache_type, 1)
+
+
+def _is_moe(model: FitModel) -> bool:
+    return bool(model.params_total and model.params_active < model.params_total)
+
+
+def _decode(per_token: int, devices: Sequence[tuple[Bandwidth, float]], factor: float, efficient: bool) -> float:
+    seconds = 0.0
+    for bw, share in devices:
+        eff = bw.efficiency * factor if efficient else 1.0
+        seconds += per_token * share / (bw.bytes_per_s * eff)
+    return 1.0 / seconds if seconds > 0 else 0.0
+
+
+def _prompt(model: FitModel, devices: Sequence[tuple[Bandwidth, float]]) -> float | None:
+    flops = 2.0 * (model.params_active or model.params_total)
+    seconds = 0.0
+    for bw, share in devices:
+        if not bw.tflops:
+            return None
+        seconds += flops * share / (bw.tflops * 1e12 * bw.prompt_efficiency)
+    return 1.0 / seconds if seconds > 0 else None
+
+
+def estimate_speed(
+    model: FitModel,
+    fit: Fit,
+    machine: Machine,
+    *,
+    ram: RamBandwidth | None = None,
+    context_tokens: int | None = None,
+    measured_tps: float | None = None,
+) -> SpeedEstimate:
+    """Decode/prompt tokens/s for `model` placed as `fit` says; a measured figure wins when given."""
+    tokens = context_tokens or min(fit.need.num_ctx, WORKING_CONTEXT)
+    per_token = bytes_per_token(model, tokens, fit.need.kv_cache_type)
+    if not fit.fits:
+        return SpeedEstimate(model.tag, None, None, None, per_token, tokens, "estimate", None, ())
+    devices = device_bandwidths(fit, machine, ram)
+    factor = MOE_FACTOR if _is_moe(model) else 1.0
+    estimate = _decode(per_token, devices, factor, efficient=True)
+    ceiling = _decode(per_token, devices, 1.0, efficient=False)
+    sources = tuple(dict.fromkeys(f"{bw.device}: {bw.source}" for bw, _ in devices))
+    basis = "estimate" if all(bw.known for bw, _ in devices) else "assumed"
+    if measured_tps:
+        basis = "measured"
+    return SpeedEstimate(
+        model.tag, measured_tps or estimate, ceiling, _prompt(model, devices), per_token, tokens, basis,
+        estimate, sources,
+    )
+
+
+def _fit_for(model: FitModel, machine: Machine, num_ctx: int, fit: Fit | None, settings: Settings) -> Fit:
+    return fit if fit is not None else place(model, num_ctx, machine, settings)
+
+
+def decode_ceiling_tps(
+    model: FitModel,
+    machine: Machine,
+    *,
+    num_ctx: int,
+    context_tokens: int | None = None,
+    fit: Fit | None = None,
+    ram: RamBandwidth | None = None,
+    settings: Settings = DEFAULT_SETTINGS,
+) -> float | None:
+    """The pure bandwidth bound on decode tokens/s (no efficiency factor), for bench's "% of ceiling".
+
+    `num_ctx` is the context the model is loaded with (it decides the placement when `fit` is not given);
+    `context_tokens` how many tokens sit in the cache while decoding (default: the prompt size bench used
+    should be passed; else min(num_ctx, 16,384)). None when the model does not fit at all.
+    """
+    f = _fit_for(model, machine, num_ctx, fit, settings)
+    return estimate_speed(model, f, machine, ram=ram, context_tokens=context_tokens).ceiling_tps
+
+
+def estimate_decode_tps(
+    model: FitModel,
+    machine: Machine,
+    *,
+    num_ctx: int,
+    context_tokens: int | None = None,
+    fit: Fit | None = None,
+    ram: RamBandwidth | None = None,
+    settings: Settings = DEFAULT_SETTINGS,
+) -> float | None:
+    """Estimated decode tokens/s (bandwidth bound x efficiency); None when the model does not fit."""
+    f = _fit_for(model, machine, num_ctx, fit, settings)
+    return estimate_speed(model, f, machine, ram=ram, context_tokens=context_tokens).decode_tps

@@ -1,0 +1,264 @@
+"""Fake models: what the emulator's registry offers and what gets written to the store.
+
+A :class:`FakeModel` becomes a manifest plus blobs (:func:`blob_specs`):
+
+* the ``model`` layer is a GGUF file whose header carries the model's metadata
+  (architecture, context length, head counts, ...). For ordinary models the rest of
+  the file is a hole (a sparse file of the full download size) and the digest is
+  derived from the name, never hashed. ``materialize=True`` models get a small real
+  GGUF with tensors, whose sha256 is the digest.
+* ``template``, ``params``, ``license`` (and ``system``) layers and the config blob are
+  small real files with real digests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import gguf
+
+MEDIA_MODEL = "application/vnd.ollama.image.model"
+MEDIA_TEMPLATE = "application/vnd.ollama.image.template"
+MEDIA_SYSTEM = "application/vnd.ollama.image.system"
+MEDIA_PARAMS = "application/vnd.ollama.image.params"
+MEDIA_LICENSE = "application/vnd.ollama.image.license"
+MEDIA_MESSAGES = "application/vnd.ollama.image.messages"
+MEDIA_CONFIG = "application/vnd.docker.container.image.v1+json"
+MEDIA_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+
+
+@dataclass
+class FakeModel:
+    """A model the emulator can serve. Only ``name`` is required.
+
+    ``decode_rate`` / ``prompt_rate`` / ``load_time`` override the emulator's defaults
+    for this model. ``extra_info`` adds GGUF metadata keys. ``size`` is the total
+    download size (all layers + config); for ``materialize=True`` the real blob decides.
+    """
+
+    name: str
+    family: str = "llama"
+    architecture: str = "llama"
+    parameter_size: str = "1.2B"
+    parameter_count: int = 1_235_814_400
+    quantization_level: str = "Q4_K_M"
+    size: int = 807_694_464
+    context_length: int = 131072
+    block_count: int = 16
+    head_count: int = 32
+    head_count_kv: int = 8
+    embedding_length: int = 2048
+    key_length: int = 64
+    value_length: int = 64
+    feed_forward_length: int = 8192
+    capabilities: list[str] = field(default_factory=lambda: ["completion", "tools"])
+    parameters: dict[str, Any] = field(default_factory=dict)
+    template: str = ""
+    system: str = ""
+    license: str = ""
+    tool_style: str = "call"
+    materialize: bool = False
+    decode_rate: float | None = None
+    prompt_rate: float | None = None
+    load_time: float | None = None
+    extra_info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BlobSpec:
+    """One blob of a model: real ``data``, or a sparse file starting with ``head``."""
+
+    media_type: str
+    digest: str
+    size: int
+    data: bytes | None = None
+    head: bytes = b""
+
+    @property
+    def sparse(self) -> bool:
+        return self.data is None
+
+    def descriptor(self) -> dict[str, Any]:
+        return {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
+
+
+def _real(media_type: str, data: bytes) -> BlobSpec:
+    return BlobSpec(media_type, "sha256:" + hashlib.sha256(data).hexdigest(), len(data), data)
+
+
+def go_json(value: Any) -> bytes:
+    """Compact JSON the way Go's encoding/json writes it (HTML characters escaped)."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026").encode()
+
+
+def default_template(capabilities: list[str]) -> str:
+    """A ChatML-like Go template; ``.Tools`` / ``.Think`` appear when the model has them."""
+    parts = ["{{- if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}"]
+    if "tools" in capabilities:
+        parts.append("{{- if .Tools }}<|im_start|>system\n# Tools\n{{ range .Tools }}{{ . }}\n"
+                     "{{ end }}<|im_end|>\n{{ end }}")
+    parts.append("{{- range .Messages }}<|im_start|>{{ .Role }}\n")
+    if "thinking" in capabilities:
+        parts.append("{{ if and $.Think .Thinking }}<think>{{ .Thinking }}</think>\n{{ end }}")
+    parts.append("{{ .Content }}<|im_end|>\n{{ end }}<|im_start|>assistant\n")
+    return "".join(parts)
+
+
+def gguf_metadata(model: FakeModel) -> dict[str, Any]:
+    arch = model.architecture
+    info: dict[str, Any] = {
+        "general.architecture": arch,
+        "general.type": "model",
+        "general.name": model.name,
+        "general.basename": model.name.split(":")[0].split("/")[-1],
+        "general.size_label": model.parameter_size,
+        "general.file_type": gguf.FILE_TYPES.get(model.quantization_level, 15),
+        "general.parameter_count": gguf.Uint64(model.parameter_count),
+        "general.quantization_version": 2,
+        f"{arch}.block_count": model.block_count,
+        f"{arch}.context_length": model.context_length,
+        f"{arch}.embedding_length": model.embedding_length,
+        f"{arch}.feed_forward_length": model.feed_forward_length,
+        f"{arch}.attention.head_count": model.head_count,
+        f"{arch}.attention.head_count_kv": model.head_count_kv,
+        f"{arch}.attention.key_length": model.key_length,
+        f"{arch}.attention.value_length": model.value_length,
+        f"{arch}.rope.freq_base": 1000000.0,
+        "tokenizer.ggml.model": "gpt2",
+        "tokenizer.ggml.tokens": ["<unk>", "<s>", "</s>", "a", "b", "c", "d", "e"],
+        "tokenizer.ggml.bos_token_id": 1,
+        "tokenizer.ggml.eos_token_id": 2,
+    }
+    info.update(model.extra_info)
+    return info
+
+
+def _tiny_tensors(model: FakeModel) -> list[tuple[str, tuple[int, ...], bytes]]:
+    """Small deterministic f32 tensors so a materialized GGUF is structurally complete."""
+    width = max(1, min(model.embedding_length, 64))
+    tensors = []
+    for name, rows in (("token_embd.weight", 8), ("output_norm.weight", 1)):
+        values = [((i * 37) % 101) / 101.0 for i in range(width * rows)]
+        tensors.append((name, (width, rows), struct.pack(f"<{len(values)}f", *values)))
+    return tensors
+
+
+def config_blob(model: FakeModel) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "model_format": "gguf",
+        "model_family": model.family,
+        "model_families": [model.family],
+        "model_type": model.parameter_size,
+        "file_type": model.quantization_level,
+        "capabilities": list(model.capabilities),
+        "architecture": "amd64",
+        "os": "linux",
+    }
+    extras = {key: getattr(model, key) for key in ("decode_rate", "prompt_rate", "load_time")
+              if getattr(model, key) is not None}
+    if model.tool_style != "call":
+        extras["tool_style"] = model.tool_style
+    if extras:
+        config["emulator"] = extras
+    return config
+
+
+def blob_specs(model: FakeModel) -> tuple[list[BlobSpec], BlobSpec]:
+    """The manifest layers (model first) and the config blob of ``model``."""
+    extra: list[BlobSpec] = [_real(MEDIA_TEMPLATE, (model.template or default_template(model.capabilities))
+                                   .encode())]
+    if model.system:
+        extra.append(_real(MEDIA_SYSTEM, model.system.encode()))
+    if model.parameters:
+        extra.append(_real(MEDIA_PARAMS, go_json(model.parameters)))
+    if model.license:
+        extra.append(_real(MEDIA_LICENSE, model.license.encode()))
+    config = _real(MEDIA_CONFIG, go_json(config_blob(model)))
+    metadata = gguf_metadata(model)
+    if model.materialize:
+        weights = _real(MEDIA_MODEL, gguf.encode(metadata, _tiny_tensors(model)))
+    else:
+        head = gguf.encode(metadata)
+        target = model.size - sum(b.size for b in extra) - config.size
+        seed = f"localcodex-emulator\0{model.name}\0model".encode()
+        digest = "sha256:" + hashlib.sha256(seed).hexdigest()
+        weights = BlobSpec(MEDIA_MODEL, digest, max(target, len(head)), None, head)
+    return [weights, *extra], config
+
+
+QWEN_LICENSE = "Apache License\nVersion 2.0, January 2004\nhttp://www.apache.org/licenses/"
+QWEN3_STOP = ["<|im_start|>", "<|im_end|>"]
+
+
+def preset_models() -> list[FakeModel]:
+    """Realistic models (sizes from ollama.com tag tables, shapes from the model configs)."""
+    return [
+        FakeModel(name="qwen3.5:27b", family="qwen35", architecture="qwen35", parameter_size="27.8B",
+                parameter_count=27_781_427_200, size=17_383_020_544, context_length=262144,
+                block_count=64, head_count=24, head_count_kv=4, embedding_length=5120,
+                key_length=256, value_length=256, feed_forward_length=17408,
+                capabilities=["completion", "vision", "tools", "thinking"],
+                parameters={"presence_penalty": 1.5, "temperature": 1, "top_k": 20, "top_p": 0.95},
+                license=QWEN_LICENSE,
+                extra_info={"qwen35.full_attention_interval": 4, "qwen35.ssm.conv_kernel": 4,
+                            "qwen35.ssm.state_size": 128, "qwen35.ssm.group_count": 16,
+                            "qwen35.ssm.inner_size": 6144, "qwen35.vision.block_count": 27}),
+        FakeModel(name="qwen3-coder:30b", family="qwen3moe", architecture="qwen3moe",
+                parameter_size="30.5B", parameter_count=30_532_122_624, size=18_556_689_568,
+                context_length=262144, block_count=48, head_count=32, head_count_kv=4,
+                embedding_length=2048, key_length=128, value_length=128, feed_forward_length=6144,
+                capabilities=["completion", "tools"],
+                parameters={"repeat_penalty": 1.05, "stop": [*QWEN3_STOP, "<|endoftext|>"],
+                            "temperature": 0.7, "top_k": 20, "top_p": 0.8},
+                license=QWEN_LICENSE,
+                extra_info={"qwen3moe.expert_count": 128, "qwen3moe.expert_used_count": 8,
+                            "qwen3moe.expert_feed_forward_length": 768}),
+        FakeModel(name="gpt-oss:20b", family="gptoss", architecture="gptoss", parameter_size="20.9B",
+                parameter_count=20_914_757_184, quantization_level="MXFP4", size=13_793_441_244,
+                context_length=131072, block_count=24, head_count=64, head_count_kv=8,
+                embedding_length=2880, key_length=64, value_length=64, feed_forward_length=2880,
+                capabilities=["completion", "tools", "thinking"], parameters={"temperature": 1},
+                license=QWEN_LICENSE,
+                extra_info={"gptoss.expert_count": 32, "gptoss.expert_used_count": 4,
+                            "gptoss.attention.sliding_window": 128}),
+        FakeModel(name="qwen2.5-coder:7b", family="qwen2", architecture="qwen2", parameter_size="7.6B",
+                parameter_count=7_615_616_512, size=4_683_087_332, context_length=32768,
+                block_count=28, head_count=28, head_count_kv=4, embedding_length=3584,
+                key_length=128, value_length=128, feed_forward_length=18944,
+                capabilities=["completion", "tools", "insert"], tool_style="prose",
+                license=QWEN_LICENSE),
+        FakeModel(name="gemma3:4b", family="gemma3", architecture="gemma3", parameter_size="4.3B",
+                parameter_count=4_300_079_472, size=3_338_801_804, context_length=131072,
+                block_count=34, head_count=8, head_count_kv=4, embedding_length=2560,
+                key_length=256, value_length=256, feed_forward_length=10240,
+                capabilities=["completion", "vision"],
+                parameters={"stop": ["<end_of_turn>"], "temperature": 1, "top_k": 64, "top_p": 0.95},
+                license="Gemma Terms of Use\nLast modified: February 21, 2024",
+                extra_info={"gemma3.vision.block_count": 27}),
+        FakeModel(name="llama3.2:3b", family="llama", architecture="llama", parameter_size="3.2B",
+                parameter_count=3_212_749_888, size=2_019_393_189, context_length=131072,
+                block_count=28, head_count=24, head_count_kv=8, embedding_length=3072,
+                key_length=128, value_length=128, feed_forward_length=8192,
+                capabilities=["completion", "tools"],
+                parameters={"stop": ["<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]},
+                license="LLAMA 3.2 COMMUNITY LICENSE AGREEMENT"),
+        FakeModel(name="qwen3:0.6b", family="qwen3", architecture="qwen3", parameter_size="751.63M",
+                parameter_count=751_632_384, size=522_653_767, context_length=40960,
+                block_count=28, head_count=16, head_count_kv=8, embedding_length=1024,
+                key_length=128, value_length=128, feed_forward_length=3072,
+                capabilities=["completion", "tools", "thinking"],
+                parameters={"repeat_penalty": 1, "stop": QWEN3_STOP, "temperature": 0.6,
+                            "top_k": 20, "top_p": 0.95},
+                license=QWEN_LICENSE),
+        FakeModel(name="tiny-coder:1b", family="llama", architecture="llama", parameter_size="1.1B",
+                parameter_count=1_100_048_384, size=4096, context_length=8192, block_count=4,
+                head_count=4, head_count_kv=2, embedding_length=64, key_length=16, value_length=16,
+                feed_forward_length=256, capabilities=["completion", "tools"],
+                parameters={"num_ctx": 8192, "temperature": 0.2}, materialize=True,
+                license="MIT License"),
+    ]
