@@ -23,6 +23,8 @@ COMMAND_MODULES = (
     "check",
     "configure",
     "provider",
+    "bench",
+    "receipts",
     "trial",
 )
 

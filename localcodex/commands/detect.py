@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
 import typer
 
 from localcodex.commands import options
 
 if TYPE_CHECKING:
-    from localcodex.core.detect import Overrides
     from localcodex.core.machine import GPU, Machine
     from localcodex.output import Output
 
@@ -19,20 +18,9 @@ def register(app: typer.Typer) -> None:
 
 
 def detect_command(
-    vram: Annotated[
-        str | None,
-        typer.Option(
-            "--vram",
-            metavar="SIZE",
-            help="Memory of each GPU Ollama would use, when detection cannot know it (24GiB, 24G, 16000MiB, 8GB).",
-        ),
-    ] = None,
-    ram: Annotated[
-        str | None, typer.Option("--ram", metavar="SIZE", help="System RAM, instead of the detected.")
-    ] = None,
-    gpu: Annotated[
-        str | None, typer.Option("--gpu", metavar="none", help="`--gpu none`: count no GPU (run models on the CPU).")
-    ] = None,
+    vram: options.Vram = None,
+    ram: options.Ram = None,
+    gpu: options.Gpu = None,
     host: options.Host = None,
     json_: options.Json = False,
 ) -> None:
@@ -42,29 +30,9 @@ def detect_command(
     def body(out: Output) -> Machine:
         from localcodex.core.detect import detect
 
-        return detect(ollama_host=host, overrides=parse_overrides(vram, ram, gpu))
+        return detect(ollama_host=host, overrides=options.parse_overrides(vram, ram, gpu))
 
     run_command("detect", json_, body, render)
-
-
-def parse_overrides(vram: str | None, ram: str | None, gpu: str | None) -> Overrides:
-    from localcodex.core.detect import Overrides
-    from localcodex.core.units import parse_size
-    from localcodex.errors import UsageError
-
-    def size(flag: str, text: str | None) -> int | None:
-        if text is None:
-            return None
-        try:
-            return parse_size(text)
-        except ValueError as exc:
-            raise UsageError(f"{flag}: {exc}", f"for example {flag} 24GiB") from None
-
-    if gpu is not None and gpu.strip().lower() not in ("none", "auto"):
-        raise UsageError(f"--gpu {gpu!r}: only `--gpu none` is understood", "leave --gpu out to use detected GPUs")
-    if gpu is not None and gpu.strip().lower() == "none" and vram is not None:
-        raise UsageError("--vram and --gpu none contradict each other", "pass one of them")
-    return Overrides(vram=size("--vram", vram), ram=size("--ram", ram), gpu_none=(gpu or "").lower() == "none")
 
 
 # --------------------------------------------------------------------------------------------------- rendering

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from localcodex.core.detect import Overrides
 
 Json = Annotated[
     bool, typer.Option("--json", help="Print one JSON envelope on stdout (progress goes to stderr).")
@@ -15,3 +18,37 @@ Host = Annotated[
 ]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Answer yes to every question (no prompts).")]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Show what would change; change nothing.")]
+
+# detect's manual overrides, for when detection cannot know (shared by detect, recommend and setup)
+Vram = Annotated[
+    str | None,
+    typer.Option(
+        "--vram", metavar="SIZE",
+        help="Memory of each GPU Ollama would use, when detection cannot know it (24GiB, 24G, 16000MiB, 8GB).",
+    ),
+]  # fmt: skip
+Ram = Annotated[str | None, typer.Option("--ram", metavar="SIZE", help="System RAM, instead of the detected.")]
+Gpu = Annotated[
+    str | None, typer.Option("--gpu", metavar="none", help="`--gpu none`: count no GPU (run models on the CPU).")
+]
+
+
+def parse_overrides(vram: str | None, ram: str | None, gpu: str | None) -> Overrides:
+    """The `--vram/--ram/--gpu` options as detect's Overrides; bad values are a UsageError."""
+    from localcodex.core.detect import Overrides
+    from localcodex.core.units import parse_size
+    from localcodex.errors import UsageError
+
+    def size(flag: str, text: str | None) -> int | None:
+        if text is None:
+            return None
+        try:
+            return parse_size(text)
+        except ValueError as exc:
+            raise UsageError(f"{flag}: {exc}", f"for example {flag} 24GiB") from None
+
+    if gpu is not None and gpu.strip().lower() not in ("none", "auto"):
+        raise UsageError(f"--gpu {gpu!r}: only `--gpu none` is understood", "leave --gpu out to use detected GPUs")
+    if gpu is not None and gpu.strip().lower() == "none" and vram is not None:
+        raise UsageError("--vram and --gpu none contradict each other", "pass one of them")
+    return Overrides(vram=size("--vram", vram), ram=size("--ram", ram), gpu_none=(gpu or "").lower() == "none")

@@ -24,9 +24,6 @@ NoTools = Annotated[
 Model = Annotated[
     str | None, typer.Option("--model", metavar="NAME", help="Evaluate one model: the full memory breakdown.")
 ]
-Vram = Annotated[str | None, typer.Option("--vram", metavar="SIZE", help="GPU memory per GPU, e.g. 24GiB.")]
-Ram = Annotated[str | None, typer.Option("--ram", metavar="SIZE", help="System RAM, e.g. 32GiB.")]
-Gpu = Annotated[str | None, typer.Option("--gpu", metavar="none", help="`none`: ignore GPUs, run on the CPU.")]
 TABLE_ROWS = 12
 
 
@@ -39,9 +36,9 @@ def recommend_command(
     all_: All = False,
     include_no_tools: NoTools = False,
     model: Model = None,
-    vram: Vram = None,
-    ram: Ram = None,
-    gpu: Gpu = None,
+    vram: options.Vram = None,
+    ram: options.Ram = None,
+    gpu: options.Gpu = None,
     host: options.Host = None,
     json_: options.Json = False,
 ) -> None:
@@ -54,28 +51,11 @@ def recommend_command(
     run_command("recommend", json_, body, render, judge)
 
 
-def _overrides(vram: str | None, ram: str | None, gpu: str | None):
-    from localcodex.core.detect import Overrides
-    from localcodex.core.units import parse_size
-    from localcodex.errors import UsageError
-
-    if gpu is not None and gpu.strip().lower() != "none":
-        raise UsageError(f"--gpu {gpu!r} is not understood", "the only value is `--gpu none` (run on the CPU)")
-    try:
-        return Overrides(
-            vram=parse_size(vram) if vram else None,
-            ram=parse_size(ram) if ram else None,
-            gpu_none=gpu is not None,
-        )
-    except ValueError as exc:
-        raise UsageError(str(exc), "give a size with a unit, e.g. --vram 24GiB --ram 64GiB") from exc
-
-
 def _run(out, context, all_, include_no_tools, model, vram, ram, gpu, host):
     from localcodex.core.detect import detect
     from localcodex.core.recommend import recommend_here
 
-    machine = detect(overrides=_overrides(vram, ram, gpu), ollama_host=host)
+    machine = detect(overrides=options.parse_overrides(vram, ram, gpu), ollama_host=host)
     result = recommend_here(
         machine, host=host, context=context, model=model, include_all=all_, include_no_tools=include_no_tools
     )

@@ -18,6 +18,7 @@ import random
 import string
 import time
 from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -142,29 +143,31 @@ def _complete_calls(seq: list[tuple[str, int, str]], reply: Reply) -> set[int]:
     return done
 
 
-def load_only(emu: Emulator, gen: Generation) -> None:
-    """The empty-prompt shortcut: load the model (or unload with keep_alive 0)."""
-    load_time, _, _ = _rates(emu, gen.installed)
+@contextmanager
+def _runner(emu: Emulator, gen: Generation) -> Iterator[tuple[int, float]]:
+    """Hold the model's runner, loading it first if needed; yields (num_ctx, load end)."""
+    load_time = _rates(emu, gen.installed)[0]
     num_ctx = emu.runtime.num_ctx_for(gen.installed, gen.options)
     entry, needs_load = emu.runtime.acquire(gen.installed, num_ctx)
     try:
         if needs_load:
             emu.sleep_until(gen.started + load_time)
         entry.ready = True
+        yield num_ctx, time.monotonic()
     finally:
         emu.runtime.release(entry, gen.keep_alive)
 
 
+def load_only(emu: Emulator, gen: Generation) -> None:
+    """The empty-prompt shortcut: load the model (it unloads at once with keep_alive 0)."""
+    with _runner(emu, gen):
+        pass
+
+
 def run(emu: Emulator, gen: Generation) -> Iterator[Event]:
     """Yield output events at their scheduled times; the last one is ``done``."""
-    load_time, prompt_rate, decode_rate = _rates(emu, gen.installed)
-    num_ctx = emu.runtime.num_ctx_for(gen.installed, gen.options)
-    entry, needs_load = emu.runtime.acquire(gen.installed, num_ctx)
-    try:
-        if needs_load:
-            emu.sleep_until(gen.started + load_time)
-        entry.ready = True
-        load_end = time.monotonic()
+    _, prompt_rate, decode_rate = _rates(emu, gen.installed)
+    with _runner(emu, gen) as (num_ctx, load_end):
         count = prompt_count(emu, gen, num_ctx)
         prompt_end = load_end + count / prompt_rate
         emu.sleep_until(prompt_end)
@@ -192,5 +195,26 @@ def run(emu: Emulator, gen: Generation) -> Iterator[Event]:
         }
         yield Event("done", done_reason=reason, metrics={k: v for k, v in metrics.items() if v},
                     prompt_tokens=count)
-    finally:
-        emu.runtime.release(entry, gen.keep_alive)
+
+
+@dataclass
+class Collected:
+    """A whole answer, for non-streaming responses."""
+
+    text: str
+    thinking: str
+    tool_calls: list[dict[str, Any]]
+    final: Event
+
+
+def collect(emu: Emulator, gen: Generation) -> Collected:
+    """Run the generation to its end and gather text, thinking and tool calls."""
+    parts: dict[str, list[str]] = {"content": [], "thinking": []}
+    calls: list[dict[str, Any]] = []
+    final = Event("done")
+    with closing(run(emu, gen)) as events:
+        for event in events:
+            parts.get(event.kind, []).append(event.text)
+            calls += event.tool_calls
+            final = event
+    return Collected("".join(parts["content"]), "".join(parts["thinking"]), calls, final)

@@ -21,14 +21,16 @@ def check_top_logprobs(body: dict[str, Any]) -> None:
         raise ApiError(400, "top_logprobs must be between 0 and 20")
 
 
-def find_model(ex: Exchange, text: str, empty_status: int) -> Installed:
-    """The model a generation names; 404 ``model 'x' not found`` (the name as typed)."""
-    if not text and empty_status == 400:
-        raise ApiError(400, "model is required")
+def find_model(ex: Exchange, text: str, chat: bool) -> Installed:
+    """The model a generation names; 404 ``model 'x' not found`` (the name as typed).
+
+    An empty or invalid name is 400 ``model is required`` for chat, a 404 for generate.
+    """
     name = parse_name(text)
     if name is None:
-        raise ApiError(empty_status, "model is required" if empty_status == 400 else
-                       f"model '{text}' not found")
+        if chat:
+            raise ApiError(400, "model is required")
+        raise ApiError(404, f"model '{text}' not found")
     item = ex.emu.store.find(name)
     if item is None:
         raise ApiError(404, f"model '{text}' not found")
@@ -47,12 +49,19 @@ def normalise_messages(messages: list[Any]) -> list[dict[str, Any]]:
         for call in item.get("tool_calls") or []:
             function = dict(call.get("function") or {})
             if isinstance(function.get("arguments"), str):
-                function["arguments"] = json.loads(function["arguments"] or "{}")
+                function["arguments"] = parse_arguments(function["arguments"])
             calls.append({**call, "function": function})
         if calls:
             item["tool_calls"] = calls
         result.append(item)
     return result
+
+
+def parse_arguments(text: str) -> dict[str, Any]:
+    try:
+        return json.loads(text or "{}")
+    except ValueError as error:
+        raise ApiError(400, f"failed to parse function call arguments: {error}") from None
 
 
 def with_model_preamble(item: Installed, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -78,7 +87,7 @@ def chat(ex: Exchange) -> None:
     body = ex.json_body()
     check_top_logprobs(body)
     model_text = str(body.get("model") or "")
-    item = find_model(ex, model_text, 400)
+    item = find_model(ex, model_text, chat=True)
     keep_alive = parse_keep_alive(body.get("keep_alive"), ex.emu.keep_alive_default)
     messages = normalise_messages(body.get("messages") or [])
     shortcut = {"model": model_text, "created_at": now_utc(), "message": {"role": "assistant", "content": ""},
@@ -107,7 +116,7 @@ def generate(ex: Exchange) -> None:
     body = ex.json_body()
     check_top_logprobs(body)
     model_text = str(body.get("model") or "")
-    item = find_model(ex, model_text, 404)
+    item = find_model(ex, model_text, chat=False)
     if body.get("raw") and (body.get("template") or body.get("system") or body.get("context")):
         raise ApiError(400, "raw mode does not support template, system, or context")
     keep_alive = parse_keep_alive(body.get("keep_alive"), ex.emu.keep_alive_default)
@@ -160,27 +169,20 @@ def _final(gen: Generation, event: Event, chunk: dict[str, Any]) -> dict[str, An
 
 
 def write_native(ex: Exchange, gen: Generation, stream: bool) -> None:
-    with closing(engine.run(ex.emu, gen)) as events:
-        if stream:
-            out = ex.open_stream(NDJSON, "ndjson")
+    if stream:
+        out = ex.open_stream(NDJSON, "ndjson")
+        with closing(engine.run(ex.emu, gen)) as events:
             for event in events:
                 chunk = _chunk(gen, event)
                 out.send_json_line(_final(gen, event, chunk) if event.kind == "done" else chunk)
-            out.end()
-            return
-        text, thinking, calls = [], [], []
-        for event in events:
-            if event.kind == "done":
-                final = _final(gen, event, _chunk(gen, event))
-            elif event.kind == "thinking":
-                thinking.append(event.text)
-            elif event.kind == "content":
-                text.append(event.text)
-            calls += event.tool_calls
+        out.end()
+        return
+    answer = engine.collect(ex.emu, gen)
+    final = _final(gen, answer.final, _chunk(gen, answer.final))
     target = final if gen.generate else final["message"]
-    target["response" if gen.generate else "content"] = "".join(text)
-    if thinking:
-        target["thinking"] = "".join(thinking)
-    if calls:
-        target["tool_calls"] = calls
+    target["response" if gen.generate else "content"] = answer.text
+    if answer.thinking:
+        target["thinking"] = answer.thinking
+    if answer.tool_calls:
+        target["tool_calls"] = answer.tool_calls
     ex.send_json(200, final)

@@ -300,7 +300,6 @@ class StreamWriter:
 
 class RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server_version = "Go-http-server"
 
     def setup(self) -> None:
         super().setup()

@@ -16,7 +16,7 @@ from urllib.parse import unquote
 
 from . import engine, native
 from .engine import Event, Generation
-from .generation import find_model
+from .generation import find_model, parse_arguments
 from .httpbase import SSE, ApiError, Exchange, StreamWriter
 from .names import parse_name
 
@@ -98,7 +98,7 @@ def chat_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
             arguments = function.get("arguments") or "{}"
             calls.append({"id": call.get("id", ""), "function": {
                 "name": function.get("name", ""),
-                "arguments": json.loads(arguments) if isinstance(arguments, str) else arguments}})
+                "arguments": parse_arguments(arguments) if isinstance(arguments, str) else arguments}})
         if calls:
             native_message["tool_calls"] = calls
         if message.get("tool_call_id"):
@@ -126,7 +126,7 @@ def chat_completions(ex: Exchange) -> None:
     think = think_from_effort(body.get("reasoning_effort") or (body.get("reasoning") or {}).get("effort"))
     messages = chat_messages(body["messages"])
     tools = body.get("tools") or []
-    item = find_model(ex, model_text, 400)
+    item = find_model(ex, model_text, chat=True)
     thinking = engine.check_think(think, item, model_text)
     engine.check_capabilities(item, model_text, tools, "chat")
     gen = Generation("/v1/chat/completions", model_text, item, messages, tools,
@@ -144,26 +144,18 @@ def _finish_reason(reason: str, tool_calls: bool) -> str:
 
 
 def _chat_completion(ex: Exchange, gen: Generation) -> None:
-    text, thinking, calls, final = [], [], [], Event("done")
-    with closing(engine.run(ex.emu, gen)) as events:
-        for event in events:
-            if event.kind == "content":
-                text.append(event.text)
-            elif event.kind == "thinking":
-                thinking.append(event.text)
-            calls += event.tool_calls
-            final = event
-    message: dict[str, Any] = {"role": "assistant", "content": "".join(text)}
-    if thinking:
-        message["reasoning"] = "".join(thinking)
-    if calls:
-        message["tool_calls"] = openai_tool_calls(calls)
+    answer = engine.collect(ex.emu, gen)
+    message: dict[str, Any] = {"role": "assistant", "content": answer.text}
+    if answer.thinking:
+        message["reasoning"] = answer.thinking
+    if answer.tool_calls:
+        message["tool_calls"] = openai_tool_calls(answer.tool_calls)
     ex.send_json(200, {
         "id": f"chatcmpl-{random.randrange(999)}", "object": "chat.completion", "created": int(time.time()),
         "model": gen.model_text, "system_fingerprint": "fp_ollama",
         "choices": [{"index": 0, "message": message,
-                     "finish_reason": _finish_reason(final.done_reason, bool(calls))}],
-        "usage": usage(final)}, gin=False)
+                     "finish_reason": _finish_reason(answer.final.done_reason, bool(answer.tool_calls))}],
+        "usage": usage(answer.final)}, gin=False)
 
 
 class ChatStream:
@@ -227,7 +219,7 @@ class ChatStream:
 def completions(ex: Exchange) -> None:
     body = ex.json_body()
     model_text = str(body.get("model") or "")
-    item = find_model(ex, model_text, 404)
+    item = find_model(ex, model_text, chat=False)
     engine.check_capabilities(item, model_text, [], "generate")
     gen = Generation("/v1/completions", model_text, item,
                      [{"role": "user", "content": str(body.get("prompt") or "")}], [],

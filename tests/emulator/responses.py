@@ -17,7 +17,7 @@ from typing import Any
 
 from . import engine
 from .engine import Event, Generation
-from .generation import find_model
+from .generation import find_model, parse_arguments
 from .httpbase import SSE, ApiError, Exchange, StreamWriter
 from .openai_layer import think_from_effort
 
@@ -71,12 +71,8 @@ def input_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
                 message["thinking"], thinking = thinking, ""
             messages.append(message)
         elif kind == "function_call":
-            try:
-                arguments = json.loads(item.get("arguments") or "{}")
-            except ValueError as error:
-                raise ApiError(400, f"failed to parse function call arguments: {error}") from None
-            call = {"id": item.get("call_id", ""), "function": {"name": item.get("name", ""),
-                                                                "arguments": arguments}}
+            call = {"id": item.get("call_id", ""), "function": {
+                "name": item.get("name", ""), "arguments": parse_arguments(item.get("arguments") or "")}}
             _add_call(messages, call, thinking)
             thinking = ""
         elif kind == "function_call_output":
@@ -173,7 +169,7 @@ def handle(ex: Exchange) -> None:
         options["top_p"] = body["top_p"]
     if body.get("max_output_tokens") is not None:
         options["num_predict"] = body["max_output_tokens"]
-    item = find_model(ex, model_text, 400)
+    item = find_model(ex, model_text, chat=True)
     thinking = engine.check_think(think, item, model_text)
     engine.check_capabilities(item, model_text, tools, "chat")
     gen = Generation("/v1/responses", model_text, item, messages, tools, options,
@@ -188,25 +184,17 @@ def handle(ex: Exchange) -> None:
 
 
 def _respond(ex: Exchange, gen: Generation, response_id: str) -> None:
-    text, thinking, calls, final = [], [], [], Event("done")
-    with closing(engine.run(ex.emu, gen)) as events:
-        for event in events:
-            if event.kind == "content":
-                text.append(event.text)
-            elif event.kind == "thinking":
-                thinking.append(event.text)
-            calls += event.tool_calls
-            final = event
+    answer = engine.collect(ex.emu, gen)
     output: list[dict[str, Any]] = []
-    if thinking:
-        thought = "".join(thinking)
-        output.append({"id": f"rs_{response_id}", "type": "reasoning",
-                       "summary": [{"type": "summary_text", "text": thought}], "encrypted_content": thought})
-    if calls:
-        output += [_function_item(f"fc_{response_id}_{i}", call) for i, call in enumerate(calls)]
+    if answer.thinking:
+        output.append({"id": f"rs_{response_id}", "type": "reasoning", "encrypted_content": answer.thinking,
+                       "summary": [{"type": "summary_text", "text": answer.thinking}]})
+    if answer.tool_calls:
+        output += [_function_item(f"fc_{response_id}_{i}", call) for i, call in enumerate(answer.tool_calls)]
     else:
-        output.append(_message_item(f"msg_{random.randrange(999999)}", "".join(text)))
-    ex.send_json(200, response_object(gen.body, response_id, "completed", output, _usage(final)), gin=False)
+        output.append(_message_item(f"msg_{random.randrange(999999)}", answer.text))
+    response = response_object(gen.body, response_id, "completed", output, _usage(answer.final))
+    ex.send_json(200, response, gin=False)
 
 
 class ResponsesStream:

@@ -89,6 +89,8 @@ class Emulator:
                  prompt_rate: float = 2000.0, load_time: float = 0.2, pull_rate: float = 5e9,
                  host: str = "127.0.0.1", port: int = 0, context_length_env: int | None = None,
                  keep_alive: float = 300.0):
+        if min(decode_rate, prompt_rate, pull_rate) <= 0 or load_time < 0:
+            raise ValueError("rates must be positive and load_time not negative")
         self._own_dir = models_dir is None
         self.models_dir = Path(models_dir) if models_dir is not None else Path(tempfile.mkdtemp())
         self.store = Store(self.models_dir)

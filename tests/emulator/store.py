@@ -13,7 +13,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +63,6 @@ class Installed:
     manifest: dict[str, Any]
     digest: str
     mtime_ns: int
-    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def layers(self) -> list[dict[str, Any]]:
@@ -289,10 +288,7 @@ class Store:
         body = {"schemaVersion": 2, "mediaType": MEDIA_MANIFEST, "config": config, "layers": layers}
         with self.lock:
             path = self.manifest_path(self.existing_name(name))
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_bytes(go_json(body))
-            os.replace(tmp, path)
+            self._write_manifest_file(path, go_json(body))
             loaded = self._load(self.existing_name(name), path)
         assert loaded is not None
         return loaded
@@ -336,6 +332,12 @@ class Store:
     def copy(self, item: Installed, destination: Name) -> None:
         with self.lock:
             path = self.manifest_path(self.existing_name(destination))
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(item.path.read_bytes())
+            self._write_manifest_file(path, item.path.read_bytes())
+
+    def _write_manifest_file(self, path: Path, data: bytes) -> None:
+        """Atomically; the temporary file sits in blobs/ so a listing never sees it."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.blobs / f".manifest-{threading.get_ident()}"
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
 

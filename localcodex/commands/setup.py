@@ -1,0 +1,158 @@
+"""`localcodex setup`: detect → recommend → pull → context variant → check → configure → bench, in one go.
+
+The steps are the commands' own core functions (see core/setup.py); this module only asks the questions,
+shows the step list as it progresses and prints the final summary.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Annotated
+
+import typer
+
+from localcodex.commands import options
+
+
+def register(app: typer.Typer) -> None:
+    app.command("setup")(setup_command)
+
+
+def setup_command(
+    model: Annotated[
+        str | None, typer.Option("--model", metavar="NAME", help="Use this model instead of the recommended one.")
+    ] = None,
+    context: Annotated[
+        int | None, typer.Option("--context", metavar="TOKENS", help="Context window (default: the largest that "
+                                 "fits, up to 65536).")
+    ] = None,
+    profile: Annotated[str, typer.Option("--profile", help="Codex profile to write ($CODEX_HOME/NAME.config.toml).")]
+    = "local_ollama",
+    no_bench: Annotated[bool, typer.Option("--no-bench", help="Skip the tokens-per-second benchmark.")] = False,
+    recheck: Annotated[
+        bool, typer.Option("--recheck", help="Prove context, endpoint and speed again even if proven before.")
+    ] = False,
+    vram: options.Vram = None,
+    ram: options.Ram = None,
+    gpu: options.Gpu = None,
+    host: options.Host = None,
+    yes: options.Yes = False,
+    dry_run: options.DryRun = False,
+    json_: options.Json = False,
+) -> None:
+    """Set everything up: pick a model that fits, pull it, size its context, prove it, write the Codex profile."""
+    from localcodex.output import run_command
+
+    def body(out):
+        from localcodex.core.setup import SetupRequest, setup
+
+        overrides = options.parse_overrides(vram, ram, gpu)
+        request = SetupRequest(
+            host=host, model=model, context=context, profile=profile, bench=not no_bench, dry_run=dry_run,
+            recheck=recheck, vram=overrides.vram, ram=overrides.ram, gpu_none=overrides.gpu_none,
+        )  # fmt: skip
+        with _hooks(out, yes) as hooks:
+            return setup(request, hooks)
+
+    run_command("setup", json_, body, render, judge)
+
+
+@contextlib.contextmanager
+def _hooks(out, yes: bool):
+    """Questions, the live step list and the progress displays of the long steps."""
+    from localcodex.core.setup import SetupHooks
+    from localcodex.progress import pull_display
+
+    stack = contextlib.ExitStack()
+    spinner: dict = {}
+
+    def running(name: str, title: str) -> None:
+        out.event("step", name=name, status="running", title=title)
+        if name == "pull":
+            hooks.on_pull = stack.enter_context(pull_display(out))
+        elif out.interactive:
+            spinner["status"] = stack.enter_context(out.err.status(f"{title}…"))
+
+    def finished(step) -> None:
+        stack.close()
+        spinner.clear()
+        out.event("step", name=step.name, status=step.status.value, summary=step.summary, seconds=step.seconds)
+        out.note(_step_line(step))
+        for warning in step.warnings:
+            out.warn(warning)
+
+    def probe(event) -> None:
+        status = spinner.get("status")
+        if status is not None and getattr(event, "title", None):
+            status.update(f"Prove the /v1 endpoint: {event.title}…")
+
+    hooks = SetupHooks(
+        confirm=lambda question: out.confirm(question, default=True, assume_yes=yes),
+        on_step=finished, on_running=running, on_probe=probe,
+    )
+    try:
+        yield hooks
+    finally:
+        stack.close()
+
+
+SYMBOLS = {
+    "done": "[green]✓[/green]", "unchanged": "[green]✓[/green]", "skipped": "[dim]–[/dim]",
+    "planned": "[cyan]→[/cyan]", "failed": "[red]✗[/red]", "not run": "[dim]·[/dim]",
+}
+
+
+def _step_line(step) -> str:
+    from rich.markup import escape
+
+    took = f" [dim]({step.seconds:.1f} s)[/dim]" if step.seconds >= 0.05 else ""
+    return f"{SYMBOLS[step.status.value]} {step.title:<28} {escape(step.summary)}{took}"
+
+
+def judge(report):
+    from localcodex.core.setup import exit_code
+    from localcodex.output import Outcome
+
+    failed = report.failed
+    if failed is None:
+        return Outcome()
+    return Outcome(exit_code(report), (failed.error,) if failed.error else ())
+
+
+def render(out, report) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    failed = report.failed
+    if failed is not None:
+        out.err.print(f"[bold red]error:[/bold red] {escape(failed.title)}: {escape(failed.summary)}")
+        if failed.error and failed.error.hint:
+            out.err.print(f"  [dim]fix:[/dim] {escape(failed.error.hint)}")
+        if failed.retry:
+            out.err.print(f"  [dim]retry this step:[/dim] {escape(failed.retry)}")
+        return
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    rows = [
+        ("model", f"{report.variant}  (base {report.model})" if report.variant else report.model),
+        ("runs", report.placement),
+        ("context", f"{report.context:,} tokens" if report.context else None),
+        ("speed", _speed(report)),
+        ("profile", report.profile_path),
+    ]
+    for key, value in rows:
+        if value:
+            table.add_row(key, escape(str(value)))
+    title = "dry run: nothing was changed" if report.dry_run else "ready"
+    out.out.print(f"[bold]localcodex setup: {title}[/bold]")
+    out.out.print(table)
+    if report.codex_command and not report.dry_run:
+        out.out.print(f"Start Codex:  [bold]{escape(report.codex_command)}[/bold]")
+
+
+def _speed(report) -> str | None:
+    if not report.decode_tps:
+        return None
+    prompt = f", {report.prompt_tps:,.0f} tok/s prompt" if report.prompt_tps else ""
+    return f"{report.decode_tps:.1f} tok/s decode{prompt} (measured)"

@@ -1,0 +1,480 @@
+"""`setup`: the whole pipeline, in order, reusing each step's own core function (no second implementation).
+
+    detect → recommend → pull → context variant → check → configure → bench
+
+Each step ends as one `Step` (done / unchanged / skipped / planned / failed / not run) with a one-line summary;
+the first failure stops the run, keeps the steps before it, and names the command that retries that step.
+
+Re-running is cheap and changes nothing: every step is idempotent on its own (an installed model is not
+pulled, an existing variant is not re-created, an unchanged profile is not rewritten), and what is expensive
+to prove again — loading the model to verify its context, the probe series of `check`, the benchmark — is
+remembered in a small state file (`setup-state.json` in the data folder) keyed by host, model and digest, so
+it is redone only when one of those changed (or with `recheck`). An interrupted run continues where it
+stopped: Ollama resumes a pull from its partial layers, and completed steps are recognised as done.
+
+Questions (pull this many GB? write this file?) go through `hooks.confirm`, which the command answers with
+a prompt or `--yes`; core code never prompts by itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from localcodex.adapters.ollama import OllamaServer
+from localcodex.core.machine import Machine
+from localcodex.errors import ExitCode, LocalcodexError, NoFit, OllamaUnavailable
+from localcodex.output import ErrorItem, human_bytes
+from localcodex.paths import OllamaHost, data_dir, ollama_host
+
+STATE_FILE = "setup-state.json"
+STATE_VERSION = 1
+STEPS = ("detect", "recommend", "pull", "variant", "check", "configure", "bench")
+TITLES = {
+    "detect": "Measure this machine",
+    "recommend": "Choose a model that fits",
+    "pull": "Download the model",
+    "variant": "Give it a context for Codex",
+    "check": "Prove the /v1 endpoint",
+    "configure": "Write the Codex profile",
+    "bench": "Measure tokens per second",
+}
+
+
+class StepStatus(str, Enum):
+    DONE = "done"
+    UNCHANGED = "unchanged"  # already true: nothing to do
+    SKIPPED = "skipped"  # not wanted (--no-bench)
+    PLANNED = "planned"  # --dry-run: what would happen
+    FAILED = "failed"
+    NOT_RUN = "not run"  # an earlier step failed
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    title: str
+    status: StepStatus
+    summary: str
+    seconds: float = 0.0
+    retry: str | None = None  # the command that runs this step again on its own
+    error: ErrorItem | None = None
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SetupRequest:
+    host: str | None = None
+    model: str | None = None  # skip the recommendation's pick (still evaluated for fit and context)
+    context: int | None = None
+    profile: str = "local_ollama"
+    bench: bool = True
+    dry_run: bool = False
+    recheck: bool = False  # prove context, endpoint and speed again even if they were proven before
+    vram: int | None = None  # detect's overrides
+    ram: int | None = None
+    gpu_none: bool = False
+    env: Mapping[str, str] | None = None
+
+
+@dataclass
+class SetupHooks:
+    """How core asks and reports. Defaults: answer yes, report nothing (what tests and `--yes` want)."""
+
+    confirm: Callable[[str], bool] = lambda _question: True
+    on_step: Callable[[Step], None] = lambda _step: None
+    on_running: Callable[[str, str], None] = lambda _name, _title: None
+    on_pull: Callable[[Any], None] = lambda _event: None
+    on_probe: Callable[[Any], None] = lambda _event: None
+    on_bench: Callable[[Any], None] = lambda _event: None
+
+
+@dataclass(frozen=True)
+class SetupReport:
+    steps: tuple[Step, ...]
+    host: str
+    machine: Machine | None = None
+    model: str | None = None  # the base model (as pulled)
+    variant: str | None = None  # the model Codex uses (base with num_ctx baked in)
+    context: int | None = None
+    placement: str | None = None  # where it runs, as verified after loading (or as estimated)
+    decode_tps: float | None = None  # measured
+    prompt_tps: float | None = None
+    profile_path: str | None = None
+    codex_command: str | None = None
+    dry_run: bool = False
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def failed(self) -> Step | None:
+        return next((s for s in self.steps if s.status == StepStatus.FAILED), None)
+
+    @property
+    def ok(self) -> bool:
+        return self.failed is None
+
+
+class _Stop(Exception):
+    """Raised inside a step to end it as failed (wraps the step's own LocalcodexError)."""
+
+    def __init__(self, error: LocalcodexError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+@dataclass
+class _Run:
+    request: SetupRequest
+    hooks: SetupHooks
+    host: OllamaHost
+    server: OllamaServer
+    state: dict[str, Any]
+    steps: list[Step] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    machine: Machine | None = None
+    candidate: Any = None
+    base: str | None = None
+    digest: str | None = None
+    variant: str | None = None
+    num_ctx: int | None = None
+    placement: str | None = None
+    decode_tps: float | None = None
+    prompt_tps: float | None = None
+    profile_path: str | None = None
+    codex_command: str | None = None
+
+
+def setup(request: SetupRequest, hooks: SetupHooks | None = None) -> SetupReport:
+    """Run every step in order; stop at the first failure. Never raises a LocalcodexError: it is a step result."""
+    hooks = hooks or SetupHooks()
+    host = ollama_host(request.host, request.env)
+    run = _Run(request, hooks, host, OllamaServer(host, timeout=30.0), _load_state(host))
+    for name, step in (
+        ("detect", _detect), ("recommend", _recommend), ("pull", _pull), ("variant", _variant),
+        ("check", _check), ("configure", _configure), ("bench", _bench),
+    ):  # fmt: skip
+        if not _run_step(run, name, step):
+            break
+    done = {s.name for s in run.steps}
+    run.steps.extend(Step(n, TITLES[n], StepStatus.NOT_RUN, "not run: an earlier step failed")
+                     for n in STEPS if n not in done)
+    return SetupReport(
+        steps=tuple(run.steps), host=host.native, machine=run.machine, model=run.base, variant=run.variant,
+        context=run.num_ctx, placement=run.placement, decode_tps=run.decode_tps, prompt_tps=run.prompt_tps,
+        profile_path=run.profile_path, codex_command=run.codex_command, dry_run=request.dry_run,
+        warnings=tuple(run.warnings),
+    )
+
+
+def _run_step(run: _Run, name: str, step: Callable[[_Run], Step]) -> bool:
+    run.hooks.on_running(name, TITLES[name])
+    start = time.monotonic()
+    try:
+        result = step(run)
+    except _Stop as stop:
+        result = _failed(name, stop.error)
+    except LocalcodexError as err:
+        result = _failed(name, err)
+    result = replace(result, seconds=round(time.monotonic() - start, 3))
+    run.steps.append(result)
+    run.warnings.extend(result.warnings)
+    run.hooks.on_step(result)
+    return result.status != StepStatus.FAILED
+
+
+def _failed(name: str, err: LocalcodexError) -> Step:
+    item = ErrorItem(err.code, err.message, err.hint)
+    return Step(name, TITLES[name], StepStatus.FAILED, err.message, retry=RETRY.get(name), error=item)
+
+
+RETRY = {
+    "detect": "localcodex detect",
+    "recommend": "localcodex recommend",
+    "pull": "localcodex pull MODEL",
+    "variant": "localcodex models context MODEL --ctx N",
+    "check": "localcodex check --model MODEL",
+    "configure": "localcodex configure --model MODEL",
+    "bench": "localcodex bench MODEL",
+}
+
+
+def exit_code(report: SetupReport) -> ExitCode:
+    failed = report.failed
+    if failed is None or failed.error is None:
+        return ExitCode.OK
+    return _EXIT_BY_CODE.get(failed.error.code, ExitCode.FAILURE)
+
+
+_EXIT_BY_CODE = {cls.code: cls.exit_code for cls in LocalcodexError.__subclasses__()}
+
+
+# -- the steps ------------------------------------------------------------------------------------------------
+
+
+def _detect(run: _Run) -> Step:
+    from localcodex.core.detect import Overrides, detect
+
+    req = run.request
+    overrides = Overrides(vram=req.vram, ram=req.ram, gpu_none=req.gpu_none)
+    run.machine = machine = detect(overrides=overrides, ollama_host=req.host, env=req.env)
+    parts = [f"{human_bytes(machine.ram_total)} RAM"]
+    gpus = [g for g in machine.gpus if g.used_by_ollama]
+    parts.append(", ".join(f"{g.name} ({human_bytes(g.memory_total)})" for g in gpus) if gpus else "no GPU for Ollama")
+    state = machine.ollama
+    if state is not None and state.reachable:
+        parts.append(f"Ollama {state.version} at {run.host.native}")
+    else:
+        parts.append(f"Ollama not reachable at {run.host.native}")
+    warnings = ()
+    if machine.remote:
+        warnings = (f"Ollama runs on another machine ({run.host.native}): its memory is known only from what "
+                    "the server reports; pass --vram/--ram to describe it",)
+    return Step("detect", TITLES["detect"], StepStatus.DONE, "; ".join(parts), warnings=warnings)
+
+
+def _ollama_reachable(run: _Run) -> bool:
+    state = run.machine.ollama if run.machine else None
+    return bool(state and state.reachable)
+
+
+def _recommend(run: _Run) -> Step:
+    from localcodex.core.recommend import recommend_here
+
+    req = run.request
+    model = req.model or _remembered_model(run)
+    result = recommend_here(run.machine, host=req.host, context=req.context, model=model, env=req.env)
+    pick = result.pick
+    if pick is None and model and result.candidates:
+        reason = result.candidates[0].excluded or "it is not offered"
+        raise NoFit(f"{model} cannot serve Codex here: {reason}",
+                    "run `localcodex recommend` to see what fits, or pass another --model")
+    if pick is None:
+        raise NoFit(f"no model with tool calling fits this machine at {result.minimum_context:,} tokens of context",
+                    "see `localcodex recommend --all` for every model and why")
+    run.candidate = pick
+    run.base = pick.model
+    run.num_ctx = req.context or pick.num_ctx
+    speed = f"est. {pick.decode_tps:.0f} tok/s" if pick.decode_tps else "speed unknown"
+    where = {"gpu": "on the GPU", "multi_gpu": "split across GPUs", "unified": "in unified memory",
+             "cpu": "on the CPU", "partial": "partly on the CPU (slow)"}.get(pick.placement, pick.placement)
+    run.placement = where
+    summary = f"{pick.model}: {human_bytes(pick.size, decimal=True)}, {run.num_ctx:,} tokens, {where}, {speed}"
+    if model and model == _remembered_model(run) and not req.model:
+        summary += " (chosen by the previous run)"
+    warnings = tuple(w for w in result.warnings if not _ollama_reachable(run) or "not reachable" not in w)
+    return Step("recommend", TITLES["recommend"], StepStatus.DONE, summary, warnings=warnings)
+
+
+def _remembered_model(run: _Run) -> str | None:
+    """The base model a previous run set up on this host, if it is still installed there."""
+    model = run.state.get("model")
+    if not model or not _ollama_reachable(run):
+        return None
+    try:
+        return model if run.server.find(model) is not None else None
+    except LocalcodexError:
+        return None
+
+
+def _require_ollama(run: _Run) -> None:
+    if not _ollama_reachable(run):
+        state = run.machine.ollama if run.machine else None
+        why = f" ({state.error})" if state and state.error else ""
+        raise OllamaUnavailable(
+            f"Ollama is not running at {run.host.native}{why}: the model cannot be downloaded",
+            "install Ollama from https://ollama.com/download and start it (`ollama serve` or the app), "
+            "then run `localcodex setup` again; or point --host / OLLAMA_HOST at the machine that runs it",
+        )
+
+
+def _pull(run: _Run) -> Step:
+    from localcodex.core.pull import pull
+
+    _require_ollama(run)
+    name, retry = run.base, f"localcodex pull {run.base}"
+    installed = run.server.find(name)
+    if installed is not None:
+        run.digest = installed.digest
+        return Step("pull", TITLES["pull"], StepStatus.UNCHANGED,
+                    f"{name} is installed ({human_bytes(installed.size, decimal=True)})", retry=retry)
+    size = human_bytes(run.candidate.size, decimal=True)
+    if run.request.dry_run:
+        return Step("pull", TITLES["pull"], StepStatus.PLANNED, f"would download {name} ({size})", retry=retry)
+    if not run.hooks.confirm(f"Download {name} ({size}) into Ollama at {run.host.native}?"):
+        raise _Stop(LocalcodexError(f"stopped before downloading {name}: not confirmed",
+                                    f"run `{retry}` when you are ready, or `localcodex setup --yes`",
+                                    code="declined"))
+    result = pull(run.server, name, on_progress=run.hooks.on_pull)
+    run.digest = result.digest
+    took = f" in {result.seconds:.0f} s" if result.seconds else ""
+    return Step("pull", TITLES["pull"], StepStatus.DONE,
+                f"downloaded {name} ({human_bytes(result.size or run.candidate.size, decimal=True)}){took}",
+                retry=retry, warnings=tuple(result.notes))
+
+
+def _variant(run: _Run) -> Step:
+    from localcodex.core.variant import ensure_variant, variant_name, verify_variant
+
+    num_ctx, base = run.num_ctx, run.base
+    retry = f"localcodex models context {base} --ctx {num_ctx}"
+    run.variant = variant_name(base, num_ctx)
+    if run.request.dry_run:
+        exists = _ollama_reachable(run) and run.server.find(run.variant) is not None
+        status = StepStatus.UNCHANGED if exists else StepStatus.PLANNED
+        text = f"{run.variant} exists" if exists else f"would create {run.variant} (num_ctx {num_ctx:,})"
+        return Step("variant", TITLES["variant"], status, text, retry=retry)
+    made = ensure_variant(run.server, base, num_ctx, **_variant_extra(run))
+    key = {"variant": made.name, "num_ctx": num_ctx, "digest": run.digest}
+    warnings = list(made.warnings)
+    if run.state.get("verified") == key and not run.request.recheck and made.action == "unchanged":
+        run.placement = run.state.get("placement") or run.placement
+        summary = f"{made.name} carries num_ctx {num_ctx:,} (verified before: {run.placement})"
+        return Step("variant", TITLES["variant"], StepStatus.UNCHANGED, summary, retry=retry)
+    verified = verify_variant(run.server, made.name, num_ctx)
+    warnings.extend(verified.warnings)
+    if verified.status == "mismatch":
+        raise _Stop(LocalcodexError(verified.message, f"run `{retry}` after freeing memory, or pick a smaller "
+                                    "--context", code="server_error", exit_code=ExitCode.SERVER_ERROR))
+    if verified.status == "ok":
+        run.placement = _where(verified)
+        _save_state(run, verified=key, placement=run.placement)
+    else:
+        warnings.append(verified.message)
+    status = StepStatus.DONE if made.action != "unchanged" else StepStatus.UNCHANGED
+    verb = {"created": "created", "updated": "updated"}.get(made.action, "kept")
+    summary = f"{verb} {made.name} (num_ctx {num_ctx:,}); loaded: {run.placement}"
+    return Step("variant", TITLES["variant"], status, summary, retry=retry, warnings=tuple(warnings))
+
+
+def _variant_extra(run: _Run) -> dict[str, Any]:
+    num_batch = getattr(run.candidate, "num_batch", None)
+    return {"num_batch": num_batch} if num_batch else {}
+
+
+def _where(verified: Any) -> str:
+    """Where the loaded model sits, from `/api/ps` (size_vram against size)."""
+    fraction = verified.gpu_fraction
+    if fraction is None:
+        return "placement unknown"
+    if fraction >= 0.999:
+        return "100% on the GPU"
+    if fraction <= 0.001:
+        return "100% on the CPU"
+    return f"{fraction * 100:.0f}% GPU / {(1 - fraction) * 100:.0f}% CPU (slow: it spilled to the CPU)"
+
+
+def _check(run: _Run) -> Step:
+    from localcodex.core.check import CheckRequest, check
+
+    retry = f"localcodex check --model {run.variant}"
+    if run.request.dry_run:
+        return Step("check", TITLES["check"], StepStatus.PLANNED,
+                    f"would probe {run.host.openai} with {run.variant}", retry=retry)
+    version = run.machine.ollama.version if run.machine and run.machine.ollama else None
+    key = {"variant": run.variant, "digest": run.digest, "version": version, "num_ctx": run.num_ctx}
+    if run.state.get("checked") == key and not run.request.recheck:
+        return Step("check", TITLES["check"], StepStatus.UNCHANGED,
+                    "passed before for this model and server (--recheck to probe again)", retry=retry)
+    report = check(CheckRequest(model=run.variant, host=run.request.host, env=run.request.env),
+                   on_progress=run.hooks.on_probe)
+    if not report.ok:
+        first = report.failed[0]
+        raise _Stop(LocalcodexError(f"{first.title}: {first.detail}", first.fix or f"run `{retry}` for details",
+                                    code="check_failed", exit_code=ExitCode.CHECK_FAILED))
+    _save_state(run, checked=key)
+    warned = tuple(f"{p.title}: {p.detail}" for p in report.probes if p.status.value == "warn")
+    summary = f"{report.counts.get('pass', 0)} probes passed" + (f", {len(warned)} warned" if warned else "")
+    return Step("check", TITLES["check"], StepStatus.DONE, summary, retry=retry, warnings=warned)
+
+
+def _configure(run: _Run) -> Step:
+    from localcodex.core.configure import ConfigureRequest, configure
+
+    req = run.request
+    retry = f"localcodex configure --model {run.variant} --context {run.num_ctx} --profile {req.profile}"
+    creq = ConfigureRequest(model=run.variant, context=run.num_ctx, host=req.host, profile=req.profile,
+                            dry_run=True, command="setup")
+    preview = configure(creq)
+    run.codex_command = preview.run
+    run.profile_path = str(next((f.path for f in preview.files if f.role == "profile"), ""))
+    if not preview.changed:
+        return Step("configure", TITLES["configure"], StepStatus.UNCHANGED,
+                    f"{run.profile_path} is up to date", retry=retry, warnings=preview.warnings)
+    if req.dry_run:
+        return Step("configure", TITLES["configure"], StepStatus.PLANNED, f"would write {run.profile_path}",
+                    retry=retry, warnings=preview.warnings)
+    if not run.hooks.confirm(f"Write the Codex profile {run.profile_path}?"):
+        raise _Stop(LocalcodexError(f"stopped before writing {run.profile_path}: not confirmed",
+                                    f"run `{retry}` when you are ready", code="declined"))
+    result = configure(replace(creq, dry_run=False))
+    backup = f" (backup {result.backup_id})" if result.backup_id else ""
+    return Step("configure", TITLES["configure"], StepStatus.DONE, f"wrote {run.profile_path}{backup}",
+                retry=retry, warnings=result.warnings)
+
+
+def _bench(run: _Run) -> Step:
+    from localcodex.core.bench import setup_benchmark
+
+    retry = f"localcodex bench {run.variant}"
+    if not run.request.bench:
+        return Step("bench", TITLES["bench"], StepStatus.SKIPPED, "skipped (--no-bench)", retry=retry)
+    if run.request.dry_run:
+        return Step("bench", TITLES["bench"], StepStatus.PLANNED, f"would benchmark {run.variant}", retry=retry)
+    key = {"variant": run.variant, "digest": run.digest}
+    remembered = run.state.get("benched")
+    if remembered and remembered.get("key") == key and not run.request.recheck:
+        run.decode_tps, run.prompt_tps = remembered.get("decode_tps"), remembered.get("prompt_tps")
+        return Step("bench", TITLES["bench"], StepStatus.UNCHANGED,
+                    f"measured before: {_speed(run)} (`{retry}` to measure again)", retry=retry)
+    outcome = setup_benchmark(run.variant, host=run.request.host, machine=run.machine, on_progress=run.hooks.on_bench)
+    run.decode_tps, run.prompt_tps = outcome.decode_tps, outcome.prompt_tps
+    _save_state(run, benched={"key": key, "decode_tps": run.decode_tps, "prompt_tps": run.prompt_tps})
+    return Step("bench", TITLES["bench"], StepStatus.DONE, _speed(run), retry=retry, warnings=outcome.warnings)
+
+
+def _speed(run: _Run) -> str:
+    decode = f"{run.decode_tps:.1f} tok/s decode" if run.decode_tps else "decode not measured"
+    prompt = f", {run.prompt_tps:.0f} tok/s prompt" if run.prompt_tps else ""
+    return decode + prompt
+
+
+# -- remembered state -----------------------------------------------------------------------------------------
+
+
+def _state_path(env: Mapping[str, str] | None = None) -> Path:
+    return data_dir(env) / STATE_FILE
+
+
+def _load_state(host: OllamaHost) -> dict[str, Any]:
+    """What earlier runs proved on this host. A missing or unreadable file only costs re-proving."""
+    try:
+        doc = json.loads(_state_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(doc, dict) or doc.get("version") != STATE_VERSION:
+        return {}
+    entry = doc.get("hosts", {}).get(host.native, {})
+    return entry if isinstance(entry, dict) else {}
+
+
+def _save_state(run: _Run, **facts: Any) -> None:
+    run.state.update(facts, model=run.base)
+    path = _state_path()
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(doc, dict) or doc.get("version") != STATE_VERSION:
+            doc = {}
+    except (OSError, ValueError):
+        doc = {}
+    doc.setdefault("hosts", {})[run.host.native] = run.state
+    doc["version"] = STATE_VERSION
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(doc, indent=2, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)
