@@ -127,7 +127,7 @@ def test_read_only_step_fails_when_the_model_edits_anyway(served: Emulator, scra
 @pytest.mark.codex
 @pytest.mark.parametrize(("behaviour", "reason"), [
     ("none", "no file changed, and the model called no tool"),
-    ("prose", "no file changed, and the model called no tool"),
+    ("prose", "no file changed: the model wrote its tool call as text instead of calling the tool"),
     ("other_file", "changed files it was told to leave alone: calc/ops.py"),
     ("failing_test", "the project's tests fail after the edit"),
 ])
@@ -174,7 +174,7 @@ def test_a_server_error_is_reported_with_codexs_own_message(served: Emulator, sc
     assert result.code == ExitCode.CHECK_FAILED
     assert "read-only step error: codex exec exited 1 after 2 retries: unexpected status 404 Not Found: " \
            f"model '{MODEL}' not found" in " ".join(result.output.split())
-    assert "skipped" in result.stdout and "localcodex check" in result.stderr
+    assert "skipped" in result.stdout and "fix: `localcodex check` and `localcodex doctor`" in result.stdout
 
 
 @needs_codex

@@ -58,7 +58,8 @@ def _progress(out: Output, event: TrialEvent, timeout: float) -> None:
     if event.kind == "step_started":
         out.note(f"[bold]{event.name}[/bold]: running codex exec (up to {timeout:g} s)…")
     elif event.kind == "step_done" and event.step is not None:
-        out.note(f"[bold]{event.step.name}[/bold]: {_status(event.step.status)} in {event.step.wall_s:.1f} s")
+        took = "" if event.step.status == "skipped" else f" in {event.step.wall_s:.1f} s"
+        out.note(f"[bold]{event.step.name}[/bold]: {_status(event.step.status)}{took}")
     elif event.kind == "receipt" and "not saved" in event.message:
         out.warn(event.message)
     else:
@@ -77,15 +78,18 @@ def judge(report: TrialReport) -> Outcome:
 
 
 def _hint(report: TrialReport) -> str:
-    bad = next(s for s in report.steps if not s.ok and s.status != "skipped")
     where = f"; the scratch repository is kept in {report.workdir}" if report.kept else ""
+    return _fix(report) + where
+
+
+def _fix(report: TrialReport) -> str:
+    """What to do about the first step that did not pass."""
+    bad = next(s for s in report.steps if not s.ok and s.status != "skipped")
     if bad.status == "timeout":
-        fix = "a slow model may just need longer (--timeout 900); `localcodex check` shows whether the server answers"
-    elif bad.status == "error":
-        fix = f"`localcodex check` and `localcodex doctor` test the endpoint the profile `{report.profile}` uses"
-    else:
-        fix = "this model does not follow Codex's instructions well; `localcodex recommend` lists alternatives"
-    return fix + where
+        return "a slow model may just need longer (--timeout 900); `localcodex check` shows whether the server answers"
+    if bad.status == "error":
+        return f"`localcodex check` and `localcodex doctor` test the endpoint the profile `{report.profile}` uses"
+    return "this model does not follow Codex's instructions well; `localcodex recommend` lists alternatives"
 
 
 # --------------------------------------------------------------------------------------------------- rendering
@@ -120,6 +124,8 @@ def render(out: Output, report: TrialReport) -> None:
     out.out.print()
     mark = "[green]PASS[/green]" if report.ok else "[red]FAIL[/red]"
     out.out.print(f"{mark}  {_escape(report.verdict)}")
+    if not report.ok:
+        out.out.print(f"  [dim]fix:[/dim] {_escape(_fix(report))}")
     if report.kept:
         out.out.print(f"scratch repository: {_escape(report.workdir)}")
     if report.receipt_id is not None:
@@ -142,5 +148,6 @@ def _details(step: StepResult) -> str:
         parts.append(f"{step.retries} retries")
     parts += list(step.notes)
     if step.ok and step.last_message and not parts:
-        parts.append(f"answer: {step.last_message.splitlines()[0][:80]}")
+        first = step.last_message.splitlines()[0]
+        parts.append(f"answer: {first if len(first) <= 60 else first[:59] + '…'}")
     return "; ".join(parts)

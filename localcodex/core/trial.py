@@ -19,6 +19,7 @@ step's changes are kept in a `git stash`.
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 import time
@@ -347,11 +348,17 @@ def _small_edit(ctx: _Context, result: StepResult) -> StepResult:
     return result
 
 
+_TEXT_CALL = re.compile(r'"name"\s*:.*"arguments"\s*:', re.DOTALL)
+
+
 def _edit_problem(result: StepResult) -> str | None:
     if not result.files_changed:
+        if not result.tool_calls and _TEXT_CALL.search(result.last_message or ""):
+            return ("no file changed: the model wrote its tool call as text instead of calling the tool (its chat "
+                    "template does not do tool calls through this server)")
         if not result.tool_calls:
-            return ("no file changed, and the model called no tool (a model that cannot call tools, or writes "
-                    "the call as text, cannot edit files through Codex)")
+            return ("no file changed, and the model called no tool (a model that cannot call tools cannot edit "
+                    "files through Codex)")
         return f"no file changed, although Codex ran {result.tool_calls} tool call(s) for the model"
     others = [p for p in result.files_changed if p != EDIT_TARGET]
     if EDIT_TARGET not in result.files_changed:
