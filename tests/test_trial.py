@@ -17,7 +17,7 @@ from emulator import Emulator, Fault, preset_models
 from trial_script import SUMMARY, TrialScript
 
 from localcodex.adapters import codex_cli, scratch_repo
-from localcodex.core.trial import EDIT_TARGET, TrialRequest, read_profile, trial
+from localcodex.core.trial import EDIT_TARGET, ProfileInfo, TrialRequest, read_profile, trial
 from localcodex.errors import CodexMissing, ExitCode, NotFound, UsageError
 
 MODEL = "qwen3-coder:30b"
@@ -225,6 +225,24 @@ def test_missing_profile_says_to_run_configure(cli, codex_home: Path, scratch: P
     assert "run `localcodex configure --profile local_ollama` first" in result.stderr
 
 
+@needs_codex
+@pytest.mark.codex
+def test_git_missing_is_a_clear_error_and_leaves_nothing_behind(served: Emulator, scratch: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    bin_dir = tmp_path / "bin-without-git"
+    bin_dir.mkdir()
+    for tool in ("codex", "node"):
+        found = shutil.which(tool)
+        if found:
+            (bin_dir / tool).symlink_to(found)
+    monkeypatch.setenv("PATH", str(bin_dir))
+
+    with pytest.raises(NotFound, match="git is not installed") as caught:
+        trial(TrialRequest(save_receipt=False))
+    assert caught.value.code == "git_missing" and "install git" in caught.value.hint
+    assert list(scratch.iterdir()) == []
+
+
 def test_a_timeout_must_be_positive(cli) -> None:
     result = cli("trial", "--timeout", "0")
     assert result.code == ExitCode.USAGE and "--timeout 0: must be more than 0 seconds" in result.stderr
@@ -245,8 +263,7 @@ def test_profile_values_come_from_the_profile_file_or_an_older_profiles_table(co
         '[profiles.old]\nmodel = "legacy"\nmodel_provider = "p"\n')
     (codex_home / "new.config.toml").write_text('model_provider = "q"\n[model_providers.q]\nname = "q"\n'
                                                 'base_url = "http://127.0.0.1:8080/v1"\n')
-    assert read_profile(codex_home, "old") == type(read_profile(codex_home, "old"))(
-        "legacy", "p", "http://10.0.0.2:11434/v1")
+    assert read_profile(codex_home, "old") == ProfileInfo("legacy", "p", "http://10.0.0.2:11434/v1")
     new = read_profile(codex_home, "new")
     assert (new.model, new.provider, new.base_url) == ("base", "q", "http://127.0.0.1:8080/v1")
 

@@ -135,7 +135,7 @@ Progress = Callable[[TrialEvent], None]
 
 
 @dataclass(frozen=True)
-class _Profile:
+class ProfileInfo:
     model: str | None
     provider: str | None
     base_url: str | None
@@ -168,7 +168,12 @@ def trial(request: TrialRequest, on_progress: Progress | None = None) -> TrialRe
     profile = read_profile(codex_home, request.profile)
     started_at, clock = datetime.now(timezone.utc).isoformat(timespec="seconds"), time.monotonic()
     workdir, owned = _workdir(request.workdir)
-    base = scratch_repo.create_project(workdir)
+    try:
+        base = scratch_repo.create_project(workdir)
+    except BaseException:
+        if owned:
+            shutil.rmtree(workdir, ignore_errors=True)
+        raise
     baseline = scratch_repo.run_tests(workdir, TEST_TIMEOUT_S)
     notify(TrialEvent("project", f"scratch project ready in {workdir}"))
     ctx = _Context(request, codex, codex_home, workdir, base, baseline.tests_run if baseline.passed else None, notify,
@@ -211,7 +216,7 @@ def _workdir(explicit: Path | None) -> tuple[Path, bool]:
 # ------------------------------------------------------------------------------------------------- profile
 
 
-def read_profile(codex_home: Path, profile: str) -> _Profile:
+def read_profile(codex_home: Path, profile: str) -> ProfileInfo:
     """Model, provider and base_url as Codex would resolve them for `-p PROFILE`; NotFound without a profile.
 
     A profile is `$CODEX_HOME/PROFILE.config.toml` (Codex 0.134 and later) or, for older Codex, a
@@ -235,7 +240,7 @@ def read_profile(codex_home: Path, profile: str) -> _Profile:
     providers = {**(base.get("model_providers") or {}), **((profile_file.data or {}).get("model_providers") or {})}
     table = providers.get(provider) if isinstance(provider, str) else None
     base_url = table.get("base_url") if isinstance(table, Mapping) else None
-    return _Profile(_str(merged.get("model")), _str(provider), _str(base_url))
+    return ProfileInfo(_str(merged.get("model")), _str(provider), _str(base_url))
 
 
 def _str(value: Any) -> str | None:
