@@ -151,16 +151,20 @@ def is_project_local(path: Path, codex_home: Path) -> bool:
 
 
 @contextlib.contextmanager
-def config_lock(lock_path: Path, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
+def config_lock(lock_path: Path, timeout: float | None = None) -> Iterator[None]:
     """Hold an exclusive OS lock on `lock_path` (created if needed) for the duration of the block.
 
     `fcntl.flock` on POSIX, `msvcrt.locking` on Windows; both are released by the OS if the process dies.
     Waits up to `timeout` seconds, then raises ConfigError naming the process that holds it.
     """
     _make_private_dir(lock_path.parent)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, NEW_FILE_MODE)
     try:
-        _acquire(fd, lock_path, timeout)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, NEW_FILE_MODE)
+    except OSError as exc:
+        raise ConfigError(f"cannot open lock file {lock_path}: {exc.strerror or exc}",
+                          _permission_hint(lock_path)) from None
+    try:
+        _acquire(fd, lock_path, LOCK_TIMEOUT if timeout is None else timeout)
         try:
             os.ftruncate(fd, 0)
             os.write(fd, f"{os.getpid()}\n".encode())
@@ -390,7 +394,7 @@ def plan_edits(path: Path, edits: toml_edit.Edits, *, header: str = "") -> FileC
     yet starts as `header` (a comment saying who wrote it)."""
     target = resolve_target(path)
     old = read_text(target)
-    new = toml_edit.apply_edits(header if old is None else old, edits, path)
+    new = header + toml_edit.apply_edits("", edits, path) if old is None else toml_edit.apply_edits(old, edits, path)
     return FileChange(path=path, target=target, old=old, new=new)
 
 

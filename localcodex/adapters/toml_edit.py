@@ -166,7 +166,10 @@ def _separate_new_tables(doc: Any, created: list[Any]) -> None:
 
     for table in created:
         rendered = table.as_string()
-        if rendered and not rendered.endswith("\n\n") and not tomlkit.dumps(doc).endswith(rendered):
+        full = tomlkit.dumps(doc)
+        at = full.rfind(rendered)
+        after = full[at + len(rendered):] if rendered and at >= 0 else ""
+        if after and not after.startswith(("\n", "\r\n")):
             table.add(tomlkit.nl())
 
 

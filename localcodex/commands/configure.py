@@ -66,9 +66,16 @@ def configure_command(
             model_catalog=model_catalog, instructions_file=instructions, make_default=default, dry_run=dry_run,
             stream_idle_timeout_ms=idle_timeout * 1000, codex_home=codex_home,
         )
-        return configure(req, on_progress=progress(out))
+        return warn_all(out, configure(req, on_progress=progress(out)))
 
     run_command("configure", json_, body, render)
+
+
+def warn_all(out, result):
+    """Warnings go through `out.warn`: stderr for people, the envelope's `warnings` in JSON mode."""
+    for warning in result.warnings:
+        out.warn(warning)
+    return result
 
 
 def pairs(values: list[str] | None, option: str) -> tuple[tuple[str, str], ...]:
@@ -95,8 +102,6 @@ def progress(out):
 def render(out, result) -> None:
     from rich.markup import escape
 
-    for warning in result.warnings:
-        out.warn(warning)
     if result.dry_run:
         diffs = [f.diff for f in result.files if f.changed]
         for diff in diffs:

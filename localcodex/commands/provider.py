@@ -59,7 +59,7 @@ def add_command(
     json_: options.Json = False,
 ) -> None:
     """Write a Codex profile from a template (same safe writer as `configure`)."""
-    from localcodex.commands.configure import pairs, progress
+    from localcodex.commands.configure import pairs, progress, warn_all
     from localcodex.core.providers import ProviderAddRequest, add_provider
     from localcodex.output import run_command
 
@@ -70,7 +70,9 @@ def add_command(
             model_catalog=model_catalog, instructions_file=instructions, make_default=default,
             dry_run=dry_run, codex_home=codex_home,
         )
-        return add_provider(req, on_progress=progress(out))
+        added = add_provider(req, on_progress=progress(out))
+        warn_all(out, added.result)
+        return added
 
     run_command("provider add", json_, body, render_add)
 
