@@ -203,10 +203,15 @@ class ReceiptStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
             conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            self._migrate(conn)
+            try:
+                self._check_version(conn)  # before any write: a file we cannot use stays as it was
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA foreign_keys=ON")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                self._migrate(conn)
+            except BaseException:
+                conn.close()
+                raise
         self._conn = conn
         return conn
 
@@ -216,14 +221,28 @@ class ReceiptStore:
         assert conn is not None
         return conn
 
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    @staticmethod
+    def _stored_version(conn: sqlite3.Connection) -> int:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "schema_version" not in tables:
+            return -1 if tables else 0  # -1: tables, but not ours
         row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
-        current = int(row[0] or 0)
+        return int(row[0] or 0)
+
+    def _check_version(self, conn: sqlite3.Connection) -> None:
+        current = self._stored_version(conn)
+        if current < 0:
+            raise ConfigError(f"{self.path} is an SQLite database, but not localcodex's receipts",
+                              "move it aside, or set LOCALCODEX_HOME to another folder")
         if current > SCHEMA_VERSION:
             raise ConfigError(
                 f"the receipts database {self.path} was written by a newer localcodex (schema {current}, "
                 f"this one knows {SCHEMA_VERSION})", "upgrade localcodex, or set LOCALCODEX_HOME elsewhere")
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Apply each missing migration in its own transaction, recording the version with it."""
+        current = self._stored_version(conn)
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
         for version in range(current + 1, SCHEMA_VERSION + 1):
             with _transaction(conn):
                 for statement in MIGRATIONS[version - 1]:

@@ -16,8 +16,8 @@ def register(app: typer.Typer) -> None:
 
 
 def bench_command(
-    models: Annotated[list[str], typer.Argument(help="Model names, e.g. qwen3-coder:30b (several to compare).",
-                                                show_default=False)],
+    models: Annotated[list[str], typer.Argument(metavar="MODEL", show_default=False,
+                                                help="Model names, e.g. qwen3-coder:30b (several to compare).")],
     runs: Annotated[int | None, typer.Option(
         "--runs", help="Exactly N measured runs per series. Default: up to 5, stopping after 3 once they agree "
         "within 2 %.", show_default=False)] = None,
@@ -54,7 +54,7 @@ def bench_command(
         request = BenchRequest(
             models=tuple(models), prompt_tokens=tuple(parse_counts(prompt_tokens, "--prompt-tokens")),
             num_predict=num_predict, runs=runs, parallel=tuple(parse_counts(parallel, "--parallel")), host=host,
-            base_url=base_url, api_key=api_key_from_env(env_key), timeout=timeout)
+            base_url=base_url, env_key=env_key, timeout=timeout)
         return run_bench(out, request, save=not no_save)
 
     run_command("bench", json_, body, render_csv if csv_ else render, judge)
@@ -85,48 +85,17 @@ def parse_counts(text: str, option: str) -> list[int]:
     return values
 
 
-def api_key_from_env(name: str | None) -> str | None:
-    import os
-
-    from localcodex.errors import UsageError
-
-    if not name:
-        return None
-    value = os.environ.get(name, "").strip()
-    if not value:
-        raise UsageError(f"--env-key {name}: the environment variable {name} is not set",
-                         f"export {name}=<your API key> and run again")
-    return value
-
-
 def run_bench(out: Any, request: Any, *, save: bool) -> Any:
-    from localcodex.core.bench import bench, with_receipt
-    from localcodex.core.fingerprint import fingerprint, this_machine
+    from localcodex.core.bench import run_benchmark
 
-    machine = fingerprint(this_machine())
-    recorder = _recorder(out, machine) if save else None
     progress = Progress(out)
     try:
-        report = bench(request, progress, recorder=recorder, ceiling=None)
+        report = run_benchmark(request, progress, save=save)
     finally:
         progress.close()
-        if recorder is not None:
-            recorder.store.close()
-    return with_receipt(report, recorder.session_id if recorder else None, machine.label)
-
-
-def _recorder(out: Any, machine: Any) -> Any:
-    """The receipts recorder; a database that cannot be used costs the receipt, not the benchmark."""
-    from localcodex.adapters.receipts import BenchReceipt, ReceiptStore
-    from localcodex.errors import LocalcodexError
-
-    store = ReceiptStore()
-    try:
-        _ = store.conn
-    except LocalcodexError as exc:
-        out.warn(f"receipts will not be saved: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""))
-        return None
-    return BenchReceipt(store, machine)
+    for warning in report.warnings:
+        out.warn(warning)
+    return report
 
 
 class Progress:

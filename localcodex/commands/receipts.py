@@ -56,7 +56,7 @@ def show_command(
 
 @receipts_app.command("compare")
 def compare_command(
-    receipt_ids: Annotated[list[int], typer.Argument(metavar="ID…", help="Two or more receipt ids.")],
+    receipt_ids: Annotated[list[int], typer.Argument(metavar="ID", help="Two or more receipt ids.")],
     json_: options.Json = False,
 ) -> None:
     """Compare receipts side by side; changes are relative to the first one."""

@@ -31,7 +31,7 @@ import statistics
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
@@ -45,7 +45,8 @@ from localcodex.core.benchtargets import (
     OpenAIEndpoint,
     Sample,
 )
-from localcodex.errors import LocalcodexError, UsageError
+from localcodex.core.machine import Machine
+from localcodex.errors import LocalcodexError, OllamaUnavailable, UsageError
 
 DEFAULT_PROMPT_TOKENS = (benchprompt.SHORT, 8192)
 DEFAULT_NUM_PREDICT = 128
@@ -69,7 +70,7 @@ class BenchRequest:
     parallel: tuple[int, ...] = (1,)
     host: str | None = None  # Ollama (`--host`, OLLAMA_HOST)
     base_url: str | None = None  # any OpenAI-compatible endpoint instead (…/v1)
-    api_key: str | None = field(default=None, repr=False)  # never stored, never printed
+    env_key: str | None = None  # name of the variable holding the endpoint's API key (the key is never kept)
     keep_alive: str = "10m"
     seed: int = 42
     timeout: float = 120.0  # seconds without a byte (plus the expected prefill) before a run counts as failed
@@ -81,7 +82,7 @@ class BenchRequest:
             "prompt_tokens": list(self.prompt_tokens), "num_predict": self.num_predict, "runs": self.runs,
             "max_runs": self.max_runs, "parallel": list(self.parallel), "seed": self.seed, "temperature": 0,
             "keep_alive": self.keep_alive, "timeout": self.timeout,
-            "api_key": "set" if self.api_key else None,
+            "env_key": self.env_key,
         }
 
 
@@ -192,8 +193,9 @@ class BenchReport:
     failures: tuple[Failure, ...]
     started_at: str
     finished_at: str
-    machine: str | None = None  # fingerprint label, filled in by the command
-    receipt_id: int | None = None  # the receipts session, filled in by the command
+    machine: str | None = None  # fingerprint label of the machine that ran the benchmark
+    receipt_id: int | None = None  # the receipts session (None with save=False, or when receipts are unusable)
+    warnings: tuple[str, ...] = ()
 
     @property
     def series(self) -> tuple[SeriesSummary, ...]:
@@ -233,7 +235,8 @@ class BenchRecorder(Protocol):
     def aborted(self, reason: str) -> None: ...
 
 
-Ceiling = Callable[[str], "float | None"]
+# The bandwidth-bound decode ceiling: (model, num_ctx it runs with, tokens in its cache) -> tok/s or None.
+Ceiling = Callable[[str, "int | None", int], "float | None"]
 
 
 # -- from a sample to a run --------------------------------------------------------------------------------------
@@ -344,6 +347,7 @@ class _Session:
         else:
             samples = _concurrently(self.endpoint, key.model, prompts, num_predict, self.request.seed, timeout)
         totals = batch_totals(samples)
+        self.server_gone = self.server_gone or any(isinstance(s.error, OllamaUnavailable) for s in samples)
         runs = [make_run(key, slot, s, self.endpoint.has_counters, totals) for slot, s in enumerate(samples)]
         for run in runs:
             self._record(run)
@@ -356,7 +360,6 @@ class _Session:
         if not run.ok:
             self.failures.append(Failure(run.model, run.phase, run.prompt_target, run.parallel, run.run,
                                          run.error_code or "error", run.error or "failed"))
-            self.server_gone = self.server_gone or run.error_code == "ollama_unavailable"
         self.emit(BenchEvent("run" if run.ok else "failed", _describe(run), run.model, run=run))
 
 
@@ -439,7 +442,7 @@ def _bench_model(session: _Session, info: ModelInfo, ceiling: Ceiling | None) ->
         return ModelBench(info.name, info.digest, "failed", info.context_length, None, warm, None, ())
     loaded = endpoint.loaded(info.name)
     context = (loaded.context_length if loaded else None) or info.context_length
-    notes = _placement_notes(loaded)
+    notes = [*info.notes, *_placement_notes(loaded)]
     sizes, size_notes = plan_sizes(request.prompt_tokens, context, request.num_predict)
     notes += size_notes
     calib, calib_run = _calibrate(session, info, warm, max(sizes))
@@ -453,7 +456,8 @@ def _bench_model(session: _Session, info: ModelInfo, ceiling: Ceiling | None) ->
         for parallel in request.parallel:
             if session.server_gone:
                 break
-            summary = _series(session, info, size, parallel, calib, prompt_rate, ceiling)
+            summary = _series(session, info, size, parallel, calib, prompt_rate,
+                              _ceiling_at(ceiling, info.name, context, size, request.num_predict))
             series.append(summary)
     failed = any(s.status != "ok" for s in series) or (calib_run is not None and not calib_run.ok)
     return ModelBench(info.name, info.digest, "failed" if failed else "ok", context,
@@ -484,8 +488,21 @@ def _calibrate(session: _Session, info: ModelInfo, warm: RunResult,
     return benchprompt.calibrate(base, run.prompt_eval_count, units), run
 
 
+def _ceiling_at(ceiling: Ceiling | None, model: str, context: int | None, size: int,
+                num_predict: int) -> float | None:
+    """The ceiling while decoding after a `size`-token prompt (the cache holds the prompt and half the answer).
+    A ceiling is a comparison, never a reason to fail a benchmark: any error in it leaves it out."""
+    if ceiling is None:
+        return None
+    try:
+        value = ceiling(model, context, max(size, 1) + num_predict // 2)
+    except Exception:
+        return None
+    return value if value and value > 0 else None
+
+
 def _series(session: _Session, info: ModelInfo, size: int, parallel: int, calib: benchprompt.Calibration,
-            prompt_rate: float | None, ceiling: Ceiling | None) -> SeriesSummary:
+            prompt_rate: float | None, ceiling_tps: float | None) -> SeriesSummary:
     request = session.request
     units = calib.units_for(size)
     expected_tokens = max(size, calib.base)
@@ -503,7 +520,7 @@ def _series(session: _Session, info: ModelInfo, size: int, parallel: int, calib:
         if request.runs is None and _settled(batches):
             early = index < limit
             break
-    summary = summarize(info, size, parallel, request.num_predict, batches, early, ceiling)
+    summary = summarize(info, size, parallel, request.num_predict, batches, early, ceiling_tps)
     if session.recorder is not None:
         session.recorder.series_done(summary)
     session.emit(BenchEvent("series", _describe_series(summary), info.name, summary=summary))
@@ -524,12 +541,12 @@ def _settled(batches: Sequence[Sequence[RunResult]]) -> bool:
 
 
 def summarize(info: ModelInfo, size: int, parallel: int, num_predict: int, batches: Sequence[Sequence[RunResult]],
-              early: bool, ceiling: Ceiling | None) -> SeriesSummary:
+              early: bool, ceiling_tps: float | None = None) -> SeriesSummary:
     runs = [r for b in batches for r in b]
     ok = [r for r in runs if r.ok]
     failed = [r for r in runs if not r.ok]
     decode = spread([r.decode_tps for r in ok])
-    ceil = ceiling(info.name) if ceiling and parallel == 1 else None
+    ceil = ceiling_tps if parallel == 1 else None  # batched decode may exceed a one-stream ceiling
     pct = 100.0 * decode.median / ceil if decode and ceil else None
     prompt_tokens = spread([r.prompt_eval_count for r in ok])
     eval_tokens = spread([r.eval_count for r in ok])
@@ -620,7 +637,7 @@ def validate(request: BenchRequest) -> None:
 
 def make_endpoint(request: BenchRequest) -> Endpoint:
     if request.base_url:
-        return OpenAIEndpoint(request.base_url, request.api_key)
+        return OpenAIEndpoint(request.base_url, request.env_key)
     return OllamaEndpoint(request.host, request.keep_alive)
 
 
@@ -639,7 +656,8 @@ def bench(
     """Benchmark each model of `request` and return the report; never raises for a failed run.
 
     Raises (before any run) when the server cannot be reached, a model is not there, or the request is invalid.
-    `ceiling(model)` gives the bandwidth-bound decode ceiling in tok/s (None when unknown) for "% of ceiling".
+    `ceiling(model, num_ctx, context_tokens)` gives the bandwidth-bound decode ceiling in tok/s (None when
+    unknown) for "% of ceiling"; it is asked once per series, after the model is loaded.
     `recorder` receives the start, every run as it completes, every series, and the end (or an abort).
     """
     validate(request)
@@ -670,5 +688,82 @@ def _skipped(info: ModelInfo) -> ModelBench:
                       ("not measured: the server went away earlier in the benchmark",))
 
 
-def with_receipt(report: BenchReport, receipt_id: int | None, machine: str | None) -> BenchReport:
-    return replace(report, receipt_id=receipt_id, machine=machine)
+# -- the whole command, and setup's step -------------------------------------------------------------------------
+
+
+def run_benchmark(request: BenchRequest, on_progress: Callable[[BenchEvent], None] = _ignore, *,
+                  save: bool = True, machine: Machine | None = None) -> BenchReport:
+    """`localcodex bench`: `bench()` on this machine, with receipts written as runs complete and the speed
+    model's decode ceiling for "% of ceiling" (a local Ollama only). Receipts that cannot be written, or a
+    ceiling that cannot be computed, cost only themselves: the report says so in `warnings`."""
+    from localcodex.core.fingerprint import fingerprint, this_machine
+
+    machine = machine or this_machine()
+    print_ = fingerprint(machine)
+    warnings: list[str] = []
+    recorder = _receipts(print_, warnings) if save else None
+    ceiling = _ceiling(request, machine, warnings)
+    try:
+        report = bench(request, on_progress, recorder=recorder, ceiling=ceiling)
+    finally:
+        if recorder is not None:
+            recorder.store.close()
+    receipt = recorder.session_id if recorder is not None else None
+    return replace(report, machine=print_.label, receipt_id=receipt, warnings=tuple(warnings))
+
+
+def _receipts(print_: Any, warnings: list[str]) -> Any:
+    from localcodex.adapters.receipts import BenchReceipt, ReceiptStore
+
+    store = ReceiptStore()
+    try:
+        _ = store.conn  # open and migrate now, so a broken file is known before the first run
+    except LocalcodexError as exc:
+        warnings.append(f"receipts will not be saved: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""))
+        return None
+    return BenchReceipt(store, print_)
+
+
+def _ceiling(request: BenchRequest, machine: Machine, warnings: list[str]) -> Ceiling | None:
+    """The speed model's ceiling, for an Ollama on this machine (other hardware we cannot see)."""
+    import os
+
+    from localcodex.paths import data_dir, ollama_host
+
+    if request.base_url or not ollama_host(request.host).is_local or machine.remote:
+        return None
+    try:
+        from localcodex.adapters.membw import cached_ram_bandwidth
+        from localcodex.core.benchceiling import speed_model_ceiling
+        from localcodex.core.fit import Settings
+        from localcodex.core.speed import RamBandwidth
+
+        probe = cached_ram_bandwidth(data_dir())
+        ram = RamBandwidth(probe.bytes_per_s, f"measured: memory copy probe, {probe.bytes_per_s / 1e9:.0f} GB/s")
+        return speed_model_ceiling(machine, request.host, ram=ram, settings=Settings.from_env(os.environ))
+    except (LocalcodexError, OSError, ValueError) as exc:
+        warnings.append(f"no decode ceiling to compare with: {exc}")
+        return None
+
+
+@dataclass(frozen=True)
+class SetupBenchmark:
+    """What `setup` shows after its benchmark step."""
+
+    decode_tps: float | None  # median, shortest prompt, one request
+    prompt_tps: float | None  # median, longest prompt (the agent-sized one, where prefill matters)
+    warnings: tuple[str, ...]
+    report: BenchReport
+
+
+def setup_benchmark(model: str, *, host: str | None = None, machine: Machine | None = None,
+                    on_progress: Callable[[BenchEvent], None] = _ignore) -> SetupBenchmark:
+    """The default benchmark of one model, as `setup`'s last step: receipts kept, failures become warnings."""
+    report = run_benchmark(BenchRequest(models=(model,), host=host), on_progress, machine=machine)
+    single = [s for s in report.series if s.parallel == 1]
+    decode = next((s.decode_tps.median for s in single if s.decode_tps), None)
+    prompt = next((s.prompt_tps.median for s in reversed(single) if s.prompt_tps), None)
+    warnings = [*report.warnings, *(f"{f.model} ({f.phase}): {f.message}" for f in report.failures)]
+    for m in report.models:
+        warnings += list(m.notes) + [n for s in m.series for n in s.notes]
+    return SetupBenchmark(decode, prompt, tuple(warnings), report)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from localcodex.errors import LocalcodexError, UsageError
+from localcodex.errors import LocalcodexError, ServerError, UsageError
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,7 @@ class ModelInfo:
     name: str
     digest: str | None = None
     context_length: int | None = None  # num_ctx the model would load with, when known before loading
+    notes: tuple[str, ...] = ()
 
 
 # -- one request, measured -------------------------------------------------------------------------
@@ -172,69 +173,103 @@ def _ns(value: Any) -> int | None:
 
 
 def _ended_early(model: str) -> LocalcodexError:
-    from localcodex.errors import ServerError
-
     return ServerError(f"asking {model}: the stream ended before the final counters", "retry")
 
 
 class OpenAIEndpoint:
-    """Any OpenAI-compatible `/v1` server, timed from the client (no server counters exist there)."""
+    """Any OpenAI-compatible `/v1` server through `OpenAICompatClient`, timed from the client (no server counters
+    exist there): TTFT from the request's `sent_at` to the first event with text, decode from `received_at`."""
 
     api = "openai"
     has_counters = False
 
-    def __init__(self, base_url: str, api_key: str | None) -> None:
+    def __init__(self, base_url: str, env_key: str | None) -> None:
         import urllib.parse
 
         from localcodex.paths import ollama_host
 
         self.endpoint = base_url.rstrip("/")
-        self.api_key = api_key
+        self.env_key = env_key
         host = urllib.parse.urlsplit(self.endpoint).netloc
         self.is_local = ollama_host(host).is_local if host else False
         self._local = threading.local()
 
-    def _client(self, timeout: float) -> Any:
-        """This thread's client, re-timed in place so its open connection is kept."""
-        from localcodex.adapters.openai_stream import OpenAIStream
+    def _client(self) -> Any:
+        """This thread's client (its own connection pool); reads the key from `env_key` (MissingEnvKey if unset)."""
+        from localcodex.adapters.openai_compat import OpenAICompatClient
 
         client = getattr(self._local, "client", None)
         if client is None:
-            client = OpenAIStream(self.endpoint, self.api_key, timeout=timeout)
+            client = OpenAICompatClient(self.endpoint, api_key_env=self.env_key)
             self._local.client = client
-        elif client.timeout != timeout:
-            client.set_timeout(timeout)
         return client
 
     def prepare(self, timeout: float) -> None:
         """Open this thread's connection before the clock starts."""
         if getattr(self._local, "client", None) is None:
             with contextlib.suppress(LocalcodexError):
-                self._client(timeout).models()
-        self._client(timeout)
+                self._client().models()
+        self._client()
 
     def preflight(self, models: Sequence[str]) -> tuple[str | None, tuple[ModelInfo, ...]]:
-        self._client(30.0).models()  # reachable, and the key is accepted
-        return None, tuple(ModelInfo(m) for m in models)
+        """Reachable, and the key accepted. A model missing from `GET /models` is only noted: some servers
+        (llama-server) list one alias and answer to any name."""
+        listed = set(self._client().models())
+        return None, tuple(
+            ModelInfo(m, notes=() if not listed or m in listed else (f"{self.endpoint}/models does not list {m}",))
+            for m in models)
 
     def measure(self, model: str, prompt: str, num_predict: int, seed: int, timeout: float) -> Sample:
-        client = self._client(timeout)
-        messages = [{"role": "user", "content": prompt}]
+        from localcodex.adapters.openai_compat import Timeouts
+
+        body = {"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": num_predict,
+                "temperature": 0, "seed": seed, "stream_options": {"include_usage": True}}
+        limits = Timeouts(connect=min(10.0, timeout), read=timeout, total=timeout + 3600.0)
         watch = Stopwatch()
         finish, usage = None, None
         try:
-            for delta in client.chat_stream(model, messages, max_tokens=num_predict, temperature=0, seed=seed):
-                watch.token(delta.received_at, bool(delta.text))
-                finish = delta.finish_reason or finish
-                usage = delta.usage or usage
+            with self._client().chat_completions(body, stream=True, timeouts=limits) as stream:
+                watch.started = stream.sent_at
+                for event in stream:
+                    if event.done:
+                        break
+                    text, reason, used = chat_delta(event.json(), self.endpoint)
+                    watch.token(event.received_at, bool(text))
+                    finish, usage = reason or finish, used or usage
         except LocalcodexError as exc:
             return watch.sample(exc)
+        except ValueError as exc:
+            return watch.sample(ServerError(f"{self.endpoint} sent an event that is not JSON: {exc}"))
         usage = usage or {}
         return watch.sample(None, done_reason=finish, completion_tokens=_int(usage.get("completion_tokens")),
                             prompt_count=_int(usage.get("prompt_tokens")))
 
     def loaded(self, model: str) -> Loaded | None:
         return None
+
+
+def chat_delta(chunk: Any, url: str) -> tuple[str, str | None, dict[str, Any] | None]:
+    """(text, finish_reason, usage) of one Chat Completions chunk; text is content or reasoning.
+
+    >>> chat_delta({"choices": [{"delta": {"content": "Hi"}, "finish_reason": None}]}, "u")
+    ('Hi', None, None)
+    >>> chat_delta({"choices": [], "usage": {"completion_tokens": 3}}, "u")
+    ('', None, {'completion_tokens': 3})
+    """
+    if not isinstance(chunk, dict):
+        raise ValueError(f"expected a JSON object, got {type(chunk).__name__}")
+    if "error" in chunk:
+        error = chunk["error"]
+        message = error.get("message") if isinstance(error, dict) else error
+        raise ServerError(f"{url} failed in the middle of the answer: {message}", "check the server's log and retry")
+    usage = chunk.get("usage") if isinstance(chunk.get("usage"), dict) else None
+    choices = chunk.get("choices") or []
+    if not choices:
+        return "", None, usage
+    choice = choices[0] if isinstance(choices[0], dict) else {}
+    delta = choice.get("delta") or {}
+    text = delta.get("content") or delta.get("reasoning") or delta.get("reasoning_content") or ""
+    return str(text), choice.get("finish_reason"), usage
 
 
 def _int(value: Any) -> int | None:

@@ -80,19 +80,11 @@ def fingerprint(machine: Machine) -> Fingerprint:
 
 
 def this_machine() -> Machine:
-    """The machine we run on, for a fingerprint.
+    """The machine we run on, as `detect` sees it (GPUs included), without asking Ollama anything.
 
-    The seam: `localcodex.core.detect.detect(query_ollama=False)` when that module exists (it finds GPUs);
-    until then a minimal probe through `localcodex.adapters.host_probe` (OS, CPU, cores, RAM; no GPUs).
-    A fingerprint taken without GPUs differs from one taken with them, so receipts from before `detect`
-    landed will not match later ones; that is the honest outcome (they did not record the GPU).
+    Always this machine's own hardware: a benchmark of a server elsewhere is recorded with it too, and marked
+    as remote in the receipts, so it never passes for a measurement of this hardware.
     """
-    try:
-        from localcodex.core import detect as detect_module  # type: ignore[attr-defined]
-    except ImportError:
-        detect_module = None
-    if detect_module is not None and hasattr(detect_module, "detect"):
-        return detect_module.detect(query_ollama=False)
-    from localcodex.adapters.host_probe import basic_machine
+    from localcodex.core.detect import detect
 
-    return basic_machine()
+    return detect(query_ollama=False, ollama_host="127.0.0.1")
