@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-pytest_plugins = ["emulator.pytest_plugin"] if (REPO / "tests/emulator/pytest_plugin.py").exists() else []
+pytest_plugins = ["emulator.pytest_plugin"]
 
 _LEAKY_VARS = (
     "OLLAMA_HOST", "OLLAMA_MODELS", "OLLAMA_API_KEY", "OLLAMA_CONTEXT_LENGTH", "OLLAMA_KV_CACHE_TYPE",
