@@ -121,31 +121,151 @@ def run_exec(
     full_env = dict(os.environ if env is None else env)
     full_env["CODEX_HOME"] = str(codex_home)
     started = time.monotonic()
-    # `codex` is a Node wrapper around the native binary: on a timeout the whole process group is killed,
-    # or the native child would live on (and, on a dead server, retry forever).
-    proc = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
-        env=full_env, cwd=str(cwd) if cwd else None, start_new_session=True,
-    )
     try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        out, err = proc.communicate()
-        return ExecResult(tuple(argv), proc.returncode, out or "", err or "", time.monotonic() - started, True)
-    except BaseException:
-        _kill_group(proc)
-        proc.wait()
-        raise
-    return ExecResult(tuple(argv), proc.returncode, out, err, time.monotonic() - started)
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            encoding="utf-8", errors="replace", env=full_env, cwd=str(cwd) if cwd else None, **_NEW_GROUP,
+        )
+    except OSError as exc:
+        raise CodexMissing(f"cannot run {codex}: {exc.strerror or exc}", INSTALL_HINT) from None
+    with proc:
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            kill_tree(proc)
+            stdout, stderr = _drain(proc)
+            return ExecResult(tuple(argv), -9, stdout, stderr, time.monotonic() - started, True)
+        except BaseException:  # Ctrl-C included: Codex runs in its own group, so it would not see the signal
+            kill_tree(proc)
+            raise
+    return ExecResult(tuple(argv), proc.returncode, stdout, stderr, time.monotonic() - started)
 
 
-def _kill_group(proc: subprocess.Popen[str]) -> None:
-    with contextlib.suppress(OSError):
-        if hasattr(os, "killpg"):
+# `codex` is a Node launcher that starts the native binary, which starts shells for the model: on a timeout all
+# of them must go. A new session (POSIX) or process group (Windows) lets kill_tree reach them together.
+_NEW_GROUP: dict[str, Any] = (
+    {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP} if os.name == "nt" else {"start_new_session": True}
+)
+DRAIN_TIMEOUT = 5.0
+
+
+def kill_tree(proc: subprocess.Popen[str]) -> None:
+    """Kill `proc`, its process group and every descendant still attached to it (found before the kill)."""
+    import psutil
+
+    try:
+        descendants = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.Error:
+        descendants = []
+    if os.name == "posix":
+        with contextlib.suppress(OSError):
             os.killpg(proc.pid, signal.SIGKILL)
-        else:
-            proc.kill()
+    for child in descendants:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
+    with contextlib.suppress(OSError):
+        proc.kill()
+
+
+def _drain(proc: subprocess.Popen[str]) -> tuple[str, str]:
+    """What the killed process wrote; a grandchild that escaped the kill must not hold the pipes open forever."""
+    try:
+        stdout, stderr = proc.communicate(timeout=DRAIN_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+        proc.wait(DRAIN_TIMEOUT)
+        return "", ""
+    return stdout or "", stderr or ""
+
+
+@dataclass(frozen=True)
+class ExecEvents:
+    """What `codex exec --json` reported, read from its JSON lines (one per event).
+
+    Event shapes (Codex 0.169): `thread.started {thread_id}`, `turn.started`, `item.started|item.completed {item}`
+    with item types `agent_message {text}`, `command_execution {command, exit_code}`, `file_change {changes}` and
+    `error {message}` (a non-fatal warning, e.g. missing model metadata); a top-level `error {message}` for each
+    failed request ("Reconnecting... 1/5 (…)") and the final failure; `turn.completed {usage}` or
+    `turn.failed {error: {message}}`. Unknown events and lines that are not JSON are skipped.
+    """
+
+    thread_id: str | None = None
+    input_tokens: int | None = None
+    cached_input_tokens: int | None = None
+    output_tokens: int | None = None
+    reasoning_output_tokens: int | None = None
+    messages: tuple[str, ...] = ()  # the model's answers, in order
+    commands: tuple[str, ...] = ()  # shell commands Codex ran for the model
+    files_changed: tuple[str, ...] = ()  # paths Codex's own patch tool changed
+    errors: tuple[str, ...] = ()  # top-level error events: retries and the final failure
+    warnings: tuple[str, ...] = ()  # non-fatal error items
+    turn_failed: str | None = None
+    completed: bool = False  # a turn.completed event arrived
+    tool_calls: int = 0  # commands run and patches applied for the model
+
+    @property
+    def last_message(self) -> str | None:
+        return self.messages[-1] if self.messages else None
+
+    @property
+    def retries(self) -> int:
+        return sum(1 for e in self.errors if e.startswith("Reconnecting"))
+
+
+_USAGE_KEYS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_output_tokens")
+
+
+def parse_exec_events(stdout: str) -> ExecEvents:
+    """Fold the JSON lines of `codex exec --json` into one ExecEvents (token counts summed over turns).
+
+    >>> e = parse_exec_events('{"type":"turn.completed","usage":{"input_tokens":10,"output_tokens":3}}\\nnoise')
+    >>> e.completed, e.input_tokens, e.output_tokens, e.cached_input_tokens
+    (True, 10, 3, None)
+    """
+    found: dict[str, Any] = {"messages": [], "commands": [], "files_changed": [], "errors": [], "warnings": []}
+    for line in stdout.splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict):
+            _fold(found, event)
+    return ExecEvents(**{k: tuple(v) if isinstance(v, list) else v for k, v in found.items()})
+
+
+def _fold(found: dict[str, Any], event: dict[str, Any]) -> None:
+    kind = event.get("type")
+    if kind == "thread.started":
+        found["thread_id"] = event.get("thread_id")
+    elif kind == "turn.completed":
+        found["completed"] = True
+        usage = event.get("usage") or {}
+        for key in _USAGE_KEYS:
+            if isinstance(usage.get(key), int):
+                found[key] = found.get(key, 0) + usage[key]
+    elif kind == "turn.failed":
+        found["turn_failed"] = str((event.get("error") or {}).get("message") or "the turn failed")
+    elif kind == "error":
+        found["errors"].append(str(event.get("message") or ""))
+    elif kind == "item.completed" and isinstance(event.get("item"), dict):
+        _fold_item(found, event["item"])
+
+
+def _fold_item(found: dict[str, Any], item: dict[str, Any]) -> None:
+    kind = item.get("type")
+    if kind == "agent_message":
+        found["messages"].append(str(item.get("text") or ""))
+    elif kind == "command_execution":
+        found["commands"].append(str(item.get("command") or ""))
+        found["tool_calls"] = found.get("tool_calls", 0) + 1
+    elif kind == "file_change":
+        found["tool_calls"] = found.get("tool_calls", 0) + 1
+        found["files_changed"] += [str(c.get("path")) for c in item.get("changes") or [] if isinstance(c, dict)]
+    elif kind == "error":
+        found["warnings"].append(str(item.get("message") or ""))
 
 
 # ------------------------------------------------------------------------- Codex's own base prompt

@@ -197,6 +197,16 @@ class OllamaServer:
             self._client = ollama.Client(host=self.host.native, timeout=self.timeout)
         return self._client
 
+    def set_timeout(self, seconds: float | None) -> None:
+        """Change the timeout of later calls, keeping the open connection (a benchmark times warm connections;
+        a new one would add its set-up to the time to first token)."""
+        import httpx
+
+        self.timeout = seconds
+        if self._client is not None:
+            # ollama.Client keeps its httpx.Client in `_client` (all releases so far); httpx lets it be re-timed.
+            self._client._client.timeout = httpx.Timeout(seconds)
+
     @contextlib.contextmanager
     def errors(self, what: str, model: str | None = None) -> Iterator[None]:
         """Translate every failure of the client into one LocalcodexError naming the host."""
