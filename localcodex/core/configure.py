@@ -80,6 +80,7 @@ class ConfigureRequest:
     # Extra top-level keys of the profile, for provider templates (e.g. model_reasoning_effort).
     extra_profile_keys: tuple[tuple[str, Any], ...] = ()
     command: str = "configure"  # recorded with the backup, so `--restore` can say what it undoes
+    ask_ollama: bool = True  # False: trust model + context as given (setup's dry run, before the variant exists)
 
 
 @dataclass(frozen=True)
@@ -236,6 +237,8 @@ def _resolve_model(req: ConfigureRequest, on_progress: Progress) -> _ModelFacts:
             "with the server's real context size so Codex compacts in time",
         )
         return _ModelFacts(req.model, req.context, "--context" if req.context else "unknown", warn)
+    if req.model and req.context and not req.ask_ollama:
+        return _ModelFacts(req.model, req.context, "--context", ())
     from localcodex.adapters.ollama import OllamaServer
 
     server = OllamaServer(req.host, timeout=10.0)
