@@ -118,7 +118,7 @@ class Output:
     def note(self, message: str) -> None:
         """A progress or status line for people (stderr); silent in JSON mode."""
         if not self.json:
-            self.err.print(message)
+            self.err.print(message, soft_wrap=True)
 
     def event(self, kind: str, **fields: Any) -> None:
         """A machine-readable progress event: one JSON line on stderr in JSON mode."""

@@ -288,15 +288,18 @@ def _one(name: str, resolved: Sequence[Resolved], catalog: Catalog) -> Resolved:
 
 
 def machine_without(machine: Machine, model: str, settings: Settings = DEFAULT_SETTINGS) -> Machine:
-    """The machine as `model` would find it: if Ollama has that model loaded now, the memory it holds is
-    counted as free (loading it again at another context replaces it), so a running model never looks as if
-    it did not fit. Other loaded models stay subtracted."""
+    """The machine as `model` would find it: if Ollama has that model (or a context variant of it) loaded now,
+    the memory it holds is counted as free (loading it again at another context replaces it), so a running
+    model never looks as if it did not fit. Other loaded models stay subtracted."""
+    from localcodex.core.variant import base_of
+
     state = machine.ollama
-    if state is None or not any(same_model(m.name, model) for m in state.loaded):
+    ours = [m for m in state.loaded if same_model(m.name, model) or same_model(base_of(m.name), model)] if state else []
+    if not ours:
         return machine
     from localcodex.core.detect import compute_budget
 
-    rest = tuple(m for m in state.loaded if not same_model(m.name, model))
+    rest = tuple(m for m in state.loaded if m not in ours)
     freed = dataclasses.replace(machine, ollama=dataclasses.replace(state, loaded=rest))
     return dataclasses.replace(freed, budget=compute_budget(freed, gpu_overhead=settings.gpu_overhead))
 

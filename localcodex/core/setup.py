@@ -395,12 +395,16 @@ def _check(run: _Run) -> Step:
 
 
 def _configure(run: _Run) -> Step:
+    from localcodex.adapters.codex_cli import find_codex
     from localcodex.core.configure import ConfigureRequest, configure
 
     req = run.request
     retry = _retry(run, "configure")
+    # With Codex installed, a model catalog for the profile stops its "Model metadata … not found" warning
+    # and gives it the real context window (it takes Codex's own default prompt, so nothing else changes).
     creq = ConfigureRequest(model=run.variant, context=run.num_ctx, host=req.host, profile=req.profile,
-                            dry_run=True, command="setup", ask_ollama=not req.dry_run)
+                            dry_run=True, command="setup", ask_ollama=not req.dry_run,
+                            model_catalog=find_codex(req.env) is not None)
     preview = configure(creq)
     run.codex_command = preview.run
     run.profile_path = str(next((f.path for f in preview.files if f.role == "profile"), ""))

@@ -63,6 +63,15 @@ def ctx_label(num_ctx: int) -> str:
     return f"{num_ctx // 1024}k" if num_ctx % 1024 == 0 else str(num_ctx)
 
 
+def base_of(name: str) -> str:
+    """The model a context variant was made from (a name without a -ctx suffix is returned as it is).
+
+    >>> base_of("qwen3.5:27b-ctx64k"), base_of("qwen3.5:27b"), base_of("user/coder:7b-q8_0-ctx100000")
+    ('qwen3.5:27b', 'qwen3.5:27b', 'user/coder:7b-q8_0')
+    """
+    return _CTX_SUFFIX.sub("", name)
+
+
 def variant_name(base: str, num_ctx: int) -> str:
     """The predictable name of `base` with `num_ctx` baked in (an existing -ctx suffix is replaced).
 

@@ -3,8 +3,10 @@
 * ``num_ctx`` = request ``options.num_ctx``, else the Modelfile ``num_ctx`` parameter, else
   ``context_length_env`` (``OLLAMA_CONTEXT_LENGTH``), else the version's default (VRAM
   tier from v0.15.5); then clamped to the trained context, at least 4 (2048 for vision).
-* ``size`` = model blob size + KV cache, KV = ``2 * block_count * head_count_kv *
-  (embedding_length // head_count) * num_ctx * 2`` bytes (``PredictServerVRAM``, §4.3).
+* ``size`` = model blob size + KV cache, as llama-server allocates it (what v0.30+ reports, §4.3): KV =
+  ``kv_layers * head_count_kv * (key_length + value_length) * num_ctx * 2`` bytes, where ``kv_layers`` counts
+  only the full-attention layers of a hybrid model (``<arch>.full_attention_interval``); without key/value
+  lengths the head width is ``embedding_length // head_count`` (Ollama's pre-flight estimate).
 * ``size_vram`` = the part of ``size`` that fits in the VRAM left by other loaded models
   (``0`` when ``vram_bytes == 0``); loading a model that does not fit first evicts the
   others, the one expiring soonest first.
@@ -70,10 +72,15 @@ def kv_cache_bytes(installed: Installed, num_ctx: int) -> int:
         return int(pick(value)) if isinstance(value, list) and value else int(value or 0)
 
     layers = number("block_count", max)
+    interval = number("full_attention_interval", max)
+    if interval > 1:  # hybrid: the linear-attention layers keep a small fixed state, not a KV cache
+        layers = layers // interval
     kv_heads = number("attention.head_count_kv", min) or 1
     heads = number("attention.head_count", max)
-    head_dim = number("embedding_length", max) // heads if heads else 0
-    return 2 * layers * kv_heads * head_dim * num_ctx * 2
+    width = number("attention.key_length", max) + number("attention.value_length", max)
+    if not width:
+        width = 2 * (number("embedding_length", max) // heads if heads else 0)
+    return layers * kv_heads * width * num_ctx * 2
 
 
 @dataclass
