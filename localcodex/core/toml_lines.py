@@ -55,30 +55,27 @@ def _quoted(text: str, i: int) -> tuple[str, int]:
     return "".join(out), i + 1
 
 
-def _key_end(line: str) -> int:
-    """Index of the `=` that ends the key on this line (outside quotes), or -1."""
+def _outside_quotes(line: str, target: str) -> int:
+    """Index of the first `target` character on this line that is not inside a quoted string, or -1."""
     quote = ""
     for i, ch in enumerate(line):
         if quote:
             quote = "" if ch == quote else quote
         elif ch in "\"'":
             quote = ch
-        elif ch == "=":
+        elif ch == target:
             return i
     return -1
+
+
+def _key_end(line: str) -> int:
+    """Index of the `=` that ends the key on this line, or -1."""
+    return _outside_quotes(line, "=")
 
 
 def _header_end(line: str) -> int:
-    """Index of the `]` closing a table header (outside quotes), or -1."""
-    quote = ""
-    for i, ch in enumerate(line):
-        if quote:
-            quote = "" if ch == quote else quote
-        elif ch in "\"'":
-            quote = ch
-        elif ch == "]":
-            return i
-    return -1
+    """Index of the `]` closing a table header, or -1."""
+    return _outside_quotes(line, "]")
 
 
 class _ValueScanner:
