@@ -20,6 +20,8 @@ COMMAND_MODULES = (
     "paths",
     "detect",
     "recommend",
+    "pull",
+    "models",
     "check",
     "bench",
     "receipts",

@@ -113,7 +113,7 @@ class Output:
     def warn(self, message: str) -> None:
         self.warnings.append(message)
         if not self.json:
-            self.err.print(f"[yellow]warning:[/yellow] {_escape(message)}")
+            self.err.print(f"[yellow]warning:[/yellow] {_escape(message)}", soft_wrap=True)
 
     def note(self, message: str) -> None:
         """A progress or status line for people (stderr); silent in JSON mode."""
@@ -165,9 +165,10 @@ def _emit_json(doc: dict[str, Any]) -> None:
 
 
 def print_error(out: Output, err: LocalcodexError) -> None:
-    out.err.print(f"[bold red]error:[/bold red] {_escape(err.message)}")
+    # soft_wrap: the terminal wraps a long line; rich must not cut it into several (scripts grep one line)
+    out.err.print(f"[bold red]error:[/bold red] {_escape(err.message)}", soft_wrap=True)
     if err.hint:
-        out.err.print(f"  [dim]fix:[/dim] {_escape(err.hint)}")
+        out.err.print(f"  [dim]fix:[/dim] {_escape(err.hint)}", soft_wrap=True)
 
 
 def fail(out: Output, err: LocalcodexError) -> NoReturn:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-pytest_plugins = ["emulator.pytest_plugin"] if (REPO / "tests/emulator/pytest_plugin.py").exists() else []
+pytest_plugins = ["emulator.pytest_plugin"]
 
 _LEAKY_VARS = (
     "OLLAMA_HOST", "OLLAMA_MODELS", "OLLAMA_API_KEY", "OLLAMA_CONTEXT_LENGTH", "OLLAMA_KV_CACHE_TYPE",
@@ -36,6 +36,7 @@ def hermetic_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("LOCALCODEX_HOME", str(tmp_path / "localcodex-data"))
     monkeypatch.setenv("OLLAMA_MODELS", str(tmp_path / "ollama-models"))
     monkeypatch.setenv("OLLAMA_HOST", "127.0.0.1:9")  # nothing listens there: a forgotten --host fails fast
+    monkeypatch.setenv("LOCALCODEX_REGISTRY", "http://127.0.0.1:9")  # pull's size look-up never goes online
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("COLUMNS", "160")
     return home

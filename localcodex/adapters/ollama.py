@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -119,6 +119,9 @@ class ModelDetails:
     value_length: int | None = None
     parameters: dict[str, str] = field(default_factory=dict)
     model_info: dict[str, Any] = field(default_factory=dict)
+    modelfile: str | None = None  # `ollama show --modelfile`; its FROM line names the weights blob
+    parent_model: str | None = None  # the model it was created `from`, when the server says
+    template: str | None = None
 
     @property
     def supports_tools(self) -> bool:
@@ -300,6 +303,9 @@ class OllamaServer:
             value_length=_int(key("attention.value_length")),
             parameters=params,
             model_info=info,
+            modelfile=reply.modelfile,
+            parent_model=(details.parent_model or None) if details else None,
+            template=reply.template,
         )
 
     def ps(self) -> list[RunningModel]:
@@ -347,6 +353,41 @@ class OllamaServer:
     def create_blob(self, path: Any) -> str:
         with self.errors(f"uploading {path}"):
             return self.client.create_blob(path)
+
+    def create_request(self, body: dict[str, Any]) -> Iterator[str]:
+        """Stream `/api/create` with a raw request body, for fields the client does not model
+        (`renderer`, `parser`, `requires`, `info`) as well as the usual ones."""
+        from ollama import ProgressResponse
+
+        model = str(body.get("model", ""))
+        with self.errors(f"creating {model}"):
+            for part in self.client._request(ProgressResponse, "POST", "/api/create", json=body, stream=True):
+                yield part.status or ""
+
+    def has_blob(self, digest: str) -> bool:
+        """`HEAD /api/blobs/<digest>`: is this blob already on the server (so an upload can be skipped)?"""
+        import ollama
+
+        with self.errors(f"looking for blob {digest[:19]}"):
+            try:
+                self.client._request_raw("HEAD", f"/api/blobs/{digest}")
+            except ollama.ResponseError as exc:
+                if exc.status_code == 404:
+                    return False
+                raise
+        return True
+
+    def upload_blob(self, digest: str, chunks: Iterable[bytes], size: int | None = None) -> None:
+        """`POST /api/blobs/<digest>` streaming `chunks` (the server checks the digest; a mismatch is a 400).
+
+        Takes an iterable of chunks rather than a path so callers can upload straight out of a bundle and
+        report progress; the client's own `create_blob` hashes the whole file again before sending it.
+        """
+        headers = {"content-length": str(size)} if size is not None else None
+        with self.errors(f"uploading blob {digest[:19]}"):
+            self.client._request_raw(
+                "POST", f"/api/blobs/{digest}", content=iter(chunks), headers=headers, timeout=None
+            )
 
     def generate(self, model: str, prompt: str, **kwargs: Any) -> Any:
         """Non-streamed `/api/generate`; returns the client's GenerateResponse (counters in ns)."""
