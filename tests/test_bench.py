@@ -25,17 +25,6 @@ def preset(name: str, **changes):
     return replace(next(m for m in preset_models() if m.name == name), **changes)
 
 
-@pytest.fixture(autouse=True)
-def go_like_sockets(monkeypatch):
-    """Real Ollama (Go) sets TCP_NODELAY on every connection; Python's http.server does not, and then the first
-    chunk of an answer on a reused connection waits for a delayed ACK (~40 ms), which skews TTFT and token
-    timings. Until the emulator sets it itself, set it here (a no-op once it does)."""
-    from emulator import httpbase
-
-    if not getattr(httpbase.RequestHandler, "disable_nagle_algorithm", False):
-        monkeypatch.setattr(httpbase.RequestHandler, "disable_nagle_algorithm", True)
-
-
 @pytest.fixture
 def emu(emulator_factory):
     """One model installed, at rates slow enough that timing is measurable and fast enough for a test."""
@@ -330,14 +319,16 @@ def test_json_output_and_progress_events(emu, cli):
     events = [json.loads(line) for line in result.stderr.splitlines()]
     kinds = [e["event"] for e in events]
     assert kinds[0] == "start" and "warmup" in kinds and kinds.count("series") == 2
-    assert sum(1 for e in events if e["event"] == "run" and e["run"]["phase"] == "measure") == 6
+    measured_events = sum(1 for e in events if e["event"] == "run" and e["run"]["phase"] == "measure")
+    assert measured_events == sum(s["runs_ok"] for s in series) >= 6
 
 
 def test_csv_output_is_the_per_run_table(emu, cli):
     result = cli("bench", MODEL, "--host", emu.url, "--prompt-tokens", "short", "--num-predict", "8", "--csv")
     assert result.code == 0, result.output
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
-    assert [r["phase"] for r in rows] == ["warmup", "measure", "measure", "measure"]
+    phases = [r["phase"] for r in rows]
+    assert phases[0] == "warmup" and set(phases[1:]) == {"measure"} and 3 <= len(phases[1:]) <= 5
     decode = [float(r["decode_tps"]) for r in rows if r["phase"] == "measure"]
     assert statistics.median(decode) == pytest.approx(DECODE, rel=0.01)
     assert all(int(r["eval_duration"]) > 0 and int(r["eval_count"]) == 8 for r in rows[1:])
