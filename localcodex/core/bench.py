@@ -27,10 +27,11 @@ Method (and why):
 from __future__ import annotations
 
 import contextlib
+import gc
 import statistics
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, Protocol
@@ -345,10 +346,11 @@ class _Session:
 
     def batch(self, key: RunKey, prompts: Sequence[str], num_predict: int, timeout: float) -> list[RunResult]:
         """Send `prompts` at once (one thread each when more than one) and record each run as it completes."""
-        if len(prompts) == 1:
-            samples = [self.endpoint.measure(key.model, prompts[0], num_predict, self.request.seed, timeout)]
-        else:
-            samples = _concurrently(self.endpoint, key.model, prompts, num_predict, self.request.seed, timeout)
+        with _no_gc():
+            if len(prompts) == 1:
+                samples = [self.endpoint.measure(key.model, prompts[0], num_predict, self.request.seed, timeout)]
+            else:
+                samples = _concurrently(self.endpoint, key.model, prompts, num_predict, self.request.seed, timeout)
         totals = batch_totals(samples)
         self.server_gone = self.server_gone or any(isinstance(s.error, OllamaUnavailable) for s in samples)
         runs = [make_run(key, slot, s, self.endpoint.has_counters, totals) for slot, s in enumerate(samples)]
@@ -364,6 +366,18 @@ class _Session:
             self.failures.append(Failure(run.model, run.phase, run.prompt_target, run.parallel, run.run,
                                          run.error_code or "error", run.error or "failed"))
         self.emit(BenchEvent("run" if run.ok else "failed", _describe(run), run.model, run=run))
+
+
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """No garbage-collection pause inside a timed request (as `timeit` does); collected right after instead."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _concurrently(endpoint: Endpoint, model: str, prompts: Sequence[str], num_predict: int, seed: int,
