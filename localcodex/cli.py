@@ -15,16 +15,21 @@ import typer
 
 from localcodex import __version__
 
-# One entry per command module, in the order `--help` lists them (the pipeline order).
+# One entry per command module, in the order `--help` lists them: setup, then its steps in pipeline order.
 COMMAND_MODULES = (
-    "paths",
+    "setup",
     "detect",
     "recommend",
     "pull",
     "models",
     "check",
+    "configure",
+    "provider",
     "bench",
     "receipts",
+    "doctor",
+    "trial",
+    "paths",
 )
 
 app = typer.Typer(

@@ -115,6 +115,7 @@ class CheckRequest:
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     headers: Mapping[str, str] = field(default_factory=dict)
     env: Mapping[str, str] | None = None  # default os.environ (OLLAMA_HOST, CODEX_HOME, the env_key variable)
+    only: frozenset[str] | None = None  # run just these probes (doctor: the quick ones); the rest are `skip`
 
 
 @dataclass(frozen=True)
@@ -289,6 +290,8 @@ def _open_client(run: _Run) -> None:
 def _run_probe(run: _Run, name: str, title: str) -> Probe:
     started = time.perf_counter()
     verdict = _blocked(run, name)
+    if verdict is None and run.req.only is not None and name not in run.req.only:
+        verdict = skipped("not requested", requested=False)
     if verdict is None:
         run.deadline = started + run.req.timeout
         try:

@@ -29,7 +29,7 @@ from typing import Any
 
 from localcodex.adapters.ollama import OllamaServer
 from localcodex.core.machine import Machine
-from localcodex.errors import ExitCode, LocalcodexError, NoFit, OllamaUnavailable
+from localcodex.errors import ExitCode, LocalcodexError, NoFit, OllamaUnavailable, ServerError
 from localcodex.output import ErrorItem, human_bytes
 from localcodex.paths import OllamaHost, data_dir, ollama_host
 
@@ -66,6 +66,7 @@ class Step:
     retry: str | None = None  # the command that runs this step again on its own
     error: ErrorItem | None = None
     warnings: tuple[str, ...] = ()
+    exit_code: int = 0  # of the error that failed the step
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,7 @@ def _run_step(run: _Run, name: str, step: Callable[[_Run], Step]) -> bool:
         result = _failed(name, stop.error)
     except LocalcodexError as err:
         result = _failed(name, err)
-    result = replace(result, seconds=round(time.monotonic() - start, 3))
+    result = replace(result, seconds=round(time.monotonic() - start, 3), retry=_retry(run, name))
     run.steps.append(result)
     run.warnings.extend(result.warnings)
     run.hooks.on_step(result)
@@ -190,28 +191,28 @@ def _run_step(run: _Run, name: str, step: Callable[[_Run], Step]) -> bool:
 
 def _failed(name: str, err: LocalcodexError) -> Step:
     item = ErrorItem(err.code, err.message, err.hint)
-    return Step(name, TITLES[name], StepStatus.FAILED, err.message, retry=RETRY.get(name), error=item)
+    return Step(name, TITLES[name], StepStatus.FAILED, err.message, error=item, exit_code=int(err.exit_code))
 
 
-RETRY = {
-    "detect": "localcodex detect",
-    "recommend": "localcodex recommend",
-    "pull": "localcodex pull MODEL",
-    "variant": "localcodex models context MODEL --ctx N",
-    "check": "localcodex check --model MODEL",
-    "configure": "localcodex configure --model MODEL",
-    "bench": "localcodex bench MODEL",
-}
+def _retry(run: _Run, name: str) -> str:
+    """The command that runs one step again on its own, with this run's model and host."""
+    host = f" --host {run.request.host}" if run.request.host else ""
+    base, variant, ctx = run.base or "MODEL", run.variant or "MODEL", run.num_ctx or 65536
+    commands = {
+        "detect": "localcodex detect",
+        "recommend": "localcodex recommend" + (f" --model {run.request.model}" if run.request.model else ""),
+        "pull": f"localcodex pull {base}",
+        "variant": f"localcodex models context {base} --ctx {ctx}",
+        "check": f"localcodex check --model {variant}",
+        "configure": f"localcodex configure --model {variant} --context {ctx} --profile {run.request.profile}",
+        "bench": f"localcodex bench {variant}",
+    }
+    return commands[name] + host
 
 
 def exit_code(report: SetupReport) -> ExitCode:
     failed = report.failed
-    if failed is None or failed.error is None:
-        return ExitCode.OK
-    return _EXIT_BY_CODE.get(failed.error.code, ExitCode.FAILURE)
-
-
-_EXIT_BY_CODE = {cls.code: cls.exit_code for cls in LocalcodexError.__subclasses__()}
+    return ExitCode(failed.exit_code) if failed is not None else ExitCode.OK
 
 
 # -- the steps ------------------------------------------------------------------------------------------------
@@ -297,15 +298,15 @@ def _pull(run: _Run) -> Step:
     from localcodex.core.pull import pull
 
     _require_ollama(run)
-    name, retry = run.base, f"localcodex pull {run.base}"
+    name, retry = run.base, _retry(run, "pull")
     installed = run.server.find(name)
     if installed is not None:
         run.digest = installed.digest
         return Step("pull", TITLES["pull"], StepStatus.UNCHANGED,
-                    f"{name} is installed ({human_bytes(installed.size, decimal=True)})", retry=retry)
+                    f"{name} is installed ({human_bytes(installed.size, decimal=True)})")
     size = human_bytes(run.candidate.size, decimal=True)
     if run.request.dry_run:
-        return Step("pull", TITLES["pull"], StepStatus.PLANNED, f"would download {name} ({size})", retry=retry)
+        return Step("pull", TITLES["pull"], StepStatus.PLANNED, f"would download {name} ({size})")
     if not run.hooks.confirm(f"Download {name} ({size}) into Ollama at {run.host.native}?"):
         raise _Stop(LocalcodexError(f"stopped before downloading {name}: not confirmed",
                                     f"run `{retry}` when you are ready, or `localcodex setup --yes`",
@@ -315,27 +316,27 @@ def _pull(run: _Run) -> Step:
     took = f" in {result.seconds:.0f} s" if result.seconds else ""
     return Step("pull", TITLES["pull"], StepStatus.DONE,
                 f"downloaded {name} ({human_bytes(result.size or run.candidate.size, decimal=True)}){took}",
-                retry=retry, warnings=tuple(result.notes))
+                warnings=tuple(result.notes))
 
 
 def _variant(run: _Run) -> Step:
     from localcodex.core.variant import ensure_variant, variant_name, verify_variant
 
     num_ctx, base = run.num_ctx, run.base
-    retry = f"localcodex models context {base} --ctx {num_ctx}"
+    retry = _retry(run, "variant")
     run.variant = variant_name(base, num_ctx)
     if run.request.dry_run:
         exists = _ollama_reachable(run) and run.server.find(run.variant) is not None
         status = StepStatus.UNCHANGED if exists else StepStatus.PLANNED
         text = f"{run.variant} exists" if exists else f"would create {run.variant} (num_ctx {num_ctx:,})"
-        return Step("variant", TITLES["variant"], status, text, retry=retry)
+        return Step("variant", TITLES["variant"], status, text)
     made = ensure_variant(run.server, base, num_ctx, **_variant_extra(run))
     key = {"variant": made.name, "num_ctx": num_ctx, "digest": run.digest}
     warnings = list(made.warnings)
     if run.state.get("verified") == key and not run.request.recheck and made.action == "unchanged":
         run.placement = run.state.get("placement") or run.placement
         summary = f"{made.name} carries num_ctx {num_ctx:,} (verified before: {run.placement})"
-        return Step("variant", TITLES["variant"], StepStatus.UNCHANGED, summary, retry=retry)
+        return Step("variant", TITLES["variant"], StepStatus.UNCHANGED, summary)
     verified = verify_variant(run.server, made.name, num_ctx)
     warnings.extend(verified.warnings)
     if verified.status == "mismatch":
@@ -349,7 +350,7 @@ def _variant(run: _Run) -> Step:
     status = StepStatus.DONE if made.action != "unchanged" else StepStatus.UNCHANGED
     verb = {"created": "created", "updated": "updated"}.get(made.action, "kept")
     summary = f"{verb} {made.name} (num_ctx {num_ctx:,}); loaded: {run.placement}"
-    return Step("variant", TITLES["variant"], status, summary, retry=retry, warnings=tuple(warnings))
+    return Step("variant", TITLES["variant"], status, summary, warnings=tuple(warnings))
 
 
 def _variant_extra(run: _Run) -> dict[str, Any]:
@@ -372,15 +373,15 @@ def _where(verified: Any) -> str:
 def _check(run: _Run) -> Step:
     from localcodex.core.check import CheckRequest, check
 
-    retry = f"localcodex check --model {run.variant}"
+    retry = _retry(run, "check")
     if run.request.dry_run:
         return Step("check", TITLES["check"], StepStatus.PLANNED,
-                    f"would probe {run.host.openai} with {run.variant}", retry=retry)
+                    f"would probe {run.host.openai} with {run.variant}")
     version = run.machine.ollama.version if run.machine and run.machine.ollama else None
     key = {"variant": run.variant, "digest": run.digest, "version": version, "num_ctx": run.num_ctx}
     if run.state.get("checked") == key and not run.request.recheck:
         return Step("check", TITLES["check"], StepStatus.UNCHANGED,
-                    "passed before for this model and server (--recheck to probe again)", retry=retry)
+                    "passed before for this model and server (--recheck to probe again)")
     report = check(CheckRequest(model=run.variant, host=run.request.host, env=run.request.env),
                    on_progress=run.hooks.on_probe)
     if not report.ok:
@@ -390,52 +391,56 @@ def _check(run: _Run) -> Step:
     _save_state(run, checked=key)
     warned = tuple(f"{p.title}: {p.detail}" for p in report.probes if p.status.value == "warn")
     summary = f"{report.counts.get('pass', 0)} probes passed" + (f", {len(warned)} warned" if warned else "")
-    return Step("check", TITLES["check"], StepStatus.DONE, summary, retry=retry, warnings=warned)
+    return Step("check", TITLES["check"], StepStatus.DONE, summary, warnings=warned)
 
 
 def _configure(run: _Run) -> Step:
     from localcodex.core.configure import ConfigureRequest, configure
 
     req = run.request
-    retry = f"localcodex configure --model {run.variant} --context {run.num_ctx} --profile {req.profile}"
+    retry = _retry(run, "configure")
     creq = ConfigureRequest(model=run.variant, context=run.num_ctx, host=req.host, profile=req.profile,
-                            dry_run=True, command="setup")
+                            dry_run=True, command="setup", ask_ollama=not req.dry_run)
     preview = configure(creq)
     run.codex_command = preview.run
     run.profile_path = str(next((f.path for f in preview.files if f.role == "profile"), ""))
     if not preview.changed:
         return Step("configure", TITLES["configure"], StepStatus.UNCHANGED,
-                    f"{run.profile_path} is up to date", retry=retry, warnings=preview.warnings)
+                    f"{run.profile_path} is up to date", warnings=preview.warnings)
     if req.dry_run:
         return Step("configure", TITLES["configure"], StepStatus.PLANNED, f"would write {run.profile_path}",
-                    retry=retry, warnings=preview.warnings)
+                    warnings=preview.warnings)
     if not run.hooks.confirm(f"Write the Codex profile {run.profile_path}?"):
         raise _Stop(LocalcodexError(f"stopped before writing {run.profile_path}: not confirmed",
                                     f"run `{retry}` when you are ready", code="declined"))
     result = configure(replace(creq, dry_run=False))
     backup = f" (backup {result.backup_id})" if result.backup_id else ""
     return Step("configure", TITLES["configure"], StepStatus.DONE, f"wrote {run.profile_path}{backup}",
-                retry=retry, warnings=result.warnings)
+                warnings=result.warnings)
 
 
 def _bench(run: _Run) -> Step:
     from localcodex.core.bench import setup_benchmark
 
-    retry = f"localcodex bench {run.variant}"
+    retry = _retry(run, "bench")
     if not run.request.bench:
-        return Step("bench", TITLES["bench"], StepStatus.SKIPPED, "skipped (--no-bench)", retry=retry)
+        return Step("bench", TITLES["bench"], StepStatus.SKIPPED, "skipped (--no-bench)")
     if run.request.dry_run:
-        return Step("bench", TITLES["bench"], StepStatus.PLANNED, f"would benchmark {run.variant}", retry=retry)
+        return Step("bench", TITLES["bench"], StepStatus.PLANNED, f"would benchmark {run.variant}")
     key = {"variant": run.variant, "digest": run.digest}
     remembered = run.state.get("benched")
     if remembered and remembered.get("key") == key and not run.request.recheck:
         run.decode_tps, run.prompt_tps = remembered.get("decode_tps"), remembered.get("prompt_tps")
         return Step("bench", TITLES["bench"], StepStatus.UNCHANGED,
-                    f"measured before: {_speed(run)} (`{retry}` to measure again)", retry=retry)
+                    f"measured before: {_speed(run)} (`{retry}` to measure again)")
     outcome = setup_benchmark(run.variant, host=run.request.host, machine=run.machine, on_progress=run.hooks.on_bench)
+    if not outcome.decode_tps:
+        why = outcome.warnings[0] if outcome.warnings else "no run finished"
+        raise ServerError(f"the benchmark of {run.variant} measured nothing: {why}",
+                          f"run `{retry}` to see each run, or `localcodex setup --no-bench` to skip it")
     run.decode_tps, run.prompt_tps = outcome.decode_tps, outcome.prompt_tps
     _save_state(run, benched={"key": key, "decode_tps": run.decode_tps, "prompt_tps": run.prompt_tps})
-    return Step("bench", TITLES["bench"], StepStatus.DONE, _speed(run), retry=retry, warnings=outcome.warnings)
+    return Step("bench", TITLES["bench"], StepStatus.DONE, _speed(run), warnings=outcome.warnings)
 
 
 def _speed(run: _Run) -> str:
