@@ -818,7 +818,7 @@ def setup_benchmark(model: str, *, host: str | None = None, machine: Machine | N
     single = [s for s in report.series if s.parallel == 1]
     decode = next((s.decode_tps.median for s in single if s.decode_tps), None)
     prompt = next((s.prompt_tps.median for s in reversed(single) if s.prompt_tps), None)
-    warnings = [*report.warnings, *(f"{f.model} ({f.phase}): {f.message}" for f in report.failures)]
+    warnings = [*(f"{f.model} ({f.phase}): {f.message}" for f in report.failures), *report.warnings]  # why first
     for m in report.models:
         warnings += list(m.notes) + [n for s in m.series for n in s.notes]
     return SetupBenchmark(decode, prompt, tuple(warnings), report)
