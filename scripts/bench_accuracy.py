@@ -2,9 +2,10 @@
 """How accurate is `localcodex bench` itself? Run it against the Ollama emulator generating at known rates and
 print what it reported next to the truth.
 
-The emulator runs in its own process (so this process's threads and GIL cannot skew its clock). Its schedule is
-exact: prompt processing takes prompt_eval_count / prompt_rate, output token i leaves at prefill end +
-i / decode_rate, and it reports those durations in its counters. So the truth is known for every run:
+The emulator (`scripts/ollama-emulator`) runs in its own process, so this process's threads and GIL cannot skew
+its clock. Its schedule is exact: prompt processing takes prompt_eval_count / prompt_rate, output token i leaves
+at prefill end + i / decode_rate, and it reports those durations in its counters. So the truth is known for every
+run:
 
 * decode tok/s = decode_rate (from the counters, and from token arrival times on the client: `stream_tps`)
 * prompt tok/s = prompt_rate
@@ -20,6 +21,8 @@ Pass criteria (the issue's): decode and prompt rates within 1 %, TTFT within 5 m
 from __future__ import annotations
 
 import argparse
+import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -32,29 +35,10 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from localcodex.core.bench import BenchReport, BenchRequest, RunResult, bench  # noqa: E402
 
-MODEL = "llama3.2:3b"
+MODEL = "qwen3-coder:30b"  # installed by the emulator's demo preset
 LOAD_TIME = 0.75
 RATE_TOLERANCE = 0.01
 TTFT_TOLERANCE_S = 0.005
-
-# The emulator in a child process: prints its URL, serves until stdin closes.
-_CHILD = """
-import sys
-from emulator import Emulator, preset_models
-from emulator import httpbase
-if not getattr(httpbase.RequestHandler, "disable_nagle_algorithm", False):
-    # Go (real Ollama) sets TCP_NODELAY on every connection; Python's http.server does not, which adds a
-    # delayed-ACK wait (~40 ms) to the first chunk of a reused connection. Match the real server.
-    httpbase.RequestHandler.disable_nagle_algorithm = True
-    print("note: emulator patched with TCP_NODELAY", file=sys.stderr, flush=True)
-decode, prompt, load = (float(v) for v in sys.argv[1:4])
-model = next(m for m in preset_models() if m.name == sys.argv[4])
-emu = Emulator(installed=[model], decode_rate=decode, prompt_rate=prompt, load_time=load).start()
-print(emu.url, flush=True)
-sys.stdin.read()
-emu.stop()
-"""
-
 
 @dataclass(frozen=True)
 class Config:
@@ -75,18 +59,23 @@ def grid(quick: bool) -> list[Config]:
 
 
 class EmulatorProcess:
+    """`scripts/ollama-emulator` on a free port, with the demo models installed, at the config's rates."""
+
     def __init__(self, config: Config) -> None:
-        args = [sys.executable, "-c", _CHILD, str(config.decode), str(config.prompt), str(LOAD_TIME), MODEL]
-        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                     cwd=REPO / "tests")
-        assert self.proc.stdout is not None
-        self.url = self.proc.stdout.readline().strip()
-        if not self.url.startswith("http"):
-            raise SystemExit(f"the emulator did not start (got {self.url!r})")
+        args = [sys.executable, str(REPO / "scripts" / "ollama-emulator"), "--port", "0", "--preset", "demo",
+                "--decode-rate", str(config.decode), "--prompt-rate", str(config.prompt),
+                "--load-time", str(LOAD_TIME)]
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        assert self.proc.stderr is not None
+        line = self.proc.stderr.readline()
+        match = re.search(r"on (http://\S+) ", line)
+        if not match:
+            self.proc.kill()
+            raise SystemExit(f"the emulator did not start: {line!r}")
+        self.url = match.group(1)
 
     def close(self) -> None:
-        if self.proc.stdin:
-            self.proc.stdin.close()
+        self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(timeout=10)
 
 

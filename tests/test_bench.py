@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import statistics
 import time
 from dataclasses import replace
@@ -22,17 +23,6 @@ DECODE, PROMPT, LOAD = 200.0, 20000.0, 0.25
 
 def preset(name: str, **changes):
     return replace(next(m for m in preset_models() if m.name == name), **changes)
-
-
-@pytest.fixture(autouse=True)
-def go_like_sockets(monkeypatch):
-    """Real Ollama (Go) sets TCP_NODELAY on every connection; Python's http.server does not, and then the first
-    chunk of an answer on a reused connection waits for a delayed ACK (~40 ms), which skews TTFT and token
-    timings. Until the emulator sets it itself, set it here (a no-op once it does)."""
-    from emulator import httpbase
-
-    if not getattr(httpbase.RequestHandler, "disable_nagle_algorithm", False):
-        monkeypatch.setattr(httpbase.RequestHandler, "disable_nagle_algorithm", True)
 
 
 @pytest.fixture
@@ -91,7 +81,7 @@ def test_warm_up_is_reported_apart_and_never_counted(emu):
     assert warm.load_duration / 1e9 == pytest.approx(LOAD, abs=0.05)
     assert warm.ttft_s >= LOAD  # cold: the load is in its time to first token
     series = model.series[0]
-    assert series.runs_ok == len(measured(report)) == 3  # the warm-up is not among them
+    assert series.runs_ok == len(measured(report)) >= 3  # the warm-up is not among them
     assert series.ttft_s.max < LOAD  # so no cold start leaks into the medians
 
 
@@ -108,10 +98,18 @@ def test_requests_are_deterministic_and_defeat_the_prompt_cache(emu):
 
 
 def test_a_series_stops_early_once_the_spread_is_tight(emu):
-    report = bench(BenchRequest(models=(MODEL,), prompt_tokens=(0,), num_predict=8, host=emu.url))
-    series = report.models[0].series[0]
-    assert series.early_stop and series.runs_ok == 3
-    assert series.decode_tps.relative_range < 0.02
+    """The emulator's rates are exact, so decode and prefill agree at once; TTFT carries this machine's noise.
+    The series must stop at the first run (from the third) where every measure agrees, and not before."""
+    report = bench(BenchRequest(models=(MODEL,), prompt_tokens=(0, 600), num_predict=8, host=emu.url))
+    for series in report.models[0].series:
+        runs = [r for r in measured(report) if r.prompt_target == series.prompt_target]
+        ttft = [r.ttft_s for r in runs]
+        agreed = [k for k in range(3, 6)
+                  if max(ttft[:k]) - min(ttft[:k]) < max(0.005, 0.02 * statistics.median(ttft[:k]))]
+        assert series.runs_ok == len(runs) == (agreed[0] if agreed else 5)
+        assert series.early_stop == (len(runs) < 5)
+        assert series.decode_tps.relative_range < 0.02 and series.prompt_tps.relative_range < 0.02
+    assert any(s.early_stop for s in report.models[0].series)  # on any sane machine, at least one stops at 3
 
 
 def test_runs_overrides_the_early_stop(emu):
@@ -321,14 +319,16 @@ def test_json_output_and_progress_events(emu, cli):
     events = [json.loads(line) for line in result.stderr.splitlines()]
     kinds = [e["event"] for e in events]
     assert kinds[0] == "start" and "warmup" in kinds and kinds.count("series") == 2
-    assert sum(1 for e in events if e["event"] == "run" and e["run"]["phase"] == "measure") == 6
+    measured_events = sum(1 for e in events if e["event"] == "run" and e["run"]["phase"] == "measure")
+    assert measured_events == sum(s["runs_ok"] for s in series) >= 6
 
 
 def test_csv_output_is_the_per_run_table(emu, cli):
     result = cli("bench", MODEL, "--host", emu.url, "--prompt-tokens", "short", "--num-predict", "8", "--csv")
     assert result.code == 0, result.output
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
-    assert [r["phase"] for r in rows] == ["warmup", "measure", "measure", "measure"]
+    phases = [r["phase"] for r in rows]
+    assert phases[0] == "warmup" and set(phases[1:]) == {"measure"} and 3 <= len(phases[1:]) <= 5
     decode = [float(r["decode_tps"]) for r in rows if r["phase"] == "measure"]
     assert statistics.median(decode) == pytest.approx(DECODE, rel=0.01)
     assert all(int(r["eval_duration"]) > 0 and int(r["eval_count"]) == 8 for r in rows[1:])
@@ -344,7 +344,7 @@ def test_human_output(emu, cli):
     for header in ("prompt", "decode", "tok/s", "TTFT", "cold", "load", "runs", "[p10–p90]"):
         assert header in table
     row = next(line for line in table.splitlines() if line.strip().startswith(MODEL))
-    assert "200 [200–200]" in row and "20000" in row and row.rstrip().endswith("3/5")
+    assert "200 [200–200]" in row and "20000" in row and re.search(r"[345]/5$", row.rstrip())
     assert out.count("█") > 0
     assert "% of" in table and "ceiling" in table  # a local Ollama: set against the speed model's ceiling
     assert "sizing prompts" in result.stderr  # progress goes to stderr
@@ -385,3 +385,34 @@ def test_the_ceiling_comes_from_the_speed_model(emu, cli):
         assert s["ceiling_tps"] > 0
         assert s["pct_of_ceiling"] == pytest.approx(100 * s["decode_tps"]["median"] / s["ceiling_tps"], rel=1e-6)
     assert long["ceiling_tps"] < short["ceiling_tps"]  # a longer cache to read for every token
+
+
+# -- setup's step -------------------------------------------------------------------------------------------------
+
+
+def test_a_time_budget_shrinks_the_long_prompt(emulator_factory):
+    emu = emulator_factory(installed=[preset(MODEL)], decode_rate=DECODE, prompt_rate=4000.0)
+    report = bench(BenchRequest(models=(MODEL,), prompt_tokens=(0, 8192), num_predict=16, host=emu.url,
+                                max_run_seconds=0.4))
+    model = report.models[0]
+    long = model.series[-1]
+    assert 256 <= long.prompt_target <= 0.4 * 4000  # what prefills in the budget, in steps of 256
+    assert long.prompt_target % 256 == 0 and long.prompt_tokens == pytest.approx(long.prompt_target, rel=0.03)
+    assert any("cut to" in n and "0.4 s" in n for n in model.notes)
+    assert max(r.wall_s for r in measured(report)) < 0.4 + 0.2
+
+
+def test_setup_benchmark_reports_decode_and_prompt_and_keeps_a_receipt(emulator_factory, tmp_path):
+    from localcodex.adapters.receipts import ReceiptStore
+    from localcodex.core.bench import setup_benchmark
+
+    emu = emulator_factory(installed=[preset(MODEL)], decode_rate=1000.0, prompt_rate=50000.0)
+    events = []
+    outcome = setup_benchmark(MODEL, host=emu.url, on_progress=events.append)
+    assert outcome.decode_tps == pytest.approx(1000.0, rel=0.01)
+    assert outcome.prompt_tps == pytest.approx(50000.0, rel=0.01)
+    assert outcome.report.series[-1].prompt_tokens > 3000  # the agent-sized prompt (capped at 4096 here)
+    assert any("capped" in w for w in outcome.warnings)
+    assert any(e.kind == "series" for e in events)
+    (session,) = ReceiptStore(tmp_path / "localcodex-data" / "receipts.sqlite3").sessions()
+    assert session.id == outcome.report.receipt_id and session.status == "ok"

@@ -35,15 +35,6 @@ def preset(name: str, **changes):
     return replace(next(m for m in preset_models() if m.name == name), **changes)
 
 
-@pytest.fixture(autouse=True)
-def go_like_sockets(monkeypatch):
-    """As in test_bench: the emulator's sockets get TCP_NODELAY, like Go's (a no-op once it sets it itself)."""
-    from emulator import httpbase
-
-    if not getattr(httpbase.RequestHandler, "disable_nagle_algorithm", False):
-        monkeypatch.setattr(httpbase.RequestHandler, "disable_nagle_algorithm", True)
-
-
 @pytest.fixture
 def emu(emulator_factory):
     return emulator_factory(installed=[preset(MODEL, decode_rate=200.0), preset(OTHER, decode_rate=100.0)],

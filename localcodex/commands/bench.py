@@ -52,7 +52,7 @@ def bench_command(
 
             raise UsageError("--json and --csv cannot be combined", "pick one output format")
         request = BenchRequest(
-            models=tuple(models), prompt_tokens=tuple(parse_counts(prompt_tokens, "--prompt-tokens")),
+            models=tuple(dict.fromkeys(models)), prompt_tokens=tuple(parse_counts(prompt_tokens, "--prompt-tokens")),
             num_predict=num_predict, runs=runs, parallel=tuple(parse_counts(parallel, "--parallel")), host=host,
             base_url=base_url, env_key=env_key, timeout=timeout)
         return run_bench(out, request, save=not no_save)

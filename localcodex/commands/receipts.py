@@ -142,12 +142,12 @@ def _render_show(out: Any, detail: Any) -> None:
     for line in lines:
         out.out.print(escape(line))
     if detail.summaries:
-        table = Table(title="series (median [p10–p90])", title_justify="left")
+        table = Table(title=escape("series (median [p10–p90], [min–max] below 5 runs)"), title_justify="left")
         for column in ("model", "prompt tok", "parallel", "prompt tok/s", "decode tok/s", "TTFT", "runs", "status"):
             table.add_column(column, justify="left" if column in ("model", "status") else "right")
         for m in detail.summaries:
-            decode = f"{rate(m.decode_median)} [{rate(m.decode_low)}–{rate(m.decode_high)}]" if m.decode_median \
-                else "–"
+            decode = escape(f"{rate(m.decode_median)} [{rate(m.decode_low)}–{rate(m.decode_high)}]") \
+                if m.decode_median else "–"
             table.add_row(escape(m.model), str(m.prompt_tokens or m.prompt_target), str(m.parallel),
                           rate(m.prompt_median), decode, seconds(m.ttft_median),
                           f"{m.runs_ok}" + (f" +{m.runs_failed} failed" if m.runs_failed else ""), m.status)
@@ -169,7 +169,8 @@ def _runs_table(runs: Any) -> Any:
     table = Table(title="runs", title_justify="left")
     for column in ("model", "phase", "prompt", "par", "run", "prompt tok/s", "decode tok/s", "TTFT", "load",
                    "tokens", "status"):
-        table.add_column(column, justify="left" if column in ("model", "phase", "status") else "right")
+        table.add_column(column, justify="left" if column in ("model", "phase", "status") else "right",
+                         no_wrap=column in ("model", "phase"))
     for r in runs:
         load = seconds(r.load_duration / 1e9) if r.load_duration else "–"
         status = r.status if r.ok else f"[red]failed: {escape(r.error or '')}[/red]"

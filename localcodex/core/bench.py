@@ -14,8 +14,8 @@ Method (and why):
 * **Fixed work.** temperature 0, seed 42, a fixed `num_predict`, and a prompt asking for a long enumeration;
   `done_reason` tells when a model stopped early anyway (then the note says so).
 * **Median and spread, stopping when the answer is known.** Up to 5 measured runs per series; the series stops
-  after 3 when decode (and, for prompts of 256 tokens or more, prefill) agree within 2 % of their median:
-  (max - min) / median < 0.02. `runs=N` runs exactly N, no early stop.
+  after 3 when decode, prefill (prompts of 256 tokens or more) and TTFT agree within 2 % of their median,
+  (max - min) / median < 0.02, TTFT also when within 5 ms. `runs=N` runs exactly N, no early stop.
 * **Prompt sizes that match an agent.** A short prompt and an agent-sized one (8k tokens by default), built
   to the model's own tokenizer (see `benchprompt`), capped at the loaded context minus `num_predict` so the
   server never truncates silently; a nonce at the start of each prompt defeats the prefix cache.
@@ -27,10 +27,11 @@ Method (and why):
 from __future__ import annotations
 
 import contextlib
+import gc
 import statistics
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, Protocol
@@ -55,6 +56,8 @@ WARMUP_PREDICT = 16  # enough steps to warm the decode path; the warm-up is abou
 LONG_PROMPT = 256  # prefill of fewer tokens takes too little time to judge a spread by
 CONTEXT_MARGIN = 16  # tokens kept free below num_ctx besides num_predict (nonce and template variance)
 RELOAD_SECONDS = 0.1  # a measured run with more load time than this found the model unloaded
+SETUP_RUN_SECONDS = 60.0  # setup must finish in minutes: its long prompt shrinks to what prefills in a minute
+TTFT_FLOOR_S = 0.005  # TTFT values this close agree, however small they are
 SERIAL_CONCURRENCY = 1.3  # below this, a parallel batch was decoded one request after another
 
 
@@ -75,13 +78,14 @@ class BenchRequest:
     seed: int = 42
     timeout: float = 120.0  # seconds without a byte (plus the expected prefill) before a run counts as failed
     max_runs: int = DEFAULT_MAX_RUNS
+    max_run_seconds: float | None = None  # shrink a prompt whose run would take longer (setup's time budget)
 
     def settings(self) -> dict[str, Any]:
         """What was asked, for the report and the receipts (no key)."""
         return {
             "prompt_tokens": list(self.prompt_tokens), "num_predict": self.num_predict, "runs": self.runs,
             "max_runs": self.max_runs, "parallel": list(self.parallel), "seed": self.seed, "temperature": 0,
-            "keep_alive": self.keep_alive, "timeout": self.timeout,
+            "keep_alive": self.keep_alive, "timeout": self.timeout, "max_run_seconds": self.max_run_seconds,
             "env_key": self.env_key,
         }
 
@@ -342,10 +346,11 @@ class _Session:
 
     def batch(self, key: RunKey, prompts: Sequence[str], num_predict: int, timeout: float) -> list[RunResult]:
         """Send `prompts` at once (one thread each when more than one) and record each run as it completes."""
-        if len(prompts) == 1:
-            samples = [self.endpoint.measure(key.model, prompts[0], num_predict, self.request.seed, timeout)]
-        else:
-            samples = _concurrently(self.endpoint, key.model, prompts, num_predict, self.request.seed, timeout)
+        with _no_gc():
+            if len(prompts) == 1:
+                samples = [self.endpoint.measure(key.model, prompts[0], num_predict, self.request.seed, timeout)]
+            else:
+                samples = _concurrently(self.endpoint, key.model, prompts, num_predict, self.request.seed, timeout)
         totals = batch_totals(samples)
         self.server_gone = self.server_gone or any(isinstance(s.error, OllamaUnavailable) for s in samples)
         runs = [make_run(key, slot, s, self.endpoint.has_counters, totals) for slot, s in enumerate(samples)]
@@ -361,6 +366,18 @@ class _Session:
             self.failures.append(Failure(run.model, run.phase, run.prompt_target, run.parallel, run.run,
                                          run.error_code or "error", run.error or "failed"))
         self.emit(BenchEvent("run" if run.ok else "failed", _describe(run), run.model, run=run))
+
+
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """No garbage-collection pause inside a timed request (as `timeit` does); collected right after instead."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _concurrently(endpoint: Endpoint, model: str, prompts: Sequence[str], num_predict: int, seed: int,
@@ -426,6 +443,36 @@ def plan_sizes(targets: Sequence[int], context: int | None, num_predict: int) ->
     return sizes, notes
 
 
+def fit_budget(sizes: Sequence[int], seconds: float, prompt_rate: float | None, decode_rate: float | None,
+               num_predict: int) -> tuple[list[int], list[str]]:
+    """Prompt sizes whose run fits in `seconds` at the rates the warm-up and calibration showed; a size that
+    does not is cut to what fits (in steps of 256 tokens), or dropped when not even 256 would.
+
+    >>> fit_budget([0, 8192], 60.0, 100.0, 20.0, 128)
+    ([0, 5120], ['8192-token prompt cut to 5120 to keep a run under 60 s (prefill 100 tok/s)'])
+    >>> fit_budget([0, 8192], 60.0, 2000.0, 20.0, 128)
+    ([0, 8192], [])
+    """
+    if not prompt_rate:
+        return list(sizes), []
+    decode_s = num_predict / decode_rate if decode_rate else 0.0
+    kept: list[int] = []
+    notes: list[str] = []
+    for size in sizes:
+        if size <= LONG_PROMPT or size / prompt_rate + decode_s <= seconds:
+            kept.append(size)
+            continue
+        fits = int(max(0.0, seconds - decode_s) * prompt_rate) // 256 * 256
+        if fits >= LONG_PROMPT and fits not in kept:
+            kept.append(fits)
+            notes.append(f"{size}-token prompt cut to {fits} to keep a run under {seconds:g} s "
+                         f"(prefill {prompt_rate:.0f} tok/s)")
+        else:
+            notes.append(f"{size}-token prompt left out: a run would take over {seconds:g} s "
+                         f"(prefill {prompt_rate:.0f} tok/s)")
+    return kept, notes
+
+
 def _timeout(request: BenchRequest, prompt_tokens: int, prompt_rate: float | None, parallel: int) -> float:
     """Seconds a run may wait for a byte: the base timeout plus three times the expected prefill of the batch."""
     expected = prompt_tokens / prompt_rate if prompt_rate else 0.0
@@ -451,6 +498,10 @@ def _bench_model(session: _Session, info: ModelInfo, ceiling: Ceiling | None) ->
                      "prompt was measured")
         sizes = [benchprompt.SHORT]
     prompt_rate = (calib_run.prompt_tps if calib_run else None) or warm.prompt_tps
+    if request.max_run_seconds:
+        sizes, budget_notes = fit_budget(sizes, request.max_run_seconds, prompt_rate,
+                                         warm.decode_tps or warm.stream_tps, request.num_predict)
+        notes += budget_notes
     series: list[SeriesSummary] = []
     for size in sizes:
         for parallel in request.parallel:
@@ -533,11 +584,14 @@ def _batch_value(batch: Sequence[RunResult], name: str) -> float | None:
 
 
 def _settled(batches: Sequence[Sequence[RunResult]]) -> bool:
-    """The early-stop rule: decode (aggregate when parallel) and long-prompt prefill tight over >= 3 batches."""
+    """The early-stop rule, over >= 3 batches: decode (and the total when parallel), prefill for prompts of
+    256 tokens or more, and TTFT all agree within 2 % of their median (TTFT also within 5 ms, as a time of
+    a few ms cannot be known to 2 %)."""
     measures = ["decode_tps"] + (["aggregate_tps"] if len(batches[0]) > 1 else [])
     if (_batch_value(batches[0], "prompt_eval_count") or 0) >= LONG_PROMPT:
         measures.append("prompt_tps")
-    return all(is_tight([_batch_value(b, m) for b in batches]) for m in measures)
+    rates = all(is_tight([_batch_value(b, m) for b in batches]) for m in measures)
+    return rates and is_tight([_batch_value(b, "ttft_s") for b in batches], floor=TTFT_FLOOR_S)
 
 
 def summarize(info: ModelInfo, size: int, parallel: int, num_predict: int, batches: Sequence[Sequence[RunResult]],
@@ -759,11 +813,12 @@ class SetupBenchmark:
 def setup_benchmark(model: str, *, host: str | None = None, machine: Machine | None = None,
                     on_progress: Callable[[BenchEvent], None] = _ignore) -> SetupBenchmark:
     """The default benchmark of one model, as `setup`'s last step: receipts kept, failures become warnings."""
-    report = run_benchmark(BenchRequest(models=(model,), host=host), on_progress, machine=machine)
+    request = BenchRequest(models=(model,), host=host, max_run_seconds=SETUP_RUN_SECONDS)
+    report = run_benchmark(request, on_progress, machine=machine)
     single = [s for s in report.series if s.parallel == 1]
     decode = next((s.decode_tps.median for s in single if s.decode_tps), None)
     prompt = next((s.prompt_tps.median for s in reversed(single) if s.prompt_tps), None)
-    warnings = [*report.warnings, *(f"{f.model} ({f.phase}): {f.message}" for f in report.failures)]
+    warnings = [*(f"{f.model} ({f.phase}): {f.message}" for f in report.failures), *report.warnings]  # why first
     for m in report.models:
         warnings += list(m.notes) + [n for s in m.series for n in s.notes]
     return SetupBenchmark(decode, prompt, tuple(warnings), report)

@@ -58,8 +58,9 @@ def spread(values: Sequence[float | None]) -> Spread | None:
     return Spread(len(clean), statistics.median(clean), clean[0], clean[-1], p10, p90)
 
 
-def is_tight(values: Sequence[float | None], *, tolerance: float = TIGHT_SPREAD) -> bool:
-    """True once at least 3 values agree within `tolerance` of their median (max - min < tolerance x median).
+def is_tight(values: Sequence[float | None], *, tolerance: float = TIGHT_SPREAD, floor: float = 0.0) -> bool:
+    """True once at least 3 values agree: max - min < tolerance x median, or below `floor` (absolute; a
+    time of a few ms cannot be known to 2 %).
 
     >>> is_tight([100.0, 101.0])
     False
@@ -67,6 +68,10 @@ def is_tight(values: Sequence[float | None], *, tolerance: float = TIGHT_SPREAD)
     True
     >>> is_tight([100.0, 103.0, 100.5])
     False
+    >>> is_tight([0.021, 0.024, 0.022], floor=0.005), is_tight([0.021, 0.029, 0.022], floor=0.005)
+    (True, False)
     """
     s = spread(values)
-    return s is not None and s.n >= MIN_RUNS_FOR_EARLY_STOP and s.relative_range < tolerance
+    if s is None or s.n < MIN_RUNS_FOR_EARLY_STOP:
+        return False
+    return s.relative_range < tolerance or s.max - s.min < floor
