@@ -86,9 +86,14 @@ def _hooks(out, yes: bool):
         if status is not None and getattr(event, "title", None):
             status.update(f"Prove the /v1 endpoint: {event.title}…")
 
+    def bench(event) -> None:
+        status = spinner.get("status")
+        if status is not None and getattr(event, "message", None):
+            status.update(f"Measure tokens per second: {event.message}")
+
     hooks = SetupHooks(
         confirm=lambda question: out.confirm(question, default=True, assume_yes=yes),
-        on_step=finished, on_running=running, on_probe=probe,
+        on_step=finished, on_running=running, on_probe=probe, on_bench=bench,
     )
     try:
         yield hooks
