@@ -68,10 +68,14 @@ def _hooks(out, yes: bool):
 
     def running(name: str, title: str) -> None:
         out.event("step", name=name, status="running", title=title)
-        if name == "pull":
-            hooks.on_pull = stack.enter_context(pull_display(out))
-        elif out.interactive:
+        if out.interactive and name not in ("pull", "configure"):  # those two may ask first: no live display yet
             spinner["status"] = stack.enter_context(out.err.status(f"{title}…"))
+
+    def pulling(event) -> None:
+        """The pull display starts with the first event, after the question was answered."""
+        if "pull" not in spinner:
+            spinner["pull"] = stack.enter_context(pull_display(out))
+        spinner["pull"](event)
 
     def finished(step) -> None:
         stack.close()
@@ -93,7 +97,7 @@ def _hooks(out, yes: bool):
 
     hooks = SetupHooks(
         confirm=lambda question: out.confirm(question, default=True, assume_yes=yes),
-        on_step=finished, on_running=running, on_probe=probe, on_bench=bench,
+        on_step=finished, on_running=running, on_probe=probe, on_bench=bench, on_pull=pulling,
     )
     try:
         yield hooks

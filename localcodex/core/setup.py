@@ -449,7 +449,7 @@ def _bench(run: _Run) -> Step:
 
 def _speed(run: _Run) -> str:
     decode = f"{run.decode_tps:.1f} tok/s decode" if run.decode_tps else "decode not measured"
-    prompt = f", {run.prompt_tps:.0f} tok/s prompt" if run.prompt_tps else ""
+    prompt = f", {run.prompt_tps:,.0f} tok/s prompt" if run.prompt_tps else ""
     return decode + prompt
 
 
