@@ -134,11 +134,11 @@ def render(out, report) -> None:
 
     failed = report.failed
     if failed is not None:
-        out.err.print(f"[bold red]error:[/bold red] {escape(failed.title)}: {escape(failed.summary)}")
+        out.err.print(f"[bold red]error:[/bold red] {escape(failed.title)}: {escape(failed.summary)}", soft_wrap=True)
         if failed.error and failed.error.hint:
-            out.err.print(f"  [dim]fix:[/dim] {escape(failed.error.hint)}")
+            out.err.print(f"  [dim]fix:[/dim] {escape(failed.error.hint)}", soft_wrap=True)
         if failed.retry:
-            out.err.print(f"  [dim]retry this step:[/dim] {escape(failed.retry)}")
+            out.err.print(f"  [dim]retry this step:[/dim] {escape(failed.retry)}", soft_wrap=True)
         return
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")

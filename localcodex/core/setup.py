@@ -268,7 +268,8 @@ def _recommend(run: _Run) -> Step:
     summary = f"{pick.model}: {human_bytes(pick.size, decimal=True)}, {run.num_ctx:,} tokens, {where}, {speed}"
     if model and model == _remembered_model(run) and not req.model:
         summary += " (chosen by the previous run)"
-    warnings = tuple(w for w in result.warnings if not _ollama_reachable(run) or "not reachable" not in w)
+    # when Ollama is down the pull step says so, with the fix: no need to warn about it here too
+    warnings = tuple(w for w in result.warnings if _ollama_reachable(run) or "not reachable" not in w)
     return Step("recommend", TITLES["recommend"], StepStatus.DONE, summary, warnings=warnings)
 
 
@@ -286,7 +287,7 @@ def _remembered_model(run: _Run) -> str | None:
 def _require_ollama(run: _Run) -> None:
     if not _ollama_reachable(run):
         state = run.machine.ollama if run.machine else None
-        why = f" ({state.error})" if state and state.error else ""
+        why = f" ({state.error.rsplit(': ', 1)[-1]})" if state and state.error else ""
         raise OllamaUnavailable(
             f"Ollama is not running at {run.host.native}{why}: the model cannot be downloaded",
             "install Ollama from https://ollama.com/download and start it (`ollama serve` or the app), "
