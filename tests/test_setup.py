@@ -211,3 +211,16 @@ def test_codex_exec_works_with_the_profile_setup_wrote(cli, emu, hermetic_env: P
     assert "set up by localcodex" in run.stdout
     sent = posts(emu, "/v1/responses")
     assert sent and sent[0].json["model"].startswith(f"{MODEL}-ctx")
+
+
+def test_a_model_the_catalog_does_not_know_is_evaluated_after_its_download(cli, emu):
+    unknown = "qwen3:0.6b"  # in the emulator's registry, not in the packaged catalog
+    planned = cli("setup", "--yes", "--json", "--host", emu.url, "--model", unknown, "--dry-run")
+    assert planned.code == 0, planned.output
+    assert steps(planned.json())["variant"]["summary"] == f"decided once {unknown} is downloaded"
+    result = cli("setup", "--yes", "--json", "--host", emu.url, "--model", unknown, "--no-bench")
+    assert result.code == 0, result.output
+    got = steps(result.json())
+    assert "not in the catalog" in got["recommend"]["summary"]
+    assert "fits with" in got["pull"]["summary"]
+    assert result.json()["data"]["variant"].startswith(f"{unknown}-ctx")

@@ -177,7 +177,10 @@ def _run_step(run: _Run, name: str, step: Callable[[_Run], Step]) -> bool:
     run.hooks.on_running(name, TITLES[name])
     start = time.monotonic()
     try:
-        result = step(run)
+        if run.request.dry_run and run.base and run.num_ctx is None and name in _AFTER_PULL:
+            result = Step(name, TITLES[name], StepStatus.PLANNED, f"decided once {run.base} is downloaded")
+        else:
+            result = step(run)
     except _Stop as stop:
         result = _failed(name, stop.error)
     except LocalcodexError as err:
@@ -187,6 +190,9 @@ def _run_step(run: _Run, name: str, step: Callable[[_Run], Step]) -> bool:
     run.warnings.extend(result.warnings)
     run.hooks.on_step(result)
     return result.status != StepStatus.FAILED
+
+
+_AFTER_PULL = ("variant", "check", "configure", "bench")  # need the model's context, known after a download
 
 
 def _failed(name: str, err: LocalcodexError) -> Step:
@@ -245,32 +251,53 @@ def _ollama_reachable(run: _Run) -> bool:
 
 
 def _recommend(run: _Run) -> Step:
-    from localcodex.core.recommend import recommend_here
+    from localcodex.adapters.ollama import normalize_name
+    from localcodex.errors import NotFound
 
     req = run.request
     model = req.model or _remembered_model(run)
+    try:
+        pick, warnings = _pick(run, model)
+    except NotFound:
+        if not (req.model and _ollama_reachable(run)):
+            raise
+        # A model the catalog does not know (an hf.co GGUF, a private tag): download it first, then evaluate it
+        # from its own numbers (/api/show) right after the pull.
+        run.base = normalize_name(req.model)
+        return Step("recommend", TITLES["recommend"], StepStatus.DONE,
+                    f"{run.base} is not in the catalog: it will be evaluated from its own numbers once downloaded")
+    _take(run, pick)
+    summary = f"{pick.model}: {human_bytes(pick.size, decimal=True)}, {run.num_ctx:,} tokens, {run.placement}, "
+    summary += f"est. {pick.decode_tps:.0f} tok/s" if pick.decode_tps else "speed unknown"
+    if model and model == _remembered_model(run) and not req.model:
+        summary += " (chosen by the previous run)"
+    return Step("recommend", TITLES["recommend"], StepStatus.DONE, summary, warnings=warnings)
+
+
+def _pick(run: _Run, model: str | None) -> tuple[Any, tuple[str, ...]]:
+    """The candidate to set up (the recommendation's pick, or `model` evaluated on this machine)."""
+    from localcodex.core.recommend import recommend_here
+
+    req = run.request
     result = recommend_here(run.machine, host=req.host, context=req.context, model=model, env=req.env)
-    pick = result.pick
-    if pick is None and model and result.candidates:
+    if result.pick is None and model and result.candidates:
         reason = result.candidates[0].excluded or "it is not offered"
         raise NoFit(f"{model} cannot serve Codex here: {reason}",
                     "run `localcodex recommend` to see what fits, or pass another --model")
-    if pick is None:
+    if result.pick is None:
         raise NoFit(f"no model with tool calling fits this machine at {result.minimum_context:,} tokens of context",
                     "see `localcodex recommend --all` for every model and why")
-    run.candidate = pick
-    run.base = pick.model
-    run.num_ctx = req.context or pick.num_ctx
-    speed = f"est. {pick.decode_tps:.0f} tok/s" if pick.decode_tps else "speed unknown"
-    where = {"gpu": "on the GPU", "multi_gpu": "split across GPUs", "unified": "in unified memory",
-             "cpu": "on the CPU", "partial": "partly on the CPU (slow)"}.get(pick.placement, pick.placement)
-    run.placement = where
-    summary = f"{pick.model}: {human_bytes(pick.size, decimal=True)}, {run.num_ctx:,} tokens, {where}, {speed}"
-    if model and model == _remembered_model(run) and not req.model:
-        summary += " (chosen by the previous run)"
     # when Ollama is down the pull step says so, with the fix: no need to warn about it here too
     warnings = tuple(w for w in result.warnings if _ollama_reachable(run) or "not reachable" not in w)
-    return Step("recommend", TITLES["recommend"], StepStatus.DONE, summary, warnings=warnings)
+    return result.pick, warnings
+
+
+def _take(run: _Run, pick: Any) -> None:
+    run.candidate = pick
+    run.base = pick.model
+    run.num_ctx = run.request.context or pick.num_ctx
+    run.placement = {"gpu": "on the GPU", "multi_gpu": "split across GPUs", "unified": "in unified memory",
+                     "cpu": "on the CPU", "partial": "partly on the CPU (slow)"}.get(pick.placement, pick.placement)
 
 
 def _remembered_model(run: _Run) -> str | None:
@@ -303,9 +330,11 @@ def _pull(run: _Run) -> Step:
     installed = run.server.find(name)
     if installed is not None:
         run.digest = installed.digest
+        if run.candidate is None:
+            _take(run, _pick(run, name)[0])
         return Step("pull", TITLES["pull"], StepStatus.UNCHANGED,
                     f"{name} is installed ({human_bytes(installed.size, decimal=True)})")
-    size = human_bytes(run.candidate.size, decimal=True)
+    size = human_bytes(run.candidate.size, decimal=True) if run.candidate else "size unknown"
     if run.request.dry_run:
         return Step("pull", TITLES["pull"], StepStatus.PLANNED, f"would download {name} ({size})")
     if not run.hooks.confirm(f"Download {name} ({size}) into Ollama at {run.host.native}?"):
@@ -315,9 +344,12 @@ def _pull(run: _Run) -> Step:
     result = pull(run.server, name, on_progress=run.hooks.on_pull)
     run.digest = result.digest
     took = f" in {result.seconds:.0f} s" if result.seconds else ""
-    return Step("pull", TITLES["pull"], StepStatus.DONE,
-                f"downloaded {name} ({human_bytes(result.size or run.candidate.size, decimal=True)}){took}",
-                warnings=tuple(result.notes))
+    summary = f"downloaded {name} ({human_bytes(result.size, decimal=True)}){took}"
+    if run.candidate is None:  # not in the catalog: evaluate it now, from what Ollama says about it
+        pick, _warnings = _pick(run, name)
+        _take(run, pick)
+        summary += f"; fits with {run.num_ctx:,} tokens, {run.placement}"
+    return Step("pull", TITLES["pull"], StepStatus.DONE, summary, warnings=tuple(result.notes))
 
 
 def _variant(run: _Run) -> Step:
