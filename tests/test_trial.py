@@ -17,7 +17,8 @@ from emulator import Emulator, Fault, preset_models
 from trial_script import SUMMARY, TrialScript
 
 from localcodex.adapters import codex_cli, scratch_repo
-from localcodex.core.trial import EDIT_TARGET, ProfileInfo, TrialRequest, read_profile, trial
+from localcodex.adapters.codex_config import ProfileInfo, read_profile
+from localcodex.core.trial import EDIT_TARGET, TrialRequest, trial
 from localcodex.errors import CodexMissing, ExitCode, NotFound, UsageError
 
 MODEL = "qwen3-coder:30b"

@@ -23,7 +23,7 @@ import os
 import stat
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -549,3 +549,39 @@ def restore_last(store: BackupStore, *, force: bool = False, dry_run: bool = Fal
                 _apply(change)
         store.drop_last()
     return Restored(run, tuple(changes))
+
+
+@dataclass(frozen=True)
+class ProfileInfo:
+    model: str | None
+    provider: str | None
+    base_url: str | None
+
+
+def read_profile(codex_home: Path, profile: str) -> ProfileInfo:
+    """Model, provider and base_url as Codex would resolve them for `-p PROFILE`; NotFound without a profile.
+
+    A profile is `$CODEX_HOME/PROFILE.config.toml` (Codex 0.134 and later) or, for older Codex, a
+    `[profiles.PROFILE]` table in config.toml; values it lacks come from config.toml.
+    """
+    user, profile_file = load_codex_layers(codex_home, codex_home, profile)[:2]
+    for layer in (user, profile_file):
+        if layer.error:
+            raise NotFound(f"the Codex profile `{profile}` cannot be read: {layer.error}",
+                           f"fix {layer.path}, or run `localcodex configure --profile {profile}` to rewrite it",
+                           code="profile_unreadable")
+    base = dict(user.data or {})
+    legacy = (base.get("profiles") or {}).get(profile)
+    if not profile_file.exists and not isinstance(legacy, Mapping):
+        raise NotFound(f"no Codex profile `{profile}` ({profile_file.path} does not exist)",
+                       f"run `localcodex configure --profile {profile}` first", code="profile_missing")
+    merged = {**base, **(legacy if isinstance(legacy, Mapping) else {}), **(profile_file.data or {})}
+    provider = merged.get("model_provider")
+    providers = {**(base.get("model_providers") or {}), **((profile_file.data or {}).get("model_providers") or {})}
+    table = providers.get(provider) if isinstance(provider, str) else None
+    base_url = table.get("base_url") if isinstance(table, Mapping) else None
+    return ProfileInfo(_str(merged.get("model")), _str(provider), _str(base_url))
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from localcodex.errors import LocalcodexError, UsageError
+from localcodex.errors import ConfigError, LocalcodexError, UsageError
 
 if TYPE_CHECKING:
     from localcodex.adapters.ollama import OllamaServer
@@ -254,11 +254,15 @@ def resolve_model(explicit: str | None, env: Mapping[str, str] | None = None) ->
     """The model to check: `--model`, else the `local_ollama` Codex profile's, else a usage error."""
     if explicit and explicit.strip():
         return explicit.strip()
-    from localcodex.adapters.codex_profiles import profile_model
+    from localcodex.adapters.codex_config import read_profile
+    from localcodex.errors import NotFound
     from localcodex.paths import codex_home
 
     home = codex_home(env)
-    found = profile_model(home, PROFILE)
+    try:
+        found = read_profile(home, PROFILE).model
+    except (NotFound, ConfigError):
+        found = None
     if found:
         return found
     raise UsageError(

@@ -23,13 +23,14 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from localcodex.errors import CodexMissing, NotFound, UsageError
+from localcodex.adapters import codex_config
+from localcodex.errors import CodexMissing, UsageError
 
 READ_ONLY = "read-only"
 SMALL_EDIT = "small-edit"
@@ -134,13 +135,6 @@ class TrialEvent:
 Progress = Callable[[TrialEvent], None]
 
 
-@dataclass(frozen=True)
-class ProfileInfo:
-    model: str | None
-    provider: str | None
-    base_url: str | None
-
-
 @dataclass
 class _Context:
     request: TrialRequest
@@ -165,7 +159,7 @@ def trial(request: TrialRequest, on_progress: Progress | None = None) -> TrialRe
     codex = _find_codex(request.codex)
     info = codex_cli.codex_info(codex)
     codex_home = request.codex_home or default_codex_home()
-    profile = read_profile(codex_home, request.profile)
+    profile = codex_config.read_profile(codex_home, request.profile)
     started_at, clock = datetime.now(timezone.utc).isoformat(timespec="seconds"), time.monotonic()
     workdir, owned = _workdir(request.workdir)
     try:
@@ -215,36 +209,6 @@ def _workdir(explicit: Path | None) -> tuple[Path, bool]:
 
 # ------------------------------------------------------------------------------------------------- profile
 
-
-def read_profile(codex_home: Path, profile: str) -> ProfileInfo:
-    """Model, provider and base_url as Codex would resolve them for `-p PROFILE`; NotFound without a profile.
-
-    A profile is `$CODEX_HOME/PROFILE.config.toml` (Codex 0.134 and later) or, for older Codex, a
-    `[profiles.PROFILE]` table in config.toml; values it lacks come from config.toml.
-    """
-    from localcodex.adapters import codex_config
-
-    user, profile_file = codex_config.load_codex_layers(codex_home, codex_home, profile)[:2]
-    for layer in (user, profile_file):
-        if layer.error:
-            raise NotFound(f"the Codex profile `{profile}` cannot be read: {layer.error}",
-                           f"fix {layer.path}, or run `localcodex configure --profile {profile}` to rewrite it",
-                           code="profile_unreadable")
-    base = dict(user.data or {})
-    legacy = (base.get("profiles") or {}).get(profile)
-    if not profile_file.exists and not isinstance(legacy, Mapping):
-        raise NotFound(f"no Codex profile `{profile}` ({profile_file.path} does not exist)",
-                       f"run `localcodex configure --profile {profile}` first", code="profile_missing")
-    merged = {**base, **(legacy if isinstance(legacy, Mapping) else {}), **(profile_file.data or {})}
-    provider = merged.get("model_provider")
-    providers = {**(base.get("model_providers") or {}), **((profile_file.data or {}).get("model_providers") or {})}
-    table = providers.get(provider) if isinstance(provider, str) else None
-    base_url = table.get("base_url") if isinstance(table, Mapping) else None
-    return ProfileInfo(_str(merged.get("model")), _str(provider), _str(base_url))
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 # ------------------------------------------------------------------------------------------------- steps
