@@ -121,10 +121,30 @@ def test_heavy_modules_are_not_imported_for_help():
     assert proc.stderr.strip() == "[]"
 
 
-@pytest.mark.parametrize("command", ["paths"])
-def test_every_command_has_json(cli, command):
-    result = cli(command, "--help")
-    assert "--json" in result.stdout
+def _leaf_commands() -> list[list[str]]:
+    import typer.main
+
+    from localcodex.cli import app
+
+    def walk(group, prefix):
+        for name, command in getattr(group, "commands", {}).items():
+            if getattr(command, "commands", None):
+                yield from walk(command, [*prefix, name])
+            else:
+                yield [*prefix, name]
+
+    return list(walk(typer.main.get_command(app), []))
+
+
+def test_every_command_is_listed_and_has_json(cli):
+    leaves = _leaf_commands()
+    assert {"setup", "detect", "recommend", "pull", "check", "configure", "bench", "doctor", "trial", "paths"} <= {
+        path[0] for path in leaves
+    }
+    for path in leaves:
+        result = cli(*path, "--help")
+        assert result.code == 0, path
+        assert "--json" in result.stdout, f"`localcodex {' '.join(path)}` has no --json"
 
 
 def test_ollama_server_unreachable_is_one_clear_error(dead_url):
