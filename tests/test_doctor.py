@@ -812,3 +812,10 @@ def test_service_environment_last_assignment_wins(tmp_path):
     host = env["OLLAMA_HOST"]
     assert (host.value, host.file, host.line) == ("127.0.0.1:11434", dropin, 2)
     assert env["OLLAMA_KEEP_ALIVE"].value == "1h"
+
+
+def test_no_codex_configuration_yet_points_to_setup(cli):
+    doc = cli("doctor", "--no-probes", "--json").json()
+    found = [f for f in doc["data"]["findings"] if f["id"] == "no-local-provider"]
+    assert found and found[0]["severity"] == "info" and found[0]["fix_command"] == "localcodex setup"
+    assert doc["status"] == "ok"  # a note, not an error

@@ -139,6 +139,14 @@ def config_findings(run: _Run, files: tuple[ConfigFile, ...], targets: tuple[Tar
             run.add(*legacy_profile_findings(run, file))
     if run.req.profile is not None and not any(f.kind == "profile" for f in files):
         run.add(_profile_missing(run, files))
+    elif run.req.profile is None and not any(f.ok and f.kind != "project" and (f.data or {}).get("model_provider")
+                                             for f in files):
+        run.add(Finding(
+            "no-local-provider", "info",
+            f"no Codex configuration in {run.codex_home} selects a model provider: plain `codex` uses OpenAI's "
+            "hosted models, and there is no profile for a local one yet", None, None, None,
+            "run `localcodex setup`: it picks a model that fits, proves it and writes the profile",
+            "localcodex setup"))
     for target in targets:
         run.add(*target_findings(run, target, files))
 
