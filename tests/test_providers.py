@@ -164,3 +164,18 @@ def test_templates_ship_in_the_wheel(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert sorted(n for n in names if n.startswith("localcodex/profiles/")) == [
         f"localcodex/profiles/{t}.toml" for t in TEMPLATES]
+    # installed outside the repository (offline: its dependencies are this environment's), the console script
+    # works and finds the templates and the catalog inside the installed package
+    prefix = tmp_path / "installed"
+    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q", "--prefix",
+                           str(prefix), str(wheel)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    site = next(prefix.glob("lib/python*/site-packages"))
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    script = prefix / "bin" / "localcodex"
+    for args, expected in ((["--version"], "localcodex "), (["--help"], "setup"), (["provider", "list"], "glm")):
+        run = subprocess.run([str(script), *args], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60)
+        assert run.returncode == 0 and expected in run.stdout, run.stderr
+    where = subprocess.run([sys.executable, "-c", "import localcodex, sys; print(localcodex.__file__)"],
+                           capture_output=True, text=True, cwd=tmp_path, env=env, check=True).stdout
+    assert where.startswith(str(site)), where
