@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from localcodex.adapters.toml_edit import get_path
 from localcodex.core.toml_lines import KeyPath, line_of
 
 if TYPE_CHECKING:
@@ -175,7 +176,7 @@ class ConfigFile:
         return self.data is not None
 
     def get(self, path: KeyPath) -> Any:
-        return dig(self.data or {}, path)
+        return get_path(self.data or {}, path)
 
     def line(self, path: KeyPath) -> int | None:
         return line_of(self.lines, path)
@@ -201,16 +202,7 @@ class Target:
 
     def origin(self, path: KeyPath) -> ConfigFile | None:
         """The last layer that sets `path` (the one whose value Codex uses)."""
-        return next((f for f in reversed(self.layers) if dig(f.data or {}, path) is not None), None)
-
-
-def dig(data: Mapping[str, Any], path: KeyPath) -> Any:
-    value: Any = data
-    for part in path:
-        if not isinstance(value, Mapping) or part not in value:
-            return None
-        value = value[part]
-    return value
+        return next((f for f in reversed(self.layers) if get_path(f.data or {}, path) is not None), None)
 
 
 def dotted(path: KeyPath) -> str:
