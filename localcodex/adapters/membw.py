@@ -15,6 +15,7 @@ most L3 caches) and touched before timing, so page faults are not measured. The 
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -88,11 +89,9 @@ def cached_ram_bandwidth(data_dir: Path, *, max_age_days: float = 30.0, seconds:
     except (OSError, ValueError, TypeError):
         pass
     probe = measure_ram_bandwidth(seconds)
-    try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(probe)), encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a read-only data folder only costs a new 0.1 s probe next time
+    from localcodex.adapters.files import write_text_atomic
+    from localcodex.errors import ConfigError
+
+    with contextlib.suppress(ConfigError):  # a read-only data folder only costs a new 0.1 s probe next time
+        write_text_atomic(path, json.dumps(asdict(probe)))
     return probe

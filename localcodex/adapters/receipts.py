@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sqlite3
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
@@ -488,20 +486,3 @@ def _summary(row: sqlite3.Row) -> SummaryRecord:
 
 def _run(row: sqlite3.Row) -> RunResult:
     return RunResult(**{c: row[c] for c in RUN_COLUMNS})
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write a whole file or nothing (temp file in the same folder, then rename)."""
-    path = Path(path)
-    tmp: str | None = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except OSError as exc:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-        raise ConfigError(f"cannot write {path}: {exc}", "choose another --out path") from exc

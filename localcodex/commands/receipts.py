@@ -84,13 +84,14 @@ def export_command(
     from localcodex.output import run_command
 
     def body(out: Any) -> Any:
-        from localcodex.adapters.receipts import ReceiptStore, write_text_atomic
+        from localcodex.adapters.files import write_text_atomic
+        from localcodex.adapters.receipts import ReceiptStore
         from localcodex.core.receipts import export_receipts
 
         with ReceiptStore() as store:
             export = export_receipts(store)
         if out_file is not None:
-            write_text_atomic(out_file, export.csv())
+            write_text_atomic(out_file, export.csv(), hint="choose another --out path")
             return {"path": str(out_file), "runs": len(export.rows)}
         if json_:
             return {"runs": [dict(zip(export.columns, row, strict=True)) for row in export.rows]}

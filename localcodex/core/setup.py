@@ -19,7 +19,6 @@ a prompt or `--yes`; core code never prompts by itself.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -27,6 +26,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from localcodex.adapters.files import write_text_atomic
 from localcodex.adapters.ollama import OllamaServer
 from localcodex.core.machine import Machine
 from localcodex.errors import ExitCode, LocalcodexError, NoFit, OllamaUnavailable, ServerError
@@ -255,7 +255,8 @@ def _recommend(run: _Run) -> Step:
     from localcodex.errors import NotFound
 
     req = run.request
-    model = req.model or _remembered_model(run)
+    remembered = None if req.model else _remembered_model(run)
+    model = req.model or remembered
     try:
         pick, warnings = _pick(run, model)
     except NotFound:
@@ -269,7 +270,7 @@ def _recommend(run: _Run) -> Step:
     _take(run, pick)
     summary = f"{pick.model}: {human_bytes(pick.size, decimal=True)}, {run.num_ctx:,} tokens, {run.placement}, "
     summary += f"est. {pick.decode_tps:.0f} tok/s" if pick.decode_tps else "speed unknown"
-    if model and model == _remembered_model(run) and not req.model:
+    if remembered:
         summary += " (chosen by the previous run)"
     return Step("recommend", TITLES["recommend"], StepStatus.DONE, summary, warnings=warnings)
 
@@ -516,7 +517,4 @@ def _save_state(run: _Run, **facts: Any) -> None:
         doc = {}
     doc.setdefault("hosts", {})[run.host.native] = run.state
     doc["version"] = STATE_VERSION
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(doc, indent=2, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(doc, indent=2, sort_keys=True))
