@@ -68,8 +68,8 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point. `--debug` is accepted anywhere on the command line."""
     import json
 
-    from localcodex import output
     from localcodex.errors import ExitCode
+    from localcodex.render import output
 
     args = list(sys.argv[1:] if argv is None else argv)
     cut = args.index("--") if "--" in args else len(args)

@@ -1,7 +1,7 @@
 """The one user-facing error type, and the exit codes (documented in README "Exit codes").
 
 Core code raises a `LocalcodexError` (or a subclass) with a one-line message and a hint saying how to fix it;
-`localcodex.output.run_command` catches it in one place, prints one line (or the JSON envelope) and exits with
+`localcodex.render.output.run_command` catches it in one place, prints one line (or the JSON envelope) and exits with
 its code. Tracebacks are shown only with `--debug` (or LOCALCODEX_DEBUG=1).
 """
 

@@ -33,7 +33,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from localcodex.core.bench import BenchReport, BenchRequest, RunResult, bench  # noqa: E402
+from localcodex.core.bench.run import BenchReport, BenchRequest, RunResult, bench  # noqa: E402
 
 MODEL = "qwen3-coder:30b"  # installed by the emulator's demo preset
 LOAD_TIME = 0.75

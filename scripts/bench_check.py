@@ -28,7 +28,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from emulator import Emulator, Fault, preset_models  # noqa: E402
 
-from localcodex.core.check import CheckReport, CheckRequest, check  # noqa: E402
+from localcodex.core.check.run import CheckReport, CheckRequest, check  # noqa: E402
 
 FAST = {"decode_rate": 2000.0, "prompt_rate": 100000.0, "load_time": 0.0, "pull_rate": 2e11}
 REALISTIC = {"decode_rate": 40.0, "prompt_rate": 2000.0, "load_time": 0.2}

@@ -30,8 +30,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from emulator import Emulator, preset_models  # noqa: E402
 
 from localcodex.adapters.hostenv import HostEnv  # noqa: E402
-from localcodex.core.doctor import DoctorRequest, doctor  # noqa: E402
-from localcodex.core.machine import GPU, GiB, Machine  # noqa: E402
+from localcodex.core.doctor.run import DoctorRequest, doctor  # noqa: E402
+from localcodex.domain.machine import GPU, GiB, Machine  # noqa: E402
 
 REALISTIC = {"decode_rate": 40.0, "prompt_rate": 2000.0, "load_time": 0.2}
 

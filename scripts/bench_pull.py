@@ -48,7 +48,7 @@ CHILD = """
 import json, os, sys, time
 sys.path.insert(0, {repo!r})
 import httpx, ollama, rich.progress  # imports are not what this measures
-import localcodex.cli, localcodex.core.pull, localcodex.progress, localcodex.adapters.registry
+import localcodex.cli, localcodex.core.pull, localcodex.render.progress, localcodex.adapters.registry
 from localcodex.cli import main
 cpu0, wall0 = time.process_time(), time.monotonic()
 code = 0

@@ -40,8 +40,8 @@ def stats(values: list[float]) -> str:
 def bench_recommend(runs: int) -> None:
     from machines import MACHINES, load_machine
 
-    from localcodex.core.recommend import RecommendRequest, recommend
-    from localcodex.core.speed import RamBandwidth
+    from localcodex.core.recommend.rank import RecommendRequest, recommend
+    from localcodex.core.recommend.speed import RamBandwidth
 
     print(f"recommend() per recorded machine, {runs} runs (seconds):")
     for name in MACHINES:
@@ -69,9 +69,9 @@ def bench_probe(runs: int) -> None:
 
 
 def bench_accuracy() -> None:
-    from localcodex.catalog import load_catalog
-    from localcodex.core.machine import GPU, Budget, Machine
-    from localcodex.core.speed import estimate_decode_tps
+    from localcodex.core.recommend.speed import estimate_decode_tps
+    from localcodex.domain.catalog import load_catalog
+    from localcodex.domain.machine import GPU, Budget, Machine
 
     catalog = load_catalog()
     print("decode estimate vs published llama.cpp runs (128 tokens of context):")

@@ -59,8 +59,8 @@ class CliResult:
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str]):
     """Run `localcodex ARGS…` in-process, exactly as the console script does; returns a CliResult."""
-    from localcodex import output
     from localcodex.cli import main
+    from localcodex.render import output
 
     def run(*args: str) -> CliResult:
         capsys.readouterr()

@@ -38,7 +38,7 @@ from typing import Any
 from localcodex.adapters.probes.base import RunResult, SystemInfo
 from localcodex.adapters.probes.native import MemorySnapshot, Native, NvmlReport
 from localcodex.core.detect import compute_budget, detect, gpu_overhead
-from localcodex.core.machine import LoadedModel, Machine, OllamaState
+from localcodex.domain.machine import LoadedModel, Machine, OllamaState
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "machines"
 MACHINES = tuple(sorted(p.name for p in FIXTURES.iterdir() if (p / "machine.json").exists()))

@@ -14,7 +14,7 @@ from dataclasses import replace
 import pytest
 from emulator import Fault, preset_models
 
-from localcodex.core.bench import BenchEvent, BenchRequest, RunResult, bench
+from localcodex.core.bench.run import BenchEvent, BenchRequest, RunResult, bench
 from localcodex.errors import ExitCode, NotFound, OllamaUnavailable
 
 MODEL = "llama3.2:3b"
@@ -404,7 +404,7 @@ def test_a_time_budget_shrinks_the_long_prompt(emulator_factory):
 
 def test_setup_benchmark_reports_decode_and_prompt_and_keeps_a_receipt(emulator_factory, tmp_path):
     from localcodex.adapters.receipts import ReceiptStore
-    from localcodex.core.bench import setup_benchmark
+    from localcodex.core.bench.run import setup_benchmark
 
     emu = emulator_factory(installed=[preset(MODEL)], decode_rate=1000.0, prompt_rate=50000.0)
     events = []

@@ -11,7 +11,7 @@ from importlib.resources import files
 
 import pytest
 
-from localcodex.catalog import (
+from localcodex.domain.catalog import (
     REQUIRED_FIELDS,
     Catalog,
     CatalogError,

@@ -26,8 +26,8 @@ from localcodex.core.detect import (
     compute_budget,
     detect,
 )
-from localcodex.core.machine import GPU, LoadedModel, Machine, OllamaState
-from localcodex.core.units import GiB, MiB, parse_size
+from localcodex.domain.machine import GPU, LoadedModel, Machine, OllamaState
+from localcodex.domain.units import GiB, MiB, parse_size
 from localcodex.errors import UsageError
 
 KiB = 1024

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from localcodex.core.detect import RESERVE_GPU
-from localcodex.core.machine import OllamaState
-from localcodex.core.units import GiB
+from localcodex.domain.machine import OllamaState
+from localcodex.domain.units import GiB
 from localcodex.errors import ExitCode
 
 

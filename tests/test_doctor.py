@@ -17,8 +17,8 @@ from emulator import Emulator, FakeModel, preset_models
 
 from localcodex.adapters.hostenv import HostEnv
 from localcodex.core.detect import compute_budget
-from localcodex.core.doctor import DoctorReport, DoctorRequest, Finding, doctor
-from localcodex.core.machine import GPU, GiB, Machine
+from localcodex.core.doctor.run import DoctorReport, DoctorRequest, Finding, doctor
+from localcodex.domain.machine import GPU, GiB, Machine
 from localcodex.errors import ExitCode
 
 PRESETS = {m.name: m for m in preset_models()}
@@ -752,7 +752,7 @@ def test_real_codex_fails_with_the_text_doctor_quotes(setup, case):
 
 
 def test_key_lines_follow_tables_dotted_keys_and_multiline_values():
-    from localcodex.core.toml_lines import key_lines
+    from localcodex.domain.toml_lines import key_lines
 
     text = '''\
 # comment = 1

@@ -9,8 +9,7 @@ import dataclasses
 
 import pytest
 
-from localcodex.catalog import load_catalog
-from localcodex.core.fit import (
+from localcodex.core.recommend.fit import (
     CONTEXT_STEP,
     FIT_MARGIN,
     Settings,
@@ -21,7 +20,8 @@ from localcodex.core.fit import (
     memory_need,
     place,
 )
-from localcodex.core.machine import GPU, Budget, Machine
+from localcodex.domain.catalog import load_catalog
+from localcodex.domain.machine import GPU, Budget, Machine
 
 GiB = 1024**3
 MiB = 1024**2

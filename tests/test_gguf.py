@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from localcodex.core.gguf import FILE_TYPES, GGUFArray, GGUFError, read_gguf
+from localcodex.core.transfer.gguf import FILE_TYPES, GGUFArray, GGUFError, read_gguf
 from localcodex.errors import UsageError
 
 

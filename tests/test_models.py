@@ -450,7 +450,7 @@ def _big_gguf(path: Path, weights: int) -> Path:
 def test_import_estimates_the_fit_before_uploading(emulator) -> None:
     from machines import load_machine
 
-    from localcodex.core.transfer import import_gguf
+    from localcodex.core.transfer.run import import_gguf
 
     result = import_gguf(OllamaServer(emulator.url), SMOLLM2, "smol:1", 8192, measure=lambda: load_machine("rtx4090"))
     assert result.fit is not None and result.fit.fits and result.fit.full and result.fit.placement == "gpu"
@@ -462,8 +462,8 @@ def test_fit_estimate_of_a_model_too_big_for_the_machine(tmp_path: Path) -> None
     """From the header alone (nothing is hashed or uploaded): partial offload, or no fit at all."""
     from machines import load_machine
 
-    from localcodex.core.gguf import read_gguf
-    from localcodex.core.transfer import _fit_warnings, estimate_fit
+    from localcodex.core.transfer.gguf import read_gguf
+    from localcodex.core.transfer.run import _fit_warnings, estimate_fit
 
     info = read_gguf(_big_gguf(tmp_path / "big.gguf", 40 * 10**9))
     partial = estimate_fit(info, "big:1", 4096, load_machine("rtx4090"))

@@ -19,8 +19,8 @@ from emulator import Fault, preset_models
 from emulator.models import blob_specs
 
 from localcodex.adapters.ollama import OllamaServer
-from localcodex.catalog import load_catalog as REAL_CATALOG
 from localcodex.core.pull import PullEvent, PullPlan, classify, pull
+from localcodex.domain.catalog import load_catalog as REAL_CATALOG
 from localcodex.errors import ExitCode, LocalcodexError, NoFit, NotFound, Offline, ServerError, UsageError
 
 QWEN = "qwen3.5:27b"
@@ -59,10 +59,10 @@ class _Registry(BaseHTTPRequestHandler):
 @pytest.fixture
 def no_catalog(monkeypatch: pytest.MonkeyPatch) -> None:
     """Pretend the packaged catalog knows no model, so the size must come from the registry."""
-    import localcodex.catalog
+    import localcodex.domain.catalog
 
     empty = types.SimpleNamespace(get=lambda name: None)
-    monkeypatch.setattr(localcodex.catalog, "load_catalog", lambda: empty)
+    monkeypatch.setattr(localcodex.domain.catalog, "load_catalog", lambda: empty)
 
 
 @pytest.fixture
@@ -173,9 +173,9 @@ def test_catalog_size_is_used_without_asking_the_registry(emulator, dead_url, mo
 
 
 def test_a_model_missing_from_the_catalog_falls_back_to_the_registry(emulator, registry, monkeypatch) -> None:
-    import localcodex.catalog
+    import localcodex.domain.catalog
 
-    monkeypatch.setattr(localcodex.catalog, "load_catalog", REAL_CATALOG)  # not the fixture's empty one
+    monkeypatch.setattr(localcodex.domain.catalog, "load_catalog", REAL_CATALOG)  # not the fixture's empty one
     assert REAL_CATALOG().get(TINY) is None and REAL_CATALOG().get(QWEN) is not None
     with pytest.raises(NoFit):
         pull(OllamaServer(emulator.url), TINY, disk_free=1)
@@ -240,7 +240,7 @@ def test_cli_json_events_and_envelope(cli, emulator_factory, registry, monkeypat
 def test_rich_live_display_on_a_terminal(emulator_factory, registry) -> None:
     from rich.console import Console
 
-    from localcodex.progress import RichPullProgress
+    from localcodex.render.progress import RichPullProgress
 
     buffer = io.StringIO()
     console = Console(file=buffer, force_terminal=True, width=120, color_system=None)
@@ -380,7 +380,7 @@ def test_ctrl_c_closes_the_stream_and_says_rerun_resumes(emulator_factory) -> No
 
 
 def test_ctrl_c_through_the_cli_exits_130(cli, emulator_factory, monkeypatch) -> None:
-    from localcodex import progress
+    from localcodex.render import progress
 
     def interrupt(self, event) -> None:
         if isinstance(event, PullEvent) and event.phase == "layer":

@@ -9,11 +9,11 @@ from emulator import preset_models
 from machines import MACHINES, load_machine
 
 from localcodex.adapters.ollama import OllamaServer
-from localcodex.catalog import load_catalog
-from localcodex.core.fit import MIN_CONTEXT, Settings, place
-from localcodex.core.machine import Disk
-from localcodex.core.recommend import Candidate, Recommendation, RecommendRequest, recommend
-from localcodex.core.speed import RamBandwidth
+from localcodex.core.recommend.fit import MIN_CONTEXT, Settings, place
+from localcodex.core.recommend.rank import Candidate, Recommendation, RecommendRequest, recommend
+from localcodex.core.recommend.speed import RamBandwidth
+from localcodex.domain.catalog import load_catalog
+from localcodex.domain.machine import Disk
 from localcodex.errors import NotFound, UsageError
 
 GiB = 1024**3
@@ -137,7 +137,7 @@ def _live(*names: str):
     """Live data as `gather_installed` returns it, read from a throwaway emulator."""
     from emulator import Emulator
 
-    from localcodex.core.recommend import gather_installed
+    from localcodex.core.recommend.rank import gather_installed
 
     with Emulator(installed=[PRESETS[n] for n in names]) as emu:
         return gather_installed(OllamaServer(emu.url))
@@ -272,7 +272,7 @@ def test_cli_rejects_bad_options(cli):
 
 def test_a_loaded_model_is_not_pushed_out_by_its_own_memory():
     """Ollama has qwen3.5:27b loaded (21 GB in VRAM): detect's budget subtracts it, yet it must still fit."""
-    from localcodex.core.machine import LoadedModel
+    from localcodex.domain.machine import LoadedModel
 
     loaded = (LoadedModel("qwen3.5:27b", 21 * 10**9, 21 * 10**9, 65536),)
     machine = load_machine("rtx4090", loaded=loaded)

@@ -7,11 +7,9 @@ import json
 import pytest
 
 from localcodex.adapters.membw import CACHE_NAME, cached_ram_bandwidth, measure_ram_bandwidth
-from localcodex.catalog import load_catalog
-from localcodex.core.chips import lookup
-from localcodex.core.fit import place
-from localcodex.core.machine import GPU, Budget, Machine
-from localcodex.core.speed import (
+from localcodex.core.recommend.chips import lookup
+from localcodex.core.recommend.fit import place
+from localcodex.core.recommend.speed import (
     CPU_MEASURED_EFFICIENCY,
     MOE_FACTOR,
     RamBandwidth,
@@ -20,6 +18,8 @@ from localcodex.core.speed import (
     estimate_decode_tps,
     estimate_speed,
 )
+from localcodex.domain.catalog import load_catalog
+from localcodex.domain.machine import GPU, Budget, Machine
 
 GiB = 1024**3
 CAT = load_catalog()

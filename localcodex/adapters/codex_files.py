@@ -11,8 +11,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 
-from localcodex.core.doctor import PROFILE_NAME, ConfigFile
-from localcodex.core.toml_lines import key_lines
+from localcodex.core.doctor.run import PROFILE_NAME, ConfigFile
+from localcodex.domain.toml_lines import key_lines
 from localcodex.errors import CodexMissing, ConfigError
 
 PROFILE_SUFFIX = ".config.toml"

@@ -42,10 +42,10 @@ def bench_command(
     no_save: Annotated[bool, typer.Option("--no-save", help="Do not keep receipts of this benchmark.")] = False,
 ) -> None:
     """Measure prompt and decode tokens/s, time to first token and load time; keep the receipts."""
-    from localcodex.output import run_command
+    from localcodex.render.output import run_command
 
     def body(out: Any) -> Any:
-        from localcodex.core.bench import BenchRequest
+        from localcodex.core.bench.run import BenchRequest
 
         if json_ and csv_:
             from localcodex.errors import UsageError
@@ -86,7 +86,7 @@ def parse_counts(text: str, option: str) -> list[int]:
 
 
 def run_bench(out: Any, request: Any, *, save: bool) -> Any:
-    from localcodex.core.bench import run_benchmark
+    from localcodex.core.bench.run import run_benchmark
 
     progress = Progress(out)
     try:
@@ -135,7 +135,7 @@ def _escape(text: str) -> str:
 
 def judge(report: Any) -> Any:
     from localcodex.errors import ExitCode
-    from localcodex.output import ErrorItem, Outcome
+    from localcodex.render.output import ErrorItem, Outcome
 
     if report.status == "ok":
         return Outcome()
@@ -159,7 +159,7 @@ def render_csv(out: Any, report: Any) -> None:
 
 
 def render(out: Any, report: Any) -> None:
-    from localcodex.commands.bench_view import bar_chart, header, notes, summary_table, warmup_table
+    from localcodex.render.bench import bar_chart, header, notes, summary_table, warmup_table
 
     console = out.out
     console.print(header(report))

@@ -9,8 +9,8 @@ import typer
 from localcodex.commands import options
 
 if TYPE_CHECKING:
-    from localcodex.core.check import CheckReport, CheckRequest, Probe, ProbeStarted
-    from localcodex.output import Outcome, Output
+    from localcodex.core.check.run import CheckReport, CheckRequest, Probe, ProbeStarted
+    from localcodex.render.output import Outcome, Output
 
 SYMBOLS = {"pass": ("✓", "green"), "warn": ("!", "yellow"), "fail": ("✗", "red"), "skip": ("–", "dim")}
 
@@ -45,8 +45,8 @@ def check_command(
 ) -> None:
     """Check that Ollama (or any OpenAI-compatible server) answers what Codex sends: URL, version, model,
     tools, streaming, context, auth. Exit code 0 only when no probe failed."""
-    from localcodex.core.check import CheckRequest
-    from localcodex.output import run_command
+    from localcodex.core.check.run import CheckRequest
+    from localcodex.render.output import run_command
 
     req = CheckRequest(model=model, host=host, base_url=base_url, env_key=env_key, min_context=min_context,
                        timeout=timeout)
@@ -54,7 +54,7 @@ def check_command(
 
 
 def _run(out: Output, req: CheckRequest) -> CheckReport:
-    from localcodex.core.check import Probe, check
+    from localcodex.core.check.run import Probe, check
 
     if out.json:
         def progress(event: Probe | ProbeStarted) -> None:
@@ -75,7 +75,7 @@ def _run(out: Output, req: CheckRequest) -> CheckReport:
 
 def judge(report: CheckReport) -> Outcome:
     from localcodex.errors import ExitCode
-    from localcodex.output import ErrorItem, Outcome
+    from localcodex.render.output import ErrorItem, Outcome
 
     if report.ok:
         return Outcome()

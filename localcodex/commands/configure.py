@@ -50,7 +50,7 @@ def configure_command(
     json_: options.Json = False,
 ) -> None:
     """Write the Codex profile for a local model: `codex -p local_ollama` then just works."""
-    from localcodex.output import run_command
+    from localcodex.render.output import run_command
 
     if restore:
         from localcodex.core.configure import restore as do_restore

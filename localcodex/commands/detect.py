@@ -9,8 +9,8 @@ import typer
 from localcodex.commands import options
 
 if TYPE_CHECKING:
-    from localcodex.core.machine import GPU, Machine
-    from localcodex.output import Output
+    from localcodex.domain.machine import GPU, Machine
+    from localcodex.render.output import Output
 
 
 def register(app: typer.Typer) -> None:
@@ -25,7 +25,7 @@ def detect_command(
     json_: options.Json = False,
 ) -> None:
     """Measure what this machine can give a model: CPU, RAM, each GPU, disk, Ollama, and the memory budget."""
-    from localcodex.output import run_command
+    from localcodex.render.output import run_command
 
     def body(out: Output) -> Machine:
         from localcodex.core.detect import detect
@@ -42,7 +42,7 @@ def render(out: Output, m: Machine) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from localcodex.output import human_bytes as hb
+    from localcodex.render.output import human_bytes as hb
 
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold", no_wrap=True)
@@ -89,7 +89,7 @@ def _bullets(lines: list[str]):
 
 
 def _rows(m: Machine) -> list[tuple[str, str]]:
-    from localcodex.output import human_bytes as hb
+    from localcodex.render.output import human_bytes as hb
 
     if m.remote:
         rows = [("Machine", "remote Ollama host: its hardware cannot be measured from here")]
@@ -126,7 +126,7 @@ def _rows(m: Machine) -> list[tuple[str, str]]:
 
 
 def _gpu_line(g: GPU) -> str:
-    from localcodex.output import human_bytes as hb
+    from localcodex.render.output import human_bytes as hb
 
     parts = [g.name]
     if g.memory_total is not None:
@@ -144,7 +144,7 @@ def _gpu_line(g: GPU) -> str:
 
 
 def _ollama_line(m: Machine) -> str:
-    from localcodex.output import human_bytes as hb
+    from localcodex.render.output import human_bytes as hb
 
     state = m.ollama
     if state is None:

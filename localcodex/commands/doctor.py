@@ -32,10 +32,10 @@ def doctor_command(
     json_: options.Json = False,
 ) -> None:
     """Find what stops Codex from working with a local model, and how to fix each problem. Changes nothing."""
-    from localcodex.output import run_command
+    from localcodex.render.output import run_command
 
     def body(out):
-        from localcodex.core.doctor import DoctorRequest, doctor
+        from localcodex.core.doctor.run import DoctorRequest, doctor
 
         request = DoctorRequest(host=host, profile=profile, run_probes=not no_probes, deep=deep)
         return doctor(request, on_progress=lambda step: _progress(out, step))
@@ -51,7 +51,7 @@ def _progress(out, step) -> None:
 
 def judge(report):
     from localcodex.errors import ExitCode
-    from localcodex.output import ErrorItem, Outcome
+    from localcodex.render.output import ErrorItem, Outcome
 
     if report.ok:
         return Outcome()

@@ -25,7 +25,7 @@ def register(app: typer.Typer) -> None:
 @models_app.command("list")
 def list_command(host: options.Host = None, json_: options.Json = False) -> None:
     """Installed models with size, context (num_ctx), capabilities and quantization."""
-    from localcodex.output import run_command
+    from localcodex.render.output import run_command
 
     def body(out):
         from localcodex.adapters.ollama import OllamaServer
@@ -39,7 +39,7 @@ def list_command(host: options.Host = None, json_: options.Json = False) -> None
 def render_list(out, rows) -> None:
     from rich.table import Table
 
-    from localcodex.output import human_bytes
+    from localcodex.render.output import human_bytes
 
     if not rows:
         out.note("no models installed; get one with `localcodex pull MODEL` or `localcodex setup`")
@@ -84,7 +84,7 @@ def context_command(
     json_: options.Json = False,
 ) -> None:
     """Create (or reuse) MODEL-ctxNk carrying num_ctx=N, then load it and verify the context in /api/ps."""
-    from localcodex.output import run_command
+    from localcodex.render.output import run_command
 
     def body(out):
         from localcodex.adapters.ollama import OllamaServer
@@ -102,7 +102,7 @@ def context_command(
 
 def judge_context(result):
     from localcodex.errors import ExitCode
-    from localcodex.output import ErrorItem, Outcome
+    from localcodex.render.output import ErrorItem, Outcome
 
     check = result.verification
     if check is None or check.status in ("ok", "unverifiable"):
@@ -135,11 +135,11 @@ def import_command(
     json_: options.Json = False,
 ) -> None:
     """Import a GGUF file as an Ollama model (reads its header first; uploads only if the server lacks it)."""
-    from localcodex.output import run_command
+    from localcodex.render.output import run_command
 
     def body(out):
-        from localcodex.core.transfer import import_gguf_here
-        from localcodex.progress import transfer_display
+        from localcodex.core.transfer.run import import_gguf_here
+        from localcodex.render.progress import transfer_display
 
         with transfer_display(out) as on_progress:
             result = import_gguf_here(host, file, name, ctx, force=force, on_progress=on_progress,
@@ -152,7 +152,7 @@ def import_command(
 
 
 def render_import(out, result) -> None:
-    from localcodex.output import human_bytes
+    from localcodex.render.output import human_bytes
 
     g = result.gguf
     facts = [
@@ -188,12 +188,12 @@ def export_command(
     json_: options.Json = False,
 ) -> None:
     """Write an installed model (manifest and every blob, with checksums) into one tar for another machine."""
-    from localcodex.output import run_command
+    from localcodex.render.output import run_command
 
     def body(out):
-        from localcodex.core.transfer import export_bundle
+        from localcodex.core.transfer.run import export_bundle
         from localcodex.paths import ollama_models_dir
-        from localcodex.progress import transfer_display
+        from localcodex.render.progress import transfer_display
 
         with transfer_display(out) as on_progress:
             return export_bundle(models_dir or ollama_models_dir(), name, to, overwrite=force,
@@ -203,7 +203,7 @@ def export_command(
 
 
 def render_export(out, result) -> None:
-    from localcodex.output import human_bytes
+    from localcodex.render.output import human_bytes
 
     out.out.print(f"exported {result.name} to {result.path} ({human_bytes(result.size, decimal=True)}, "
                   f"{result.blobs} blobs); on the other machine: localcodex models import-bundle "
@@ -222,12 +222,12 @@ def import_bundle_command(
     json_: options.Json = False,
 ) -> None:
     """Install a model from a bundle: every checksum is verified before anything is installed."""
-    from localcodex.output import run_command
+    from localcodex.render.output import run_command
 
     def body(out):
         from localcodex.adapters.ollama import OllamaServer
-        from localcodex.core.transfer import import_bundle
-        from localcodex.progress import transfer_display
+        from localcodex.core.transfer.run import import_bundle
+        from localcodex.render.progress import transfer_display
 
         with transfer_display(out) as on_progress:
             result = import_bundle(OllamaServer(host, timeout=SLOW_TIMEOUT), bundle, name=name, force=force,
@@ -240,7 +240,7 @@ def import_bundle_command(
 
 
 def render_bundle_import(out, result) -> None:
-    from localcodex.output import human_bytes
+    from localcodex.render.output import human_bytes
 
     renamed = f" (was {result.source_name})" if result.name != result.source_name else ""
     out.out.print(f"installed {result.name}{renamed}: {human_bytes(result.size, decimal=True)}, {result.blobs} "

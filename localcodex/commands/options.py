@@ -36,7 +36,7 @@ Gpu = Annotated[
 def parse_overrides(vram: str | None, ram: str | None, gpu: str | None) -> Overrides:
     """The `--vram/--ram/--gpu` options as detect's Overrides; bad values are a UsageError."""
     from localcodex.core.detect import Overrides
-    from localcodex.core.units import parse_size
+    from localcodex.domain.units import parse_size
     from localcodex.errors import UsageError
 
     def size(flag: str, text: str | None) -> int | None:

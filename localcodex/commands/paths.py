@@ -17,8 +17,8 @@ def register(app: typer.Typer) -> None:
 
 def paths_command(host: options.Host = None, json_: options.Json = False) -> None:
     """Show where localcodex reads and writes: Codex home, its own data folder, Ollama's models and host."""
-    from localcodex.output import run_command
     from localcodex.paths import resolve
+    from localcodex.render.output import run_command
 
     run_command("paths", json_, lambda out: resolve(host=host), render)
 

@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
 def list_command(json_: options.Json = False) -> None:
     """List the provider templates."""
     from localcodex.core.providers import list_templates
-    from localcodex.output import run_command
+    from localcodex.render.output import run_command
 
     run_command("provider list", json_, lambda out: list_templates(), render_list)
 
@@ -33,7 +33,7 @@ def show_command(
 ) -> None:
     """Show one template: its variables and the file itself."""
     from localcodex.core.providers import get_template
-    from localcodex.output import run_command
+    from localcodex.render.output import run_command
 
     run_command("provider show", json_, lambda out: get_template(name), render_show)
 
@@ -62,7 +62,7 @@ def add_command(
     """Write a Codex profile from a template (same safe writer as `configure`)."""
     from localcodex.commands.configure import pairs, progress, warn_all
     from localcodex.core.providers import ProviderAddRequest, add_provider
-    from localcodex.output import run_command
+    from localcodex.render.output import run_command
 
     def body(out):
         req = ProviderAddRequest(

@@ -23,12 +23,12 @@ def pull_command(
     json_: options.Json = False,
 ) -> None:
     """Pull a model into Ollama with progress per layer; refuses before downloading when the disk is too small."""
-    from localcodex.output import run_command
+    from localcodex.render.output import run_command
 
     def body(out):
         from localcodex.adapters.ollama import OllamaServer
         from localcodex.core.pull import pull
-        from localcodex.progress import pull_display
+        from localcodex.render.progress import pull_display
 
         server = OllamaServer(host, timeout=PULL_TIMEOUT)
         with pull_display(out) as on_progress:
@@ -38,8 +38,8 @@ def pull_command(
 
 
 def render(out, result) -> None:
-    from localcodex.output import human_bytes
-    from localcodex.progress import human_duration
+    from localcodex.render.output import human_bytes
+    from localcodex.render.progress import human_duration
 
     for note in result.notes:
         out.note(f"[dim]note:[/dim] {note}" if result.action == "pulled" else note)

@@ -24,7 +24,7 @@ def list_command(
     json_: options.Json = False,
 ) -> None:
     """List receipts, newest first."""
-    from localcodex.output import run_command
+    from localcodex.render.output import run_command
 
     def body(out: Any) -> Any:
         from localcodex.adapters.receipts import ReceiptStore
@@ -42,7 +42,7 @@ def show_command(
     json_: options.Json = False,
 ) -> None:
     """Show one receipt: settings, machine, every series and every run."""
-    from localcodex.output import run_command
+    from localcodex.render.output import run_command
 
     def body(out: Any) -> Any:
         from localcodex.adapters.receipts import ReceiptStore
@@ -60,7 +60,7 @@ def compare_command(
     json_: options.Json = False,
 ) -> None:
     """Compare receipts side by side; changes are relative to the first one."""
-    from localcodex.output import run_command
+    from localcodex.render.output import run_command
 
     def body(out: Any) -> Any:
         from localcodex.adapters.receipts import ReceiptStore
@@ -81,7 +81,7 @@ def export_command(
     json_: options.Json = False,
 ) -> None:
     """Export every run of every receipt (raw counters included) as CSV."""
-    from localcodex.output import run_command
+    from localcodex.render.output import run_command
 
     def body(out: Any) -> Any:
         from localcodex.adapters.files import write_text_atomic
@@ -129,7 +129,7 @@ def _render_show(out: Any, detail: Any) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from localcodex.commands.bench_view import rate, seconds
+    from localcodex.render.bench import rate, seconds
 
     s = detail.session
     status = "incomplete (interrupted or still running)" if s.incomplete else s.status
@@ -165,7 +165,7 @@ def _runs_table(runs: Any) -> Any:
     from rich.markup import escape
     from rich.table import Table
 
-    from localcodex.commands.bench_view import rate, seconds
+    from localcodex.render.bench import rate, seconds
 
     table = Table(title="runs", title_justify="left")
     for column in ("model", "phase", "prompt", "par", "run", "prompt tok/s", "decode tok/s", "TTFT", "load",
@@ -185,7 +185,7 @@ def _render_compare(out: Any, comparison: Any) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from localcodex.commands.bench_view import rate, seconds
+    from localcodex.render.bench import rate, seconds
 
     table = Table(title=f"comparison (changes relative to receipt {comparison.sessions[0]})", title_justify="left")
     for column in ("receipt", "model", "prompt tok", "parallel", "decode tok/s", "change", "prompt tok/s", "TTFT",

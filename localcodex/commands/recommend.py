@@ -43,7 +43,7 @@ def recommend_command(
     json_: options.Json = False,
 ) -> None:
     """Recommend the best Ollama model for Codex on this machine, with a context that fits."""
-    from localcodex.output import run_command
+    from localcodex.render.output import run_command
 
     def body(out):
         return _run(out, context, all_, include_no_tools, model, vram, ram, gpu, host)
@@ -53,7 +53,7 @@ def recommend_command(
 
 def _run(out, context, all_, include_no_tools, model, vram, ram, gpu, host):
     from localcodex.core.detect import detect
-    from localcodex.core.recommend import recommend_here
+    from localcodex.core.recommend.rank import recommend_here
 
     machine = detect(overrides=options.parse_overrides(vram, ram, gpu), ollama_host=host)
     result = recommend_here(
@@ -69,7 +69,7 @@ def _run(out, context, all_, include_no_tools, model, vram, ram, gpu, host):
 
 def judge(result):
     from localcodex.errors import ExitCode
-    from localcodex.output import ErrorItem, Outcome
+    from localcodex.render.output import ErrorItem, Outcome
 
     if result.pick is not None:
         return Outcome()
@@ -122,7 +122,7 @@ def _render_pick(out, result) -> None:
 def _render_table(out, result) -> None:
     from rich.table import Table
 
-    from localcodex.output import human_bytes
+    from localcodex.render.output import human_bytes
 
     table = Table(title=f"Ranked for Codex (target {result.target_context:,} tokens)", title_justify="left")
     for column, justify in (("#", "right"), ("model", "left"), ("size", "right"), ("fits where", "left"),
@@ -183,7 +183,7 @@ def _short_why(c) -> str:
 def _render_breakdown(out, result, c) -> None:
     from rich.table import Table
 
-    from localcodex.output import human_bytes
+    from localcodex.render.output import human_bytes
 
     need = c.need
     table = Table(title=f"Memory for {c.model} at {need.num_ctx:,} tokens", title_justify="left", show_header=False)

@@ -41,7 +41,7 @@ def setup_command(
     json_: options.Json = False,
 ) -> None:
     """Set everything up: pick a model that fits, pull it, size its context, prove it, write the Codex profile."""
-    from localcodex.output import run_command
+    from localcodex.render.output import run_command
 
     def body(out):
         from localcodex.core.setup import SetupRequest, setup
@@ -61,7 +61,7 @@ def setup_command(
 def _hooks(out, yes: bool):
     """Questions, the live step list and the progress displays of the long steps."""
     from localcodex.core.setup import SetupHooks
-    from localcodex.progress import pull_display
+    from localcodex.render.progress import pull_display
 
     stack = contextlib.ExitStack()
     spinner: dict = {}
@@ -120,7 +120,7 @@ def _step_line(step) -> str:
 
 def judge(report):
     from localcodex.core.setup import exit_code
-    from localcodex.output import Outcome
+    from localcodex.render.output import Outcome
 
     failed = report.failed
     if failed is None:

@@ -11,7 +11,7 @@ from localcodex.commands import options
 
 if TYPE_CHECKING:
     from localcodex.core.trial import StepResult, TrialEvent, TrialReport
-    from localcodex.output import Outcome, Output
+    from localcodex.render.output import Outcome, Output
 
 
 def register(app: typer.Typer) -> None:
@@ -35,7 +35,7 @@ def trial_command(
 ) -> None:
     """Try a Codex profile for real: in a scratch git repository, `codex exec -p PROFILE` must answer a
     read-only task without touching files, then add one test when asked. Saved in the receipts."""
-    from localcodex.output import run_command
+    from localcodex.render.output import run_command
 
     def body(out: Output) -> TrialReport:
         from localcodex.core.trial import TrialRequest, trial
@@ -68,7 +68,7 @@ def _progress(out: Output, event: TrialEvent, timeout: float) -> None:
 
 def judge(report: TrialReport) -> Outcome:
     from localcodex.errors import ExitCode
-    from localcodex.output import ErrorItem, Outcome
+    from localcodex.render.output import ErrorItem, Outcome
 
     if report.ok:
         return Outcome()

@@ -35,8 +35,8 @@ from pathlib import Path
 from localcodex.adapters.probes import amd, apple, cpu, disk, drm, environment, memory, nvidia, windows
 from localcodex.adapters.probes.base import Runner, SystemInfo, current_system, default_runner
 from localcodex.adapters.probes.native import Native
-from localcodex.core.machine import GPU, Budget, Machine, OllamaState
-from localcodex.core.units import GiB, MiB, format_bytes
+from localcodex.domain.machine import GPU, Budget, Machine, OllamaState
+from localcodex.domain.units import GiB, MiB, format_bytes
 from localcodex.errors import UsageError
 from localcodex.paths import OllamaHost
 from localcodex.paths import ollama_host as resolve_host

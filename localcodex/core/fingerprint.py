@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from localcodex.core.machine import GiB, Machine
+from localcodex.domain.machine import GiB, Machine
 
 FINGERPRINT_VERSION = 1
 

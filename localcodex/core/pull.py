@@ -21,7 +21,7 @@ from typing import Literal
 
 from localcodex.adapters.ollama import OllamaServer, normalize_name
 from localcodex.errors import ExitCode, LocalcodexError, NoFit, NotFound, Offline, ServerError
-from localcodex.output import human_bytes
+from localcodex.render.output import human_bytes
 
 Phase = Literal["manifest", "layer", "verify", "write", "cleanup", "success", "status"]
 
@@ -165,7 +165,7 @@ def _models_dir() -> Path:
 def catalog_size(name: str) -> tuple[int, int] | None:
     """The download size the packaged catalog knows for `name` — its figure and the largest size that
     rounds to it (ollama.com shows "17GB") — or None when the model is not in the catalog."""
-    from localcodex.catalog import load_catalog
+    from localcodex.domain.catalog import load_catalog
 
     entry = load_catalog().get(name)
     if entry is None or not entry.download_bytes:

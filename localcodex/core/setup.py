@@ -28,10 +28,10 @@ from typing import Any
 
 from localcodex.adapters.files import write_text_atomic
 from localcodex.adapters.ollama import OllamaServer
-from localcodex.core.machine import Machine
+from localcodex.domain.machine import Machine
 from localcodex.errors import ExitCode, LocalcodexError, NoFit, OllamaUnavailable, ServerError
-from localcodex.output import ErrorItem, human_bytes
 from localcodex.paths import OllamaHost, data_dir, ollama_host
+from localcodex.render.output import ErrorItem, human_bytes
 
 STATE_FILE = "setup-state.json"
 STATE_VERSION = 1
@@ -277,7 +277,7 @@ def _recommend(run: _Run) -> Step:
 
 def _pick(run: _Run, model: str | None) -> tuple[Any, tuple[str, ...]]:
     """The candidate to set up (the recommendation's pick, or `model` evaluated on this machine)."""
-    from localcodex.core.recommend import recommend_here
+    from localcodex.core.recommend.rank import recommend_here
 
     req = run.request
     result = recommend_here(run.machine, host=req.host, context=req.context, model=model, env=req.env)
@@ -405,7 +405,7 @@ def _where(verified: Any) -> str:
 
 
 def _check(run: _Run) -> Step:
-    from localcodex.core.check import CheckRequest, check
+    from localcodex.core.check.run import CheckRequest, check
 
     retry = _retry(run, "check")
     if run.request.dry_run:
@@ -458,7 +458,7 @@ def _configure(run: _Run) -> Step:
 
 
 def _bench(run: _Run) -> Step:
-    from localcodex.core.bench import setup_benchmark
+    from localcodex.core.bench.run import setup_benchmark
 
     retry = _retry(run, "bench")
     if not run.request.bench:

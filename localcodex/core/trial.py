@@ -352,7 +352,7 @@ def _save(report: TrialReport, notify: Progress) -> TrialReport:
     from localcodex.adapters.receipts import ReceiptStore
     from localcodex.core.fingerprint import fingerprint, this_machine
     from localcodex.errors import LocalcodexError
-    from localcodex.output import to_jsonable
+    from localcodex.render.output import to_jsonable
 
     try:
         machine = fingerprint(this_machine())

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from localcodex.adapters.ollama import ModelDetails, OllamaServer, RunningModel, normalize_name, same_model
 from localcodex.errors import ServerError, UsageError
-from localcodex.output import human_bytes
+from localcodex.render.output import human_bytes
 
 CODEX_MIN_CONTEXT = 16384  # below this a Codex session runs out of room within a few turns
 _CTX_SUFFIX = re.compile(r"-ctx\d+k?$")

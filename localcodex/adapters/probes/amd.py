@@ -18,8 +18,8 @@ from pathlib import Path
 from localcodex.adapters.probes.base import Runner, parse_int, read_int, read_text, under
 from localcodex.adapters.probes.drm import DrmCard
 from localcodex.adapters.probes.nvidia import SharedMemory
-from localcodex.core.machine import GPU
-from localcodex.core.units import GiB
+from localcodex.domain.machine import GPU
+from localcodex.domain.units import GiB
 
 # gfx targets Ollama's ROCm build ships kernels for (others run through Vulkan, on by default since v0.30).
 ROCM_TARGETS = frozenset(

@@ -24,8 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from localcodex.adapters.probes.base import Runner, parse_int
-from localcodex.core.machine import GPU
-from localcodex.core.units import GiB, MiB
+from localcodex.domain.machine import GPU
+from localcodex.domain.units import GiB, MiB
 
 # Keys every Apple Silicon macOS knows first; the ones a given macOS or chip may lack last (sysctl reports an
 # unknown key on stderr and goes on with the next one).

@@ -7,7 +7,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from localcodex.adapters.probes.base import under
 from localcodex.adapters.probes.native import Native
-from localcodex.core.machine import Disk
+from localcodex.domain.machine import Disk
 
 LINUX_SERVICE_MODELS = "/usr/share/ollama/.ollama/models"
 

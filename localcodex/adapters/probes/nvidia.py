@@ -15,8 +15,8 @@ from pathlib import Path
 from localcodex.adapters.probes.base import Runner, SystemInfo, describe_failure, under
 from localcodex.adapters.probes.drm import DrmCard, normalize_bus_id
 from localcodex.adapters.probes.native import Native, NvmlDevice
-from localcodex.core.machine import GPU
-from localcodex.core.units import MiB
+from localcodex.domain.machine import GPU
+from localcodex.domain.units import MiB
 
 SMI_FIELDS = "index,name,memory.total,memory.free,driver_version,compute_cap,pci.bus_id"
 SMI_FIELDS_OLD = "index,name,memory.total,memory.free,driver_version,pci.bus_id"  # drivers before compute_cap

@@ -9,7 +9,7 @@ from __future__ import annotations
 import socket
 import urllib.parse
 
-from localcodex.core.machine import LoadedModel, OllamaState
+from localcodex.domain.machine import LoadedModel, OllamaState
 from localcodex.paths import OllamaHost
 
 

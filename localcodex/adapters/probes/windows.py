@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 
 from localcodex.adapters.probes.base import Runner
-from localcodex.core.machine import GPU
+from localcodex.domain.machine import GPU
 
 DISPLAY_CLASS = r"HKLM\SYSTEM\CurrentControlSet\Control\Class\{4d36e968-e325-11ce-bfc1-08002be10318}"
 _VALUES = (

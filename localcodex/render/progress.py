@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from localcodex.core.pull import PullEvent, PullPlan
-from localcodex.core.transfer import TransferEvent
-from localcodex.output import Output, human_bytes
+from localcodex.core.transfer.run import TransferEvent
+from localcodex.render.output import Output, human_bytes
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from localcodex.adapters.toml_edit import get_path
-from localcodex.core.toml_lines import KeyPath, line_of
+from localcodex.domain.toml_lines import KeyPath, line_of
 
 if TYPE_CHECKING:
     from localcodex.adapters.hostenv import HostEnv
-    from localcodex.core.machine import Machine
+    from localcodex.domain.machine import Machine
 
 Severity = Literal["error", "warning", "info"]
 SEVERITIES: tuple[Severity, ...] = ("error", "warning", "info")
@@ -274,7 +274,7 @@ class _Run:
 def doctor(req: DoctorRequest, on_progress: Callable[[DoctorStep], None] | None = None) -> DoctorReport:
     """Look at everything Codex and Ollama read, and report what is wrong and how to fix it. Never writes."""
     run = _start(req, on_progress)
-    from localcodex.core import doctor_checks as checks
+    from localcodex.core.doctor import offline as checks
 
     run.report(DoctorStep("config", str(run.codex_home)))
     checks.codex_home_findings(run)
@@ -286,7 +286,7 @@ def doctor(req: DoctorRequest, on_progress: Callable[[DoctorStep], None] | None 
     run.report(DoctorStep("environment"))
     checks.environment_findings(run, files)
     if req.run_probes:
-        from localcodex.core import doctor_live
+        from localcodex.core.doctor import live as doctor_live
 
         doctor_live.live_findings(run, targets)
     return DoctorReport(

@@ -43,9 +43,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from localcodex.core.chips import Chip, lookup
-from localcodex.core.fit import DEFAULT_SETTINGS, Fit, FitModel, Settings, place, usable_gpus
-from localcodex.core.machine import GPU, Machine
+from localcodex.core.recommend.chips import Chip, lookup
+from localcodex.core.recommend.fit import DEFAULT_SETTINGS, Fit, FitModel, Settings, place, usable_gpus
+from localcodex.domain.machine import GPU, Machine
 
 WORKING_CONTEXT = 16_384
 GB = 1e9

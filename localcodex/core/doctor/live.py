@@ -14,7 +14,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from localcodex.core.doctor import (
+from localcodex.core.doctor.offline import configure_command, host_flag, ollama_root, provider_table
+from localcodex.core.doctor.run import (
     CODEX_MIN_CONTEXT,
     DoctorStep,
     Finding,
@@ -23,13 +24,12 @@ from localcodex.core.doctor import (
     dotted,
     is_loopback_url,
 )
-from localcodex.core.doctor_checks import configure_command, host_flag, ollama_root, provider_table
 from localcodex.errors import LocalcodexError
 
 if TYPE_CHECKING:
     from localcodex.adapters.ollama import ModelDetails, OllamaServer, RunningModel
-    from localcodex.core.check import CheckReport, Probe
-    from localcodex.core.machine import Machine
+    from localcodex.core.check.run import CheckReport, Probe
+    from localcodex.domain.machine import Machine
 
 QUICK_PROBES = frozenset({"reachable", "url", "server", "model", "auth"})
 CODEX_FALLBACK_WINDOW = 272_000  # Codex's context window for a model slug it has no metadata for
@@ -150,7 +150,7 @@ _PER_FILE = (*_URL_FINDINGS, "auth-rejected")
 
 
 def _probes(run: _Run, endpoint: Endpoint) -> frozenset[str]:
-    from localcodex.core.check import PROBES
+    from localcodex.core.check.run import PROBES
 
     if endpoint.model is None:
         return frozenset({"reachable", "url", "server"})
@@ -158,7 +158,7 @@ def _probes(run: _Run, endpoint: Endpoint) -> frozenset[str]:
 
 
 def _check(run: _Run, endpoint: Endpoint, base_url: str, only: frozenset[str]) -> CheckReport:
-    from localcodex.core.check import CheckRequest, check
+    from localcodex.core.check.run import CheckRequest, check
 
     return check(CheckRequest(
         model=endpoint.model or "-", host=run.req.host, base_url=base_url, env_key=endpoint.env_key,
@@ -168,7 +168,7 @@ def _check(run: _Run, endpoint: Endpoint, base_url: str, only: frozenset[str]) -
 
 
 def _ollama_facts(run: _Run, group: list[Endpoint], report: CheckReport) -> str | None:
-    from localcodex.core.check import native_root
+    from localcodex.core.check.run import native_root
 
     if report.server != "ollama":
         return None
@@ -253,7 +253,7 @@ def _model(run: _Run, endpoint: Endpoint, report: CheckReport, probe: Probe) -> 
 
 
 def _root(report: CheckReport) -> str:
-    from localcodex.core.check import native_root
+    from localcodex.core.check.run import native_root
 
     return native_root(report.suggested_base_url or report.base_url)
 
@@ -281,7 +281,7 @@ _HANDLERS = {"reachable": _reachable, "url": _url, "server": _server, "model": _
 
 def _default_server(run: _Run, native: str, configured: bool) -> Iterator[Finding]:
     from localcodex.adapters.ollama import OllamaServer
-    from localcodex.core.check import _judge_version
+    from localcodex.core.check.run import _judge_version
     from localcodex.paths import ollama_host
 
     server = OllamaServer(ollama_host(native, {}), timeout=5.0)
@@ -428,7 +428,7 @@ def _suggested_context(run: _Run, endpoint: Endpoint, facts: ModelFacts) -> int:
     machine = _machine(run) if is_loopback_url(endpoint.base_url) else None
     if resolved is None or machine is None:
         return 32_768
-    from localcodex.core.fit import Settings, choose_context
+    from localcodex.core.recommend.fit import Settings, choose_context
 
     choice = choose_context(resolved.model, machine, Settings.from_env(_server_env(run)))
     return choice.num_ctx if choice.num_ctx and choice.num_ctx >= CODEX_MIN_CONTEXT else 32_768
@@ -470,7 +470,7 @@ def _on_cpu(run: _Run, endpoint: Endpoint, running: RunningModel, local: bool) -
     if running.size_vram == 0 and not has_gpu:
         return  # a CPU-only machine: nothing better is possible
     share = 100 * (running.size - running.size_vram) / running.size
-    from localcodex.output import human_bytes
+    from localcodex.render.output import human_bytes
 
     yield endpoint.located(
         ("model",), "model-on-cpu", "warning",
@@ -486,8 +486,8 @@ def _fit(run: _Run, endpoint: Endpoint, facts: ModelFacts) -> Iterator[Finding]:
     resolved = _resolved(run, endpoint, facts)
     if machine is None or resolved is None or context is None:
         return
-    from localcodex.core.fit import Settings, place
-    from localcodex.output import human_bytes
+    from localcodex.core.recommend.fit import Settings, place
+    from localcodex.render.output import human_bytes
 
     fit = place(resolved.model, context, machine, Settings.from_env(_server_env(run), run.ollama_version))
     others = machine.ollama.loaded if machine.ollama else ()
@@ -507,7 +507,7 @@ def _fit(run: _Run, endpoint: Endpoint, facts: ModelFacts) -> Iterator[Finding]:
 
 
 def _budget_text(machine: Machine) -> str:
-    from localcodex.output import human_bytes
+    from localcodex.render.output import human_bytes
 
     budget = machine.budget
     if budget is None:
@@ -519,8 +519,8 @@ def _budget_text(machine: Machine) -> str:
 def _resolved(run: _Run, endpoint: Endpoint, facts: ModelFacts) -> Any:
     """The model as fit sees it (catalog entry, live-overridden), or None when there is too little to go on."""
     from localcodex.adapters.ollama import InstalledModel
-    from localcodex.catalog import load_catalog
-    from localcodex.core.live import LiveModel, resolve_installed
+    from localcodex.core.recommend.live import LiveModel, resolve_installed
+    from localcodex.domain.catalog import load_catalog
 
     size = facts.running.size if facts.running else 0
     installed = InstalledModel(name=endpoint.model or "", size=_installed_size(facts.root, endpoint) or size,

@@ -76,7 +76,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from localcodex.core.machine import GPU, Budget, Machine
+from localcodex.domain.machine import GPU, Budget, Machine
 
 KiB = 1024
 MiB = 1024**2
@@ -110,7 +110,7 @@ DEFAULT_VOCAB = 152_064
 
 
 class FitModel(Protocol):
-    """What fit and speed read from a model: `localcodex.catalog.CatalogModel` has all of it."""
+    """What fit and speed read from a model: `localcodex.domain.catalog.CatalogModel` has all of it."""
 
     tag: str
     architecture: str

@@ -37,8 +37,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from localcodex.adapters.ollama import OllamaServer, normalize_name, same_model
-from localcodex.catalog import Catalog, CatalogModel, load_catalog, normalize_tag
-from localcodex.core.fit import (
+from localcodex.core.recommend.fit import (
     DEFAULT_CONTEXT,
     DEFAULT_SETTINGS,
     MIN_CONTEXT,
@@ -50,9 +49,10 @@ from localcodex.core.fit import (
     budget_of,
     choose_context,
 )
-from localcodex.core.live import LiveModel, Resolved, resolve_installed
-from localcodex.core.machine import Machine
-from localcodex.core.speed import RamBandwidth, SpeedEstimate, estimate_speed
+from localcodex.core.recommend.live import LiveModel, Resolved, resolve_installed
+from localcodex.core.recommend.speed import RamBandwidth, SpeedEstimate, estimate_speed
+from localcodex.domain.catalog import Catalog, CatalogModel, load_catalog, normalize_tag
+from localcodex.domain.machine import Machine
 from localcodex.errors import LocalcodexError, NotFound, UsageError
 
 USABLE_TPS = 8.0
@@ -338,7 +338,7 @@ def _evaluate(resolved: Resolved, request: RecommendRequest, target: int) -> Can
 
 def _need_at_minimum(model: CatalogModel, request: RecommendRequest) -> MemoryNeed | None:
     """For a model that fits nowhere: what it would need at the minimum context (for the breakdown)."""
-    from localcodex.core.fit import place
+    from localcodex.core.recommend.fit import place
 
     if model.context_length < MIN_CONTEXT:
         return None

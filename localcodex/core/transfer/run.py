@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from localcodex.adapters.ollama import ModelDetails, OllamaServer, normalize_name
-from localcodex.core.gguf import GGUFInfo, GGUFSummary, read_gguf
-from localcodex.core.machine import Machine
+from localcodex.core.transfer.gguf import GGUFInfo, GGUFSummary, read_gguf
+from localcodex.domain.machine import Machine
 from localcodex.errors import NoFit, ServerError, UsageError
-from localcodex.output import human_bytes
+from localcodex.render.output import human_bytes
 
 MEDIA = "application/vnd.ollama.image."
 GGUF_LAYERS = {MEDIA + "model": "model.gguf", MEDIA + "projector": "projector.gguf"}
@@ -168,8 +168,8 @@ def import_gguf(
 def estimate_fit(info: GGUFInfo, name: str, num_ctx: int | None, machine: Machine) -> ImportFit | None:
     """The fit engine on the header's figures: at --ctx, or at the context it would choose for Codex."""
     from localcodex.adapters.ollama import InstalledModel
-    from localcodex.core.fit import choose_context, place
-    from localcodex.core.live import from_show
+    from localcodex.core.recommend.fit import choose_context, place
+    from localcodex.core.recommend.live import from_show
 
     installed = InstalledModel(name=name, size=info.file_size, digest="", modified_at="",
                                quantization_level=info.quantization)
@@ -188,7 +188,7 @@ def estimate_fit(info: GGUFInfo, name: str, num_ctx: int | None, machine: Machin
 
 def _details_from_header(info: GGUFInfo, name: str) -> ModelDetails:
     """What `/api/show` would say about this file, from its header (arrays as lists, like `model_info`)."""
-    from localcodex.core.gguf import GGUFArray
+    from localcodex.core.transfer.gguf import GGUFArray
 
     model_info = {k: (list(v.values or ()) if isinstance(v, GGUFArray) else v) for k, v in info.metadata.items()}
     return ModelDetails(

@@ -36,9 +36,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
-from localcodex.core import benchprompt
-from localcodex.core.benchstats import Spread, is_tight, spread
-from localcodex.core.benchtargets import (
+from localcodex.core.bench import prompt as benchprompt
+from localcodex.core.bench.stats import Spread, is_tight, spread
+from localcodex.core.bench.targets import (
     Endpoint,
     Loaded,
     ModelInfo,
@@ -46,7 +46,7 @@ from localcodex.core.benchtargets import (
     OpenAIEndpoint,
     Sample,
 )
-from localcodex.core.machine import Machine
+from localcodex.domain.machine import Machine
 from localcodex.errors import LocalcodexError, OllamaUnavailable, UsageError
 
 DEFAULT_PROMPT_TOKENS = (benchprompt.SHORT, 8192)
@@ -788,9 +788,9 @@ def _ceiling(request: BenchRequest, machine: Machine, warnings: list[str]) -> Ce
         return None
     try:
         from localcodex.adapters.membw import cached_ram_bandwidth
-        from localcodex.core.benchceiling import speed_model_ceiling
-        from localcodex.core.fit import Settings
-        from localcodex.core.speed import RamBandwidth
+        from localcodex.core.bench.ceiling import speed_model_ceiling
+        from localcodex.core.recommend.fit import Settings
+        from localcodex.core.recommend.speed import RamBandwidth
 
         probe = cached_ram_bandwidth(data_dir())
         ram = RamBandwidth(probe.bytes_per_s, f"measured: memory copy probe, {probe.bytes_per_s / 1e9:.0f} GB/s")

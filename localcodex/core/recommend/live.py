@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from localcodex.adapters.ollama import InstalledModel, ModelDetails
-from localcodex.catalog import Catalog, CatalogModel, normalize_tag
+from localcodex.domain.catalog import Catalog, CatalogModel, normalize_tag
 
 UNRATED_TIER = 5  # an installed model no benchmark in the catalog speaks for ranks with the weakest
 SAME_WEIGHTS_TOLERANCE = 0.03  # size difference below which a variant is taken for its catalog base

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from localcodex.core.doctor import (
+from localcodex.core.doctor.run import (
     AWS_FIELDS,
     BUILT_IN_PROVIDERS,
     CHAT_REMOVED,

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 from localcodex.errors import LocalcodexError
 
 if TYPE_CHECKING:
-    from localcodex.core.bench import Ceiling
-    from localcodex.core.fit import Settings
-    from localcodex.core.machine import Machine
-    from localcodex.core.speed import RamBandwidth
+    from localcodex.core.bench.run import Ceiling
+    from localcodex.core.recommend.fit import Settings
+    from localcodex.core.recommend.speed import RamBandwidth
+    from localcodex.domain.machine import Machine
 
 DEFAULT_NUM_CTX = 4096
 
@@ -29,10 +29,10 @@ def speed_model_ceiling(machine: Machine, host: str | None, *, ram: RamBandwidth
     figures, or built from `/api/show` alone) and looked up once.
     """
     from localcodex.adapters.ollama import OllamaServer
-    from localcodex.catalog import load_catalog
-    from localcodex.core.fit import DEFAULT_SETTINGS
-    from localcodex.core.live import LiveModel, resolve_installed
-    from localcodex.core.speed import decode_ceiling_tps
+    from localcodex.core.recommend.fit import DEFAULT_SETTINGS
+    from localcodex.core.recommend.live import LiveModel, resolve_installed
+    from localcodex.core.recommend.speed import decode_ceiling_tps
+    from localcodex.domain.catalog import load_catalog
 
     server = OllamaServer(host)
     catalog = load_catalog()
