@@ -22,7 +22,8 @@ from emulator import preset_models
 
 from localcodex.adapters.receipts import RUN_COLUMNS, SCHEMA_VERSION, ReceiptStore
 from localcodex.core.bench.run import BenchRequest, RunResult, bench
-from localcodex.core.fingerprint import fingerprint, this_machine
+from localcodex.core.detect import this_machine
+from localcodex.domain.fingerprint import fingerprint
 from localcodex.domain.machine import GPU, GiB, Machine
 from localcodex.errors import ConfigError, ExitCode, NotFound
 
@@ -199,7 +200,7 @@ def test_measured_decode_speed_for_recommend(emu, cli, db):
 def _summary_from(detail):
     """A SeriesSummary shaped like a stored one (for writing a remote session by hand)."""
     from localcodex.core.bench.run import SeriesSummary
-    from localcodex.core.bench.stats import Spread
+    from localcodex.domain.stats import Spread
 
     s = detail.summaries[0]
     return SeriesSummary(model=s.model, digest=s.digest, prompt_target=s.prompt_target,

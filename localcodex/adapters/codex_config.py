@@ -440,7 +440,7 @@ class BackupStore:
             ) from None
 
     def _save(self, runs: Sequence[BackupRun]) -> None:
-        from localcodex.render.output import to_jsonable
+        from localcodex.domain.envelope import to_jsonable
 
         doc = {"version": 1, "runs": [to_jsonable(r) for r in runs[-MAX_RUNS_KEPT:]]}
         write_atomic(self.index_path, json.dumps(doc, indent=2) + "\n")

@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from localcodex import __version__
-from localcodex.core.bench.run import BenchReport, BenchStart, RunResult, SeriesSummary
-from localcodex.core.fingerprint import Fingerprint
+from localcodex.domain.bench import BenchReport, BenchStart, RunResult, SeriesSummary
+from localcodex.domain.envelope import to_jsonable
+from localcodex.domain.fingerprint import Fingerprint
 from localcodex.errors import ConfigError, NotFound
 from localcodex.paths import receipts_db
-from localcodex.render.output import to_jsonable
 
 # Columns of `runs` that mirror RunResult, in order (a test checks every RunResult field is stored).
 RUN_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(RunResult))

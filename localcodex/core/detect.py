@@ -376,3 +376,12 @@ def _ram_budget(machine: Machine, ram_available: int, loaded_cpu: int) -> tuple[
     if not machine.ram_total:
         text = "RAM: unknown, counted as 0 (pass --ram)"
     return budget, f"{text} = {format_bytes(budget)}" if machine.ram_total else text
+
+
+def this_machine() -> Machine:
+    """The machine we run on, as `detect` sees it (GPUs included), without asking Ollama anything.
+
+    Always this machine's own hardware: a benchmark of a server elsewhere is recorded with it too, and marked
+    as remote in the receipts, so it never passes for a measurement of this hardware.
+    """
+    return detect(query_ollama=False, ollama_host="127.0.0.1")

@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import Literal
 
 from localcodex.adapters.ollama import OllamaServer, normalize_name
+from localcodex.domain.progress import DiskCheck, Phase, PullEvent, PullPlan
 from localcodex.errors import ExitCode, LocalcodexError, NoFit, NotFound, Offline, ServerError
 from localcodex.render.output import human_bytes
-
-Phase = Literal["manifest", "layer", "verify", "write", "cleanup", "success", "status"]
 
 # Fragments of Go's network errors that mean "the registry cannot be reached from the server".
 OFFLINE_MARKERS = (
@@ -44,36 +43,6 @@ AIRGAP_HINT = (
     "`localcodex models import-bundle bundle.tar` here"
 )
 RESUME_NOTE = "run the same command again to resume: Ollama keeps the parts already downloaded"
-
-
-@dataclass(frozen=True)
-class PullPlan:
-    """Sent once, before the download starts: what will be fetched and whether the disk was checked."""
-
-    model: str
-    download_bytes: int | None
-    size_source: str  # "given" | "catalog" | "registry" | "unknown"
-    disk: DiskCheck
-
-
-@dataclass(frozen=True)
-class PullEvent:
-    """One status line of Ollama's pull stream, typed. `digest/total/completed` only for `layer`."""
-
-    phase: Phase
-    status: str
-    digest: str | None = None
-    total: int | None = None
-    completed: int | None = None
-
-
-@dataclass(frozen=True)
-class DiskCheck:
-    checked: bool
-    path: str | None
-    free: int | None
-    needed: int | None
-    reason: str  # one line for people: the figures, or why the disk could not be checked
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from localcodex.core.bench.run import RunResult
+from localcodex.domain.bench import RunResult
 from localcodex.errors import UsageError
 
 if TYPE_CHECKING:

@@ -28,10 +28,11 @@ from typing import Any
 
 from localcodex.adapters.files import write_text_atomic
 from localcodex.adapters.ollama import OllamaServer
+from localcodex.domain.envelope import ErrorItem
 from localcodex.domain.machine import Machine
 from localcodex.errors import ExitCode, LocalcodexError, NoFit, OllamaUnavailable, ServerError
 from localcodex.paths import OllamaHost, data_dir, ollama_host
-from localcodex.render.output import ErrorItem, human_bytes
+from localcodex.render.output import human_bytes
 
 STATE_FILE = "setup-state.json"
 STATE_VERSION = 1

@@ -350,9 +350,10 @@ def _verdict(steps: list[StepResult], profile: str) -> str:
 def _save(report: TrialReport, notify: Progress) -> TrialReport:
     """Keep the trial in the receipts; a receipts database that cannot be used costs the receipt, not the trial."""
     from localcodex.adapters.receipts import ReceiptStore
-    from localcodex.core.fingerprint import fingerprint, this_machine
+    from localcodex.core.detect import this_machine
+    from localcodex.domain.envelope import to_jsonable
+    from localcodex.domain.fingerprint import fingerprint
     from localcodex.errors import LocalcodexError
-    from localcodex.render.output import to_jsonable
 
     try:
         machine = fingerprint(this_machine())

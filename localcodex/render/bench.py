@@ -7,8 +7,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from localcodex.core.bench.run import BenchReport, SeriesSummary
-from localcodex.core.bench.stats import Spread
+from localcodex.domain.bench import BenchReport, SeriesSummary
+from localcodex.domain.stats import Spread
 
 BAR_WIDTH = 40
 

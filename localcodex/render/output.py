@@ -13,19 +13,16 @@ Progress, warnings and errors for people go to stderr; data goes to stdout. Colo
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import json
 import os
 import sys
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from localcodex import __version__
+from localcodex.domain.envelope import ErrorItem, to_jsonable
 from localcodex.errors import ExitCode, LocalcodexError, UsageError
 
 if TYPE_CHECKING:
@@ -43,37 +40,11 @@ def debug_enabled() -> bool:
 
 
 @dataclass(frozen=True)
-class ErrorItem:
-    code: str
-    message: str
-    hint: str | None = None
-
-
-@dataclass(frozen=True)
 class Outcome:
     """How a finished command ended: its exit code and the errors to list in the envelope."""
 
     exit_code: ExitCode = ExitCode.OK
     errors: tuple[ErrorItem, ...] = ()
-
-
-def to_jsonable(value: Any) -> Any:
-    """Dataclasses, enums, paths, tuples and dates become plain JSON values (recursively)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, PurePath):
-        return str(value)
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, float) and value != value:  # NaN is not JSON
-        return None
-    return value
 
 
 @dataclass

@@ -20,8 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from localcodex.core.pull import PullEvent, PullPlan
-from localcodex.core.transfer.run import TransferEvent
+from localcodex.domain.progress import PullEvent, PullPlan, TransferEvent
 from localcodex.render.output import Output, human_bytes
 
 if TYPE_CHECKING:

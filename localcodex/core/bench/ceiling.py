@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 from localcodex.errors import LocalcodexError
 
 if TYPE_CHECKING:
-    from localcodex.core.bench.run import Ceiling
     from localcodex.core.recommend.fit import Settings
     from localcodex.core.recommend.speed import RamBandwidth
+    from localcodex.domain.bench import Ceiling
     from localcodex.domain.machine import Machine
 
 DEFAULT_NUM_CTX = 4096

@@ -15,16 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from localcodex.domain.bench import ModelInfo
 from localcodex.errors import LocalcodexError, ServerError, UsageError
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    name: str
-    digest: str | None = None
-    context_length: int | None = None  # num_ctx the model would load with, when known before loading
-    notes: tuple[str, ...] = ()
-
 
 # -- one request, measured -------------------------------------------------------------------------
 

@@ -209,7 +209,7 @@ def _measured(machine: Machine) -> MeasuredLookup | None:
     """Measured decode tok/s of a model on this machine, from the benchmark receipts."""
     try:
         from localcodex.adapters.receipts import ReceiptStore
-        from localcodex.core.fingerprint import fingerprint
+        from localcodex.domain.fingerprint import fingerprint
     except ImportError:
         return None
     from localcodex.paths import receipts_db

@@ -24,6 +24,7 @@ from typing import Any, Literal
 from localcodex.adapters.ollama import ModelDetails, OllamaServer, normalize_name
 from localcodex.core.transfer.gguf import GGUFInfo, GGUFSummary, read_gguf
 from localcodex.domain.machine import Machine
+from localcodex.domain.progress import TransferCallback, TransferEvent
 from localcodex.errors import NoFit, ServerError, UsageError
 from localcodex.render.output import human_bytes
 
@@ -33,19 +34,6 @@ TEXT_LAYERS = {MEDIA + "template", MEDIA + "system", MEDIA + "license", MEDIA + 
 CONFIG_MEDIA = "application/vnd.docker.container.image.v1+json"
 CONFIG_FIELDS = ("renderer", "parser", "requires")
 _SAFE_FILE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-@dataclass(frozen=True)
-class TransferEvent:
-    """Progress of a long step: `done` of `total` bytes (or items) in `phase`."""
-
-    phase: Literal["hash", "upload", "verify", "write", "create", "check"]
-    done: int
-    total: int | None
-    item: str = ""
-
-
-TransferCallback = Callable[[TransferEvent], None]
 
 
 @dataclass(frozen=True)

@@ -77,14 +77,3 @@ def fingerprint(machine: Machine) -> Fingerprint:
     canonical = json.dumps(facts, sort_keys=True, separators=(",", ":"))
     digest = hashlib.sha256(canonical.encode()).hexdigest()[:16]
     return Fingerprint(hash=digest, label=label_of(facts), facts=facts)
-
-
-def this_machine() -> Machine:
-    """The machine we run on, as `detect` sees it (GPUs included), without asking Ollama anything.
-
-    Always this machine's own hardware: a benchmark of a server elsewhere is recorded with it too, and marked
-    as remote in the receipts, so it never passes for a measurement of this hardware.
-    """
-    from localcodex.core.detect import detect
-
-    return detect(query_ollama=False, ollama_host="127.0.0.1")
