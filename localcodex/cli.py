@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -64,6 +64,45 @@ for _name in COMMAND_MODULES:
     importlib.import_module(f"localcodex.commands.{_name}").register(app)
 
 
+class _Plain:
+    """Coerces a text option or an on/off flag the way typer would, without pydantic.
+
+    typer 0.2x validates every parameter it cannot skip through a pydantic TypeAdapter built on first use;
+    importing pydantic for that costs ~60 ms, more than the whole of `localcodex detect`. A `str` option needs no
+    validation (click hands the argument over as text), nor does a flag (click hands over True, False or None).
+    Parameters of any other type keep typer's own coercion; on a typer without that machinery nothing changes.
+    """
+
+    def coerce(self, value: object, param: object = None, ctx: object = None) -> object:
+        return value
+
+
+def _lighten(param: Any) -> None:
+    descriptor = getattr(param, "type_descriptor", None)
+    kind = getattr(descriptor, "annotation", None)
+    single = getattr(param, "nargs", 1) == 1 and not getattr(param, "multiple", False)
+    plain = kind is str or (kind is bool and getattr(param, "is_flag", False))
+    if plain and single and hasattr(param, "_runtime_param"):
+        param._runtime_param = _Plain()  # typer's lazily built coercion, set before its first use
+
+
+def _light_options(command: Any) -> None:
+    """Give every text option and flag of `command` (its help option and subcommands included) `_Plain`."""
+    for param in getattr(command, "params", ()):
+        _lighten(param)
+    original = getattr(command, "get_help_option", None)
+    if original is not None:
+
+        def get_help_option(ctx: Any, _original: Any = original) -> Any:
+            option = _original(ctx)
+            _lighten(option)
+            return option
+
+        command.get_help_option = get_help_option
+    for sub in getattr(command, "commands", {}).values():
+        _light_options(sub)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point. `--debug` is accepted anywhere on the command line."""
     import json
@@ -77,7 +116,9 @@ def main(argv: list[str] | None = None) -> None:
         output.DEBUG = True
         args = [a for i, a in enumerate(args) if not (a == "--debug" and i < cut)]
     try:
-        app(args=args, prog_name="localcodex", standalone_mode=False)
+        command = typer.main.get_command(app)
+        _light_options(command)
+        command.main(args=args, prog_name="localcodex", standalone_mode=False)
     except Exception as exc:  # typer vendors click in newer releases: match its exceptions by name
         kinds = {cls.__name__ for cls in type(exc).__mro__}
         if "Exit" in kinds:
