@@ -116,10 +116,11 @@ def main(argv: list[str] | None = None) -> None:
         output.DEBUG = True
         args = [a for i, a in enumerate(args) if not (a == "--debug" and i < cut)]
     try:
-        command = typer.main.get_command(app)
-        _light_options(command)
-        command.main(args=args, prog_name="localcodex", standalone_mode=False)
-    except Exception as exc:  # typer vendors click in newer releases: match its exceptions by name
+        root_command = typer.main.get_command(app)
+        _light_options(root_command)
+        root_command.main(args=args, prog_name="localcodex", standalone_mode=False)
+    except Exception as error:  # typer vendors click in newer releases: match its exceptions by name
+        exc: Any = error
         kinds = {cls.__name__ for cls in type(exc).__mro__}
         if "Exit" in kinds:
             raise SystemExit(getattr(exc, "exit_code", 0)) from None
@@ -135,6 +136,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             exc.show()
         raise SystemExit(int(ExitCode.USAGE)) from None
+
 
 if __name__ == "__main__":
     main()

@@ -16,6 +16,8 @@ from emulator import Fault, preset_models
 
 from localcodex.core.bench.run import BenchEvent, BenchRequest, RunResult, bench
 from localcodex.errors import ExitCode, NotFound, OllamaUnavailable
+from localcodex.invocation import Invocation
+from localcodex.wiring import Live
 
 MODEL = "llama3.2:3b"
 DECODE, PROMPT, LOAD = 200.0, 20000.0, 0.25
@@ -408,7 +410,7 @@ def test_setup_benchmark_reports_decode_and_prompt_and_keeps_a_receipt(emulator_
 
     emu = emulator_factory(installed=[preset(MODEL)], decode_rate=1000.0, prompt_rate=50000.0)
     events = []
-    outcome = setup_benchmark(MODEL, host=emu.url, on_progress=events.append)
+    outcome = setup_benchmark(MODEL, Live(Invocation.build(emu.url)), on_progress=events.append)
     assert outcome.decode_tps == pytest.approx(1000.0, rel=0.01)
     assert outcome.prompt_tps == pytest.approx(50000.0, rel=0.01)
     assert outcome.report.series[-1].prompt_tokens > 3000  # the agent-sized prompt (capped at 4096 here)

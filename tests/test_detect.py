@@ -29,6 +29,7 @@ from localcodex.core.detect import (
 from localcodex.domain.machine import GPU, LoadedModel, Machine, OllamaState
 from localcodex.domain.units import GiB, MiB, parse_size
 from localcodex.errors import UsageError
+from localcodex.paths import ollama_host
 
 KiB = 1024
 
@@ -323,7 +324,7 @@ def test_remote_host_reports_no_local_hardware():
         env=fx.env,
         system=fx.system,
         native=fx.native,
-        ollama_host="http://gpu-box.lan:11434",
+        ollama_host=ollama_host("http://gpu-box.lan:11434", {}),
         query_ollama=False,
     )
     assert m.remote and m.gpus == () and m.ram_total == 0 and m.disk is None
@@ -340,7 +341,7 @@ def test_remote_host_with_overrides_and_loaded_models():
         env=fx.env,
         system=fx.system,
         native=fx.native,
-        ollama_host="gpu-box.lan",
+        ollama_host=ollama_host("gpu-box.lan", {}),
         query_ollama=False,
         overrides=Overrides(vram=24 * GiB, ram=64 * GiB),
     )
@@ -572,7 +573,8 @@ def fake_ollama():
 
 def test_loaded_models_from_a_running_ollama_are_subtracted(fake_ollama):
     fx = fixture("rtx4090")
-    m = detect(root=fx.root, run=fx.runner, env=fx.env, system=fx.system, native=fx.native, ollama_host=fake_ollama)
+    m = detect(root=fx.root, run=fx.runner, env=fx.env, system=fx.system, native=fx.native,
+               ollama_host=ollama_host(fake_ollama, {}))
     assert m.ollama.reachable and m.ollama.version == "0.32.15"
     assert m.ollama.loaded == (LoadedModel("qwen3:8b", 6654289920, 5000000000, 4096),)
     assert m.budget.gpu == (min(23868 * MiB, 24564 * MiB - 5000000000) - RESERVE_GPU,)
@@ -582,7 +584,8 @@ def test_loaded_models_from_a_running_ollama_are_subtracted(fake_ollama):
 
 def test_unreachable_ollama_is_a_normal_state():
     fx = fixture("rtx4090")
-    m = detect(root=fx.root, run=fx.runner, env=fx.env, system=fx.system, native=fx.native, ollama_host="127.0.0.1:9")
+    m = detect(root=fx.root, run=fx.runner, env=fx.env, system=fx.system, native=fx.native,
+               ollama_host=ollama_host("127.0.0.1:9", {}))
     assert m.ollama is not None and not m.ollama.reachable
     assert "refused" in m.ollama.error or "not reachable" in m.ollama.error
     assert m.budget.gpu == (23868 * MiB - RESERVE_GPU,)
@@ -605,8 +608,9 @@ def _has_gpu() -> bool:
 @pytest.mark.skipif(not Path("/proc/meminfo").exists(), reason="Linux only")
 def test_this_machine(tmp_path, monkeypatch):
     models = tmp_path / "ollama-models"
-    monkeypatch.setenv("OLLAMA_MODELS", str(models))
-    m = detect()  # the real root, the real runner, the real environment (HOME etc. point into tmp_path)
+    monkeypatch.setenv("OLLAMA_MODELS", str(tmp_path / "not-this-one"))  # detect reads the env it is given
+    env = {**os.environ, "OLLAMA_MODELS": str(models)}
+    m = detect(env=env)  # the real root and runner, this environment (HOME etc. point into tmp_path)
     assert m.os == "linux" and not m.remote
     assert abs(m.ram_total - _meminfo_total()) <= 0.01 * _meminfo_total()
     if not _has_gpu():
@@ -628,8 +632,8 @@ def test_this_machine(tmp_path, monkeypatch):
 def test_this_machine_models_folder_existing(tmp_path, monkeypatch):
     models = tmp_path / "models"
     models.mkdir()
-    monkeypatch.setenv("OLLAMA_MODELS", str(models))
-    m = detect(query_ollama=False)
+    monkeypatch.delenv("OLLAMA_MODELS")  # only the given env counts: a core step never reads os.environ
+    m = detect(query_ollama=False, env={**os.environ, "OLLAMA_MODELS": str(models)})
     usage = shutil.disk_usage(models)
     assert (m.disk.path, m.disk.total) == (str(models), usage.total)
     assert not any("does not exist yet" in n for n in m.notes)

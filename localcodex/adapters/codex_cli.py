@@ -144,7 +144,8 @@ def run_exec(
 # `codex` is a Node launcher that starts the native binary, which starts shells for the model: on a timeout all
 # of them must go. A new session (POSIX) or process group (Windows) lets kill_tree reach them together.
 _NEW_GROUP: dict[str, Any] = (
-    {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP} if os.name == "nt" else {"start_new_session": True}
+    {"creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)} if os.name == "nt"
+    else {"start_new_session": True}
 )
 DRAIN_TIMEOUT = 5.0
 
@@ -233,7 +234,8 @@ def parse_exec_events(stdout: str) -> ExecEvents:
             continue
         if isinstance(event, dict):
             _fold(found, event)
-    return ExecEvents(**{k: tuple(v) if isinstance(v, list) else v for k, v in found.items()})
+    fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in found.items()}
+    return ExecEvents(**fields)
 
 
 def _fold(found: dict[str, Any], event: dict[str, Any]) -> None:

@@ -7,6 +7,7 @@ errors that leak from streaming calls) becomes one `LocalcodexError` naming the 
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import re
 from collections.abc import Iterable, Iterator
@@ -254,7 +255,7 @@ class OllamaServer:
             reply.raise_for_status()
             return str(reply.json().get("version", "0.0.0"))
 
-    def list(self) -> list[InstalledModel]:
+    def list(self) -> builtins.list[InstalledModel]:
         with self.errors("listing models"):
             reply = self.client.list()
         return [
@@ -308,7 +309,7 @@ class OllamaServer:
             template=reply.template,
         )
 
-    def ps(self) -> list[RunningModel]:
+    def ps(self) -> builtins.list[RunningModel]:
         with self.errors("listing loaded models"):
             reply = self.client.ps()
         return [
@@ -398,6 +399,6 @@ class OllamaServer:
         with self.errors(f"asking {model}", model=model):
             yield from self.client.generate(model=model, prompt=prompt, stream=True, **kwargs)
 
-    def chat_stream(self, model: str, messages: list[dict[str, Any]], **kwargs: Any) -> Iterator[Any]:
+    def chat_stream(self, model: str, messages: builtins.list[dict[str, Any]], **kwargs: Any) -> Iterator[Any]:
         with self.errors(f"asking {model}", model=model):
             yield from self.client.chat(model=model, messages=messages, stream=True, **kwargs)

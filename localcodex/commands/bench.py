@@ -87,10 +87,11 @@ def parse_counts(text: str, option: str) -> list[int]:
 
 def run_bench(out: Any, request: Any, *, save: bool) -> Any:
     from localcodex.core.bench.run import run_benchmark
+    from localcodex.wiring import live
 
     progress = Progress(out)
     try:
-        report = run_benchmark(request, progress, save=save)
+        report = run_benchmark(request, live(request.host, json=out.json), progress, save=save)
     finally:
         progress.close()
     for warning in report.warnings:

@@ -29,8 +29,10 @@ def detect_command(
 
     def body(out: Output) -> Machine:
         from localcodex.core.detect import detect
+        from localcodex.invocation import Invocation
 
-        return detect(ollama_host=host, overrides=options.parse_overrides(vram, ram, gpu))
+        inv = Invocation.build(host, json=json_)
+        return detect(ollama_host=inv.host, env=inv.env, overrides=options.parse_overrides(vram, ram, gpu))
 
     run_command("detect", json_, body, render)
 

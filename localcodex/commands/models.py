@@ -140,9 +140,10 @@ def import_command(
     def body(out):
         from localcodex.core.transfer.run import import_gguf_here
         from localcodex.render.progress import transfer_display
+        from localcodex.wiring import live
 
         with transfer_display(out) as on_progress:
-            result = import_gguf_here(host, file, name, ctx, force=force, on_progress=on_progress,
+            result = import_gguf_here(live(host), file, name, ctx, force=force, on_progress=on_progress,
                                       timeout=SLOW_TIMEOUT)
         for warning in result.warnings:
             out.warn(warning)

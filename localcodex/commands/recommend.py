@@ -54,10 +54,12 @@ def recommend_command(
 def _run(out, context, all_, include_no_tools, model, vram, ram, gpu, host):
     from localcodex.core.detect import detect
     from localcodex.core.recommend.rank import recommend_here
+    from localcodex.wiring import live as wire
 
-    machine = detect(overrides=options.parse_overrides(vram, ram, gpu), ollama_host=host)
+    live = wire(host)
+    machine = detect(overrides=options.parse_overrides(vram, ram, gpu), ollama_host=live.inv.host, env=live.inv.env)
     result = recommend_here(
-        machine, host=host, context=context, model=model, include_all=all_, include_no_tools=include_no_tools
+        machine, live, context=context, model=model, include_all=all_, include_no_tools=include_no_tools
     )
     for warning in result.warnings:
         out.warn(warning)
@@ -127,7 +129,7 @@ def _render_table(out, result) -> None:
     table = Table(title=f"Ranked for Codex (target {result.target_context:,} tokens)", title_justify="left")
     for column, justify in (("#", "right"), ("model", "left"), ("size", "right"), ("fits where", "left"),
                             ("context", "right"), ("tok/s", "right"), ("why", "left")):  # fmt: skip
-        table.add_column(column, justify=justify, overflow="fold")
+        table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
     shown = list(result.candidates) if len(result.candidates) <= TABLE_ROWS else _trim(result.candidates)
     for c in shown:
         table.add_row(

@@ -45,6 +45,7 @@ def setup_command(
 
     def body(out):
         from localcodex.core.setup import SetupRequest, setup
+        from localcodex.wiring import live
 
         overrides = options.parse_overrides(vram, ram, gpu)
         request = SetupRequest(
@@ -52,7 +53,7 @@ def setup_command(
             recheck=recheck, vram=overrides.vram, ram=overrides.ram, gpu_none=overrides.gpu_none,
         )  # fmt: skip
         with _hooks(out, yes) as hooks:
-            return setup(request, hooks)
+            return setup(request, live(host, json=json_), hooks)
 
     run_command("setup", json_, body, render, judge)
 

@@ -26,11 +26,11 @@ The budget rule:
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from types import MappingProxyType
 
 from localcodex.adapters.probes import amd, apple, cpu, disk, drm, environment, memory, nvidia, windows
 from localcodex.adapters.probes.base import Runner, SystemInfo, current_system, default_runner
@@ -39,7 +39,10 @@ from localcodex.domain.machine import GPU, Budget, Machine, OllamaState
 from localcodex.domain.units import GiB, MiB, format_bytes
 from localcodex.errors import UsageError
 from localcodex.paths import OllamaHost
-from localcodex.paths import ollama_host as resolve_host
+from localcodex.paths import ollama_host as _host_of
+
+EMPTY_ENV: Mapping[str, str] = MappingProxyType({})
+DEFAULT_HOST = _host_of(None, EMPTY_ENV)  # Ollama's default address (127.0.0.1:11434)
 
 RESERVE_GPU = 457 * MiB  # Ollama's MinimumMemory() for CUDA/ROCm (and Vulkan)
 RESERVE_METAL = 512 * MiB  # ... and for Metal
@@ -70,21 +73,24 @@ def detect(
     *,
     root: Path = Path("/"),
     run: Runner = default_runner,
-    env: Mapping[str, str] | None = None,
+    env: Mapping[str, str] = EMPTY_ENV,
     system: SystemInfo | None = None,
     overrides: Overrides = Overrides(),
-    ollama_host: str | None = None,
+    ollama_host: OllamaHost | None = None,
     query_ollama: bool = True,
     native: Native | None = None,
     ollama_timeout: float = 2.0,
 ) -> Machine:
-    """Measure the machine (or, for a remote Ollama host, say what cannot be measured) and its budget."""
+    """Measure the machine (or, for a remote Ollama host, say what cannot be measured) and its budget.
+
+    `env` is the invocation's environment (GPU visibility and Ollama's own variables are read from it, never
+    from the process); `ollama_host` the parsed server (default: Ollama's default address).
+    """
     if overrides.gpu_none and overrides.vram is not None:
         raise UsageError("--vram and --gpu none contradict each other", "pass one of them")
-    env = os.environ if env is None else env
     system = system or current_system()
     native = native or Native()
-    host = resolve_host(ollama_host, env)
+    host = ollama_host or DEFAULT_HOST
     state = _ollama(host, ollama_timeout) if query_ollama else None
     local = _is_local(host)
     machine = _local(root, run, env, system, native, overrides) if local else _remote(host, overrides)
@@ -378,10 +384,10 @@ def _ram_budget(machine: Machine, ram_available: int, loaded_cpu: int) -> tuple[
     return budget, f"{text} = {format_bytes(budget)}" if machine.ram_total else text
 
 
-def this_machine() -> Machine:
+def this_machine(env: Mapping[str, str] = EMPTY_ENV) -> Machine:
     """The machine we run on, as `detect` sees it (GPUs included), without asking Ollama anything.
 
     Always this machine's own hardware: a benchmark of a server elsewhere is recorded with it too, and marked
     as remote in the receipts, so it never passes for a measurement of this hardware.
     """
-    return detect(query_ollama=False, ollama_host="127.0.0.1")
+    return detect(query_ollama=False, env=env)

@@ -223,6 +223,7 @@ def classify(status: str) -> Phase:
 def _stream(server: OllamaServer, name: str, emit: ProgressCallback) -> dict[str, LayerSummary]:
     layers: dict[str, LayerSummary] = {}
     stream = server.pull(name)
+    close = getattr(stream, "close", lambda: None)  # a generator: closing it ends the HTTP stream
     finished = False
     try:
         for part in stream:
@@ -237,12 +238,12 @@ def _stream(server: OllamaServer, name: str, emit: ProgressCallback) -> dict[str
                     layers[key] = LayerSummary(key, event.total, layers[key].reused)
             emit(event)
     except KeyboardInterrupt:
-        stream.close()
+        close()
         raise LocalcodexError(
             f"pull of {name} interrupted", RESUME_NOTE, code="interrupted", exit_code=ExitCode.INTERRUPTED
         ) from None
     except ServerError as err:
-        stream.close()
+        close()
         raise pull_failure(server, name, err) from err
     if not finished:
         raise ServerError(f"the pull of {name} ended before Ollama at {server.host.native} reported success",

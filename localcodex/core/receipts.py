@@ -108,7 +108,8 @@ def compare_receipts(store: ReceiptStore, ids: Sequence[int]) -> Comparison:
     for detail in details:
         for s in detail.summaries:
             base = _baseline(first, s) if detail is not details[0] else None
-            change = (s.decode_median / base.decode_median - 1.0) if base and s.decode_median else None
+            change = ((s.decode_median / base.decode_median - 1.0)
+                      if base and base.decode_median and s.decode_median else None)
             rows.append(ComparisonRow(
                 detail.session.id, detail.session.started_at, detail.session.machine, detail.session.endpoint,
                 s.model, s.prompt_tokens, s.prompt_target, s.parallel, s.decode_median, s.prompt_median,

@@ -18,24 +18,29 @@ a prompt or `--yes`; core code never prompts by itself.
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from localcodex.adapters.files import write_text_atomic
-from localcodex.adapters.ollama import OllamaServer
+from localcodex.adapters.codex_cli import find_codex
+from localcodex.adapters.ollama import OllamaServer, normalize_name
+from localcodex.adapters.setup_state import SetupState
+from localcodex.core.bench.run import setup_benchmark
+from localcodex.core.check.run import CheckRequest, check
+from localcodex.core.configure import ConfigureRequest, configure
+from localcodex.core.detect import Overrides, detect
+from localcodex.core.ports import Live
+from localcodex.core.pull import pull
+from localcodex.core.recommend.rank import Candidate, recommend_here
+from localcodex.core.variant import ensure_variant, variant_name, verify_variant
 from localcodex.domain.envelope import ErrorItem
 from localcodex.domain.machine import Machine
-from localcodex.errors import ExitCode, LocalcodexError, NoFit, OllamaUnavailable, ServerError
-from localcodex.paths import OllamaHost, data_dir, ollama_host
+from localcodex.errors import ExitCode, LocalcodexError, NoFit, NotFound, OllamaUnavailable, ServerError
+from localcodex.paths import OllamaHost
 from localcodex.render.output import human_bytes
 
-STATE_FILE = "setup-state.json"
-STATE_VERSION = 1
 STEPS = ("detect", "recommend", "pull", "variant", "check", "configure", "bench")
 TITLES = {
     "detect": "Measure this machine",
@@ -72,7 +77,6 @@ class Step:
 
 @dataclass(frozen=True)
 class SetupRequest:
-    host: str | None = None
     model: str | None = None  # skip the recommendation's pick (still evaluated for fit and context)
     context: int | None = None
     profile: str = "local_ollama"
@@ -82,7 +86,7 @@ class SetupRequest:
     vram: int | None = None  # detect's overrides
     ram: int | None = None
     gpu_none: bool = False
-    env: Mapping[str, str] | None = None
+    host: str | None = None  # --host as typed, only to name it in retry commands (the server is the invocation's)
 
 
 @dataclass
@@ -122,6 +126,16 @@ class SetupReport:
         return self.failed is None
 
 
+T = TypeVar("T")
+
+
+def _known(value: T | None, what: str) -> T:
+    """A fact an earlier step established: the steps run in order, so a later one finds it set."""
+    if value is None:
+        raise LocalcodexError(f"internal error: {what} is not known at this step", "please report it")
+    return value
+
+
 class _Stop(Exception):
     """Raised inside a step to end it as failed (wraps the step's own LocalcodexError)."""
 
@@ -134,13 +148,15 @@ class _Stop(Exception):
 class _Run:
     request: SetupRequest
     hooks: SetupHooks
+    live: Live
     host: OllamaHost
     server: OllamaServer
+    store: SetupState
     state: dict[str, Any]
     steps: list[Step] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     machine: Machine | None = None
-    candidate: Any = None
+    candidate: Candidate | None = None
     base: str | None = None
     digest: str | None = None
     variant: str | None = None
@@ -152,11 +168,14 @@ class _Run:
     codex_command: str | None = None
 
 
-def setup(request: SetupRequest, hooks: SetupHooks | None = None) -> SetupReport:
-    """Run every step in order; stop at the first failure. Never raises a LocalcodexError: it is a step result."""
+def setup(request: SetupRequest, live: Live, hooks: SetupHooks | None = None) -> SetupReport:
+    """Run every step in order; stop at the first failure. Never raises a LocalcodexError: it is a step result.
+
+    `live` gives the invocation (environment, parsed host) and the adapters; the state file is read through it.
+    """
     hooks = hooks or SetupHooks()
-    host = ollama_host(request.host, request.env)
-    run = _Run(request, hooks, host, OllamaServer(host, timeout=30.0), _load_state(host))
+    host, store = live.inv.host, live.setup_state()
+    run = _Run(request, hooks, live, host, live.ollama(timeout=30.0), store, store.load(host.native))
     for name, step in (
         ("detect", _detect), ("recommend", _recommend), ("pull", _pull), ("variant", _variant),
         ("check", _check), ("configure", _configure), ("bench", _bench),
@@ -226,11 +245,9 @@ def exit_code(report: SetupReport) -> ExitCode:
 
 
 def _detect(run: _Run) -> Step:
-    from localcodex.core.detect import Overrides, detect
-
     req = run.request
     overrides = Overrides(vram=req.vram, ram=req.ram, gpu_none=req.gpu_none)
-    run.machine = machine = detect(overrides=overrides, ollama_host=req.host, env=req.env)
+    run.machine = machine = detect(overrides=overrides, ollama_host=run.host, env=run.live.inv.env)
     parts = [f"{human_bytes(machine.ram_total)} RAM"]
     gpus = [g for g in machine.gpus if g.used_by_ollama]
     parts.append(", ".join(f"{g.name} ({human_bytes(g.memory_total)})" for g in gpus) if gpus else "no GPU for Ollama")
@@ -239,7 +256,7 @@ def _detect(run: _Run) -> Step:
         parts.append(f"Ollama {state.version} at {run.host.native}")
     else:
         parts.append(f"Ollama not reachable at {run.host.native}")
-    warnings = ()
+    warnings: tuple[str, ...] = ()
     if machine.remote:
         warnings = (f"Ollama runs on another machine ({run.host.native}): its memory is known only from what "
                     "the server reports; pass --vram/--ram to describe it",)
@@ -252,9 +269,6 @@ def _ollama_reachable(run: _Run) -> bool:
 
 
 def _recommend(run: _Run) -> Step:
-    from localcodex.adapters.ollama import normalize_name
-    from localcodex.errors import NotFound
-
     req = run.request
     remembered = None if req.model else _remembered_model(run)
     model = req.model or remembered
@@ -276,12 +290,10 @@ def _recommend(run: _Run) -> Step:
     return Step("recommend", TITLES["recommend"], StepStatus.DONE, summary, warnings=warnings)
 
 
-def _pick(run: _Run, model: str | None) -> tuple[Any, tuple[str, ...]]:
+def _pick(run: _Run, model: str | None) -> tuple[Candidate, tuple[str, ...]]:
     """The candidate to set up (the recommendation's pick, or `model` evaluated on this machine)."""
-    from localcodex.core.recommend.rank import recommend_here
-
     req = run.request
-    result = recommend_here(run.machine, host=req.host, context=req.context, model=model, env=req.env)
+    result = recommend_here(_known(run.machine, "the machine"), run.live, context=req.context, model=model)
     if result.pick is None and model and result.candidates:
         reason = result.candidates[0].excluded or "it is not offered"
         raise NoFit(f"{model} cannot serve Codex here: {reason}",
@@ -294,7 +306,7 @@ def _pick(run: _Run, model: str | None) -> tuple[Any, tuple[str, ...]]:
     return result.pick, warnings
 
 
-def _take(run: _Run, pick: Any) -> None:
+def _take(run: _Run, pick: Candidate) -> None:
     run.candidate = pick
     run.base = pick.model
     run.num_ctx = run.request.context or pick.num_ctx
@@ -325,10 +337,8 @@ def _require_ollama(run: _Run) -> None:
 
 
 def _pull(run: _Run) -> Step:
-    from localcodex.core.pull import pull
-
     _require_ollama(run)
-    name, retry = run.base, _retry(run, "pull")
+    name, retry = _known(run.base, "the model"), _retry(run, "pull")
     installed = run.server.find(name)
     if installed is not None:
         run.digest = installed.digest
@@ -355,9 +365,7 @@ def _pull(run: _Run) -> Step:
 
 
 def _variant(run: _Run) -> Step:
-    from localcodex.core.variant import ensure_variant, variant_name, verify_variant
-
-    num_ctx, base = run.num_ctx, run.base
+    num_ctx, base = _known(run.num_ctx, "the context"), _known(run.base, "the model")
     retry = _retry(run, "variant")
     run.variant = variant_name(base, num_ctx)
     if run.request.dry_run:
@@ -406,8 +414,6 @@ def _where(verified: Any) -> str:
 
 
 def _check(run: _Run) -> Step:
-    from localcodex.core.check.run import CheckRequest, check
-
     retry = _retry(run, "check")
     if run.request.dry_run:
         return Step("check", TITLES["check"], StepStatus.PLANNED,
@@ -417,7 +423,7 @@ def _check(run: _Run) -> Step:
     if run.state.get("checked") == key and not run.request.recheck:
         return Step("check", TITLES["check"], StepStatus.UNCHANGED,
                     "passed before for this model and server (--recheck to probe again)")
-    report = check(CheckRequest(model=run.variant, host=run.request.host, env=run.request.env),
+    report = check(CheckRequest(model=run.variant, host=run.host.native, env=run.live.inv.env),
                    on_progress=run.hooks.on_probe)
     if not report.ok:
         first = report.failed[0]
@@ -430,16 +436,13 @@ def _check(run: _Run) -> Step:
 
 
 def _configure(run: _Run) -> Step:
-    from localcodex.adapters.codex_cli import find_codex
-    from localcodex.core.configure import ConfigureRequest, configure
-
     req = run.request
     retry = _retry(run, "configure")
     # With Codex installed, a model catalog for the profile stops its "Model metadata … not found" warning
     # and gives it the real context window (it takes Codex's own default prompt, so nothing else changes).
-    creq = ConfigureRequest(model=run.variant, context=run.num_ctx, host=req.host, profile=req.profile,
+    creq = ConfigureRequest(model=run.variant, context=run.num_ctx, host=run.host.native, profile=req.profile,
                             dry_run=True, command="setup", ask_ollama=not req.dry_run,
-                            model_catalog=find_codex(req.env) is not None)
+                            model_catalog=find_codex(run.live.inv.env) is not None)
     preview = configure(creq)
     run.codex_command = preview.run
     run.profile_path = str(next((f.path for f in preview.files if f.role == "profile"), ""))
@@ -459,8 +462,6 @@ def _configure(run: _Run) -> Step:
 
 
 def _bench(run: _Run) -> Step:
-    from localcodex.core.bench.run import setup_benchmark
-
     retry = _retry(run, "bench")
     if not run.request.bench:
         return Step("bench", TITLES["bench"], StepStatus.SKIPPED, "skipped (--no-bench)")
@@ -472,7 +473,8 @@ def _bench(run: _Run) -> Step:
         run.decode_tps, run.prompt_tps = remembered.get("decode_tps"), remembered.get("prompt_tps")
         return Step("bench", TITLES["bench"], StepStatus.UNCHANGED,
                     f"measured before: {_speed(run)} (`{retry}` to measure again)")
-    outcome = setup_benchmark(run.variant, host=run.request.host, machine=run.machine, on_progress=run.hooks.on_bench)
+    outcome = setup_benchmark(_known(run.variant, "the variant"), run.live, machine=run.machine,
+                              on_progress=run.hooks.on_bench)
     if not outcome.decode_tps:
         why = outcome.warnings[0] if outcome.warnings else "no run finished"
         raise ServerError(f"the benchmark of {run.variant} measured nothing: {why}",
@@ -491,31 +493,6 @@ def _speed(run: _Run) -> str:
 # -- remembered state -----------------------------------------------------------------------------------------
 
 
-def _state_path(env: Mapping[str, str] | None = None) -> Path:
-    return data_dir(env) / STATE_FILE
-
-
-def _load_state(host: OllamaHost) -> dict[str, Any]:
-    """What earlier runs proved on this host. A missing or unreadable file only costs re-proving."""
-    try:
-        doc = json.loads(_state_path().read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(doc, dict) or doc.get("version") != STATE_VERSION:
-        return {}
-    entry = doc.get("hosts", {}).get(host.native, {})
-    return entry if isinstance(entry, dict) else {}
-
-
 def _save_state(run: _Run, **facts: Any) -> None:
     run.state.update(facts, model=run.base)
-    path = _state_path()
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(doc, dict) or doc.get("version") != STATE_VERSION:
-            doc = {}
-    except (OSError, ValueError):
-        doc = {}
-    doc.setdefault("hosts", {})[run.host.native] = run.state
-    doc["version"] = STATE_VERSION
-    write_text_atomic(path, json.dumps(doc, indent=2, sort_keys=True))
+    run.store.save(run.host.native, run.state)

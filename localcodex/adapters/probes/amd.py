@@ -163,6 +163,7 @@ def _gpu(
     igpu = _is_igpu(mem)
     total, free = mem.vram_total, vram_free
     if igpu:
+        assert mem.gtt_total is not None and mem.vram_total is not None  # _is_igpu checked both
         gtt_free = mem.gtt_total - (mem.gtt_used or 0)
         gtt_cap = mem.gtt_total if shared.total is None else min(mem.gtt_total, shared.total)
         gtt_avail = gtt_free if shared.available is None else min(gtt_free, shared.available)
@@ -239,7 +240,7 @@ def probe_intel(
 ) -> list[GPU]:
     """Intel GPUs from sysfs, named by lspci. Ollama reaches them only through Vulkan; the integrated ones
     (always at PCI 00:02.0) share system RAM and are not used unless OLLAMA_IGPU_ENABLE=1."""
-    gpus = []
+    gpus: list[GPU] = []
     for card in (c for c in cards if c.vendor == "intel"):
         integrated = (card.slot or "").endswith("00:02.0")
         notes = ["Intel GPU (sysfs and lspci): Ollama reaches Intel GPUs only through Vulkan"]

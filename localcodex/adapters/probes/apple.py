@@ -83,7 +83,7 @@ def probe_apple_gpu(sysctl: dict[str, str], arch: str, ram_total: int | None, ra
         return []
     wired = parse_int(sysctl.get("iogpu.wired_limit_mb", ""))
     if not wired and parse_int(sysctl.get("debug.iogpu.wired_limit", "")):  # macOS 13's name, in bytes
-        wired = parse_int(sysctl["debug.iogpu.wired_limit"]) // MiB
+        wired = (parse_int(sysctl["debug.iogpu.wired_limit"]) or 0) // MiB
     ws = working_set(ram_total, wired)
     chip = sysctl.get("machdep.cpu.brand_string") or "Apple Silicon"
     notes = [f"unified memory: Metal working set {ws.size / GiB:.1f} GiB ({ws.explanation})"]

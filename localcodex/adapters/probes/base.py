@@ -19,9 +19,12 @@ from typing import Protocol
 class CompletedLike(Protocol):
     """What a runner returns: the shape of `subprocess.CompletedProcess` with text output."""
 
-    returncode: int
-    stdout: str
-    stderr: str
+    @property
+    def returncode(self) -> int: ...
+    @property
+    def stdout(self) -> str: ...
+    @property
+    def stderr(self) -> str: ...
 
 
 @dataclass(frozen=True)

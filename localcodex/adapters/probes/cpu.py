@@ -115,7 +115,7 @@ def _darwin(sysctl: dict[str, str]) -> CpuInfo:
     for flag, name in (("AVX1.0", "avx"), ("AVX2", "avx2"), ("FMA", "fma"), ("AVX512F", "avx512")):
         if flag in features.split() or (name == "avx2" and num("hw.optional.avx2_0")):
             simd.append(name)
-    notes = ()
+    notes: tuple[str, ...] = ()
     if not sysctl:
         notes = ("CPU unknown: sysctl gave no answer",)
     return CpuInfo(

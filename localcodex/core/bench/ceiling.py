@@ -8,33 +8,25 @@ another machine gets no ceiling.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from localcodex.adapters.ollama import OllamaServer
+from localcodex.core.recommend.fit import DEFAULT_SETTINGS, Settings
+from localcodex.core.recommend.live import LiveModel, resolve_installed
+from localcodex.core.recommend.speed import RamBandwidth, decode_ceiling_tps
+from localcodex.domain.bench import Ceiling
+from localcodex.domain.catalog import load_catalog
+from localcodex.domain.machine import Machine
 from localcodex.errors import LocalcodexError
-
-if TYPE_CHECKING:
-    from localcodex.core.recommend.fit import Settings
-    from localcodex.core.recommend.speed import RamBandwidth
-    from localcodex.domain.bench import Ceiling
-    from localcodex.domain.machine import Machine
 
 DEFAULT_NUM_CTX = 4096
 
 
-def speed_model_ceiling(machine: Machine, host: str | None, *, ram: RamBandwidth | None = None,
+def speed_model_ceiling(machine: Machine, server: OllamaServer, *, ram: RamBandwidth | None = None,
                         settings: Settings | None = None) -> Ceiling:
-    """A `Ceiling` for models installed on the Ollama at `host`, evaluated on `machine` (this one).
+    """A `Ceiling` for models installed on the Ollama `server`, evaluated on `machine` (this one).
 
     Each model is described the way `recommend` sees it (catalog entry with the server's live `/api/show`
     figures, or built from `/api/show` alone) and looked up once.
     """
-    from localcodex.adapters.ollama import OllamaServer
-    from localcodex.core.recommend.fit import DEFAULT_SETTINGS
-    from localcodex.core.recommend.live import LiveModel, resolve_installed
-    from localcodex.core.recommend.speed import decode_ceiling_tps
-    from localcodex.domain.catalog import load_catalog
-
-    server = OllamaServer(host)
     catalog = load_catalog()
     resolved: dict[str, object] = {}
 

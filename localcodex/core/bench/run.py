@@ -34,9 +34,10 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from localcodex.core.bench import prompt as benchprompt
+from localcodex.core.bench.ceiling import speed_model_ceiling
 from localcodex.core.bench.targets import (
     Endpoint,
     Loaded,
@@ -44,6 +45,10 @@ from localcodex.core.bench.targets import (
     OpenAIEndpoint,
     Sample,
 )
+from localcodex.core.detect import this_machine
+from localcodex.core.ports import Live
+from localcodex.core.recommend.fit import Settings
+from localcodex.core.recommend.speed import RamBandwidth
 from localcodex.domain.bench import (
     BenchEvent,
     BenchRecorder,
@@ -56,9 +61,13 @@ from localcodex.domain.bench import (
     RunResult,
     SeriesSummary,
 )
+from localcodex.domain.fingerprint import Fingerprint, fingerprint
 from localcodex.domain.machine import Machine
 from localcodex.domain.stats import is_tight, spread
 from localcodex.errors import LocalcodexError, OllamaUnavailable, UsageError
+
+if TYPE_CHECKING:
+    from localcodex.adapters.receipts import BenchReceipt
 
 DEFAULT_PROMPT_TOKENS = (benchprompt.SHORT, 8192)
 DEFAULT_NUM_PREDICT = 128
@@ -158,7 +167,7 @@ def make_run(key: RunKey, slot: int, sample: Sample, has_counters: bool, batch: 
     return RunResult(
         model=key.model, digest=key.digest, phase=key.phase, prompt_target=key.prompt_target,
         parallel=key.parallel, run=key.run, slot=slot, status="ok" if ok else "failed",
-        error=None if ok else err.message, error_code=None if ok else err.code,
+        error=err.message if err else None, error_code=err.code if err else None,
         started_at=datetime.fromtimestamp(sample.started_wall, timezone.utc).isoformat(timespec="milliseconds"),
         done_reason=sample.done_reason, load_duration=c.get("load_duration"),
         prompt_eval_count=c.get("prompt_eval_count", sample.prompt_count),
@@ -603,19 +612,16 @@ def _skipped(info: ModelInfo) -> ModelBench:
 # -- the whole command, and setup's step -------------------------------------------------------------------------
 
 
-def run_benchmark(request: BenchRequest, on_progress: Callable[[BenchEvent], None] = _ignore, *,
+def run_benchmark(request: BenchRequest, live: Live, on_progress: Callable[[BenchEvent], None] = _ignore, *,
                   save: bool = True, machine: Machine | None = None) -> BenchReport:
     """`localcodex bench`: `bench()` on this machine, with receipts written as runs complete and the speed
     model's decode ceiling for "% of ceiling" (a local Ollama only). Receipts that cannot be written, or a
     ceiling that cannot be computed, cost only themselves: the report says so in `warnings`."""
-    from localcodex.core.detect import this_machine
-    from localcodex.domain.fingerprint import fingerprint
-
-    machine = machine or this_machine()
+    machine = machine or this_machine(live.inv.env)
     print_ = fingerprint(machine)
     warnings: list[str] = []
-    recorder = _receipts(print_, warnings) if save else None
-    ceiling = _ceiling(request, machine, warnings)
+    recorder = _receipts(live, print_, warnings) if save else None
+    ceiling = _ceiling(request, live, machine, warnings)
     try:
         report = bench(request, on_progress, recorder=recorder, ceiling=ceiling)
     finally:
@@ -625,10 +631,10 @@ def run_benchmark(request: BenchRequest, on_progress: Callable[[BenchEvent], Non
     return replace(report, machine=print_.label, receipt_id=receipt, warnings=tuple(warnings))
 
 
-def _receipts(print_: Any, warnings: list[str]) -> Any:
-    from localcodex.adapters.receipts import BenchReceipt, ReceiptStore
+def _receipts(live: Live, print_: Fingerprint, warnings: list[str]) -> BenchReceipt | None:
+    from localcodex.adapters.receipts import BenchReceipt  # sqlite3, only when receipts are kept
 
-    store = ReceiptStore()
+    store = live.receipts()
     try:
         _ = store.conn  # open and migrate now, so a broken file is known before the first run
     except LocalcodexError as exc:
@@ -637,23 +643,13 @@ def _receipts(print_: Any, warnings: list[str]) -> Any:
     return BenchReceipt(store, print_)
 
 
-def _ceiling(request: BenchRequest, machine: Machine, warnings: list[str]) -> Ceiling | None:
+def _ceiling(request: BenchRequest, live: Live, machine: Machine, warnings: list[str]) -> Ceiling | None:
     """The speed model's ceiling, for an Ollama on this machine (other hardware we cannot see)."""
-    import os
-
-    from localcodex.paths import data_dir, ollama_host
-
-    if request.base_url or not ollama_host(request.host).is_local or machine.remote:
+    if request.base_url or not live.inv.host.is_local or machine.remote:
         return None
     try:
-        from localcodex.adapters.membw import cached_ram_bandwidth
-        from localcodex.core.bench.ceiling import speed_model_ceiling
-        from localcodex.core.recommend.fit import Settings
-        from localcodex.core.recommend.speed import RamBandwidth
-
-        probe = cached_ram_bandwidth(data_dir())
-        ram = RamBandwidth(probe.bytes_per_s, f"measured: memory copy probe, {probe.bytes_per_s / 1e9:.0f} GB/s")
-        return speed_model_ceiling(machine, request.host, ram=ram, settings=Settings.from_env(os.environ))
+        ram = RamBandwidth.probed(live.ram_bandwidth(machine))
+        return speed_model_ceiling(machine, live.ollama(), ram=ram, settings=Settings.from_env(live.inv.env))
     except (LocalcodexError, OSError, ValueError) as exc:
         warnings.append(f"no decode ceiling to compare with: {exc}")
         return None
@@ -669,11 +665,11 @@ class SetupBenchmark:
     report: BenchReport
 
 
-def setup_benchmark(model: str, *, host: str | None = None, machine: Machine | None = None,
+def setup_benchmark(model: str, live: Live, *, machine: Machine | None = None,
                     on_progress: Callable[[BenchEvent], None] = _ignore) -> SetupBenchmark:
     """The default benchmark of one model, as `setup`'s last step: receipts kept, failures become warnings."""
-    request = BenchRequest(models=(model,), host=host, max_run_seconds=SETUP_RUN_SECONDS)
-    report = run_benchmark(request, on_progress, machine=machine)
+    request = BenchRequest(models=(model,), host=live.inv.host.native, max_run_seconds=SETUP_RUN_SECONDS)
+    report = run_benchmark(request, live, on_progress, machine=machine)
     single = [s for s in report.series if s.parallel == 1]
     decode = next((s.decode_tps.median for s in single if s.decode_tps), None)
     prompt = next((s.prompt_tps.median for s in reversed(single) if s.prompt_tps), None)

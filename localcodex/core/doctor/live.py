@@ -375,10 +375,11 @@ def _machine(run: _Run) -> Machine | None:
         return run.req.machine
     if not run.machine_detected:
         from localcodex.core.detect import detect
+        from localcodex.paths import ollama_host
 
         run.machine_detected = True
         try:
-            run.machine = detect(env=run.env, ollama_host=run.req.host, root=run.req.root)
+            run.machine = detect(env=run.env, ollama_host=ollama_host(run.req.host, run.env), root=run.req.root)
         except LocalcodexError:
             run.machine = None
     return run.machine

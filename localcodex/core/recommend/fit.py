@@ -112,15 +112,24 @@ DEFAULT_VOCAB = 152_064
 class FitModel(Protocol):
     """What fit and speed read from a model: `localcodex.domain.catalog.CatalogModel` has all of it."""
 
-    tag: str
-    architecture: str
-    download_bytes: int
-    params_total: int
-    params_active: int
-    block_count: int
-    head_count: int
-    embedding_length: int
-    context_length: int
+    @property
+    def tag(self) -> str: ...
+    @property
+    def architecture(self) -> str: ...
+    @property
+    def download_bytes(self) -> int: ...
+    @property
+    def params_total(self) -> int: ...
+    @property
+    def params_active(self) -> int: ...
+    @property
+    def block_count(self) -> int: ...
+    @property
+    def head_count(self) -> int: ...
+    @property
+    def embedding_length(self) -> int: ...
+    @property
+    def context_length(self) -> int: ...
 
     def kv_cache_bytes(self, num_ctx: int, cache_type: str = ..., parallel: int = ..., *, ubatch: int = ...) -> int:
         ...

@@ -72,10 +72,10 @@ def resolve_installed(live: LiveModel, catalog: Catalog) -> Resolved | None:
         model, notes = _override(base, live.installed, details)
         model = dataclasses.replace(model, tag=normalize_tag(live.installed.name), aliases=())
         return Resolved(model, True, f"live /api/show, same weights as {base.tag}", True, details.num_ctx, notes)
-    model, notes = from_show(live.installed, details)
-    if model is None:
+    shown, notes = from_show(live.installed, details)
+    if shown is None:
         return None
-    return Resolved(model, True, "live /api/show", False, details.num_ctx, notes)
+    return Resolved(shown, True, "live /api/show", False, details.num_ctx, notes)
 
 
 def _same_weights(installed: InstalledModel, details: ModelDetails, catalog: Catalog) -> CatalogModel | None:

@@ -33,10 +33,11 @@ Policy (each rule is tested in tests/test_recommend.py):
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from localcodex.adapters.ollama import OllamaServer, normalize_name, same_model
+from localcodex.core.ports import Live
 from localcodex.core.recommend.fit import (
     DEFAULT_CONTEXT,
     DEFAULT_SETTINGS,
@@ -164,68 +165,32 @@ def recommend(request: RecommendRequest) -> Recommendation:
 
 def recommend_here(
     machine: Machine,
+    live: Live,
     *,
-    host: str | None = None,
     context: int | None = None,
     model: str | None = None,
     include_all: bool = False,
     include_no_tools: bool = False,
-    env: Mapping[str, str] | None = None,
 ) -> Recommendation:
     """`recommend` for a machine `detect` just measured, with everything this machine can add: Ollama's live
-    model data, its version-dependent settings, the cached RAM bandwidth probe and measured receipts.
+    model data, its version-dependent settings (from the invocation's environment), the cached RAM bandwidth
+    probe and measured receipts.
 
     The `recommend` command and `setup` both call this, so they cannot disagree about the pick.
     """
-    import os
-
     state = machine.ollama
     version = state.version if state and state.reachable else None
     unreachable = None
     if state is not None and not state.reachable:
         unreachable = f"Ollama is not reachable ({state.error or state.host})"
+    ram = RamBandwidth.probed(live.ram_bandwidth(machine))
     return recommend(
         RecommendRequest(
             machine, context=context, include_all=include_all, include_no_tools=include_no_tools, model=model,
-            server=OllamaServer(host), unreachable=unreachable,
-            settings=Settings.from_env(os.environ if env is None else env, version),
-            ram_bandwidth=_ram_bandwidth(machine), measured=_measured(machine),
+            server=live.ollama(), unreachable=unreachable, settings=Settings.from_env(live.inv.env, version),
+            ram_bandwidth=ram, measured=live.measured_speeds(machine),
         )
     )  # fmt: skip
-
-
-def _ram_bandwidth(machine: Machine) -> RamBandwidth | None:
-    """This machine's RAM copy bandwidth (cached in the data folder); none for a remote Ollama host."""
-    if machine.remote:
-        return None
-    from localcodex.adapters.membw import cached_ram_bandwidth
-    from localcodex.paths import data_dir
-
-    probe = cached_ram_bandwidth(data_dir())
-    return RamBandwidth(probe.bytes_per_s, f"measured: memory copy probe, {probe.bytes_per_s / 1e9:.0f} GB/s")
-
-
-def _measured(machine: Machine) -> MeasuredLookup | None:
-    """Measured decode tok/s of a model on this machine, from the benchmark receipts."""
-    try:
-        from localcodex.adapters.receipts import ReceiptStore
-        from localcodex.domain.fingerprint import fingerprint
-    except ImportError:
-        return None
-    from localcodex.paths import receipts_db
-
-    path = receipts_db()
-    if not path.exists():
-        return None
-    store, print_ = ReceiptStore(path), fingerprint(machine)
-
-    def lookup(name: str) -> float | None:
-        try:
-            return store.measured_decode_tps(print_, name)
-        except LocalcodexError:
-            return None  # an unreadable receipts file only costs the measured figures
-
-    return lookup
 
 
 # -- live data ------------------------------------------------------------------------------------------
@@ -295,7 +260,7 @@ def machine_without(machine: Machine, model: str, settings: Settings = DEFAULT_S
 
     state = machine.ollama
     ours = [m for m in state.loaded if same_model(m.name, model) or same_model(base_of(m.name), model)] if state else []
-    if not ours:
+    if not ours or state is None:
         return machine
     from localcodex.core.detect import compute_budget
 

@@ -109,6 +109,13 @@ class RamBandwidth:
     bytes_per_s: float
     source: str = "measured: memory copy probe"
 
+    @classmethod
+    def probed(cls, bytes_per_s: float | None) -> RamBandwidth | None:
+        """The copy probe's result, as recommend and bench both describe it (None: no probe here)."""
+        if bytes_per_s is None:
+            return None
+        return cls(bytes_per_s, f"measured: memory copy probe, {bytes_per_s / 1e9:.0f} GB/s")
+
 
 # -- bandwidth of each device ---------------------------------------------------------------------------
 

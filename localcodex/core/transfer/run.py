@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from localcodex.adapters.ollama import ModelDetails, OllamaServer, normalize_name
+from localcodex.core.ports import Live
 from localcodex.core.transfer.gguf import GGUFInfo, GGUFSummary, read_gguf
 from localcodex.domain.machine import Machine
 from localcodex.domain.progress import TransferCallback, TransferEvent
@@ -109,14 +110,14 @@ class _Counter:
 
 
 def import_gguf_here(
-    host: str | None, path: str | Path, name: str, num_ctx: int | None = None, *, force: bool = False,
+    live: Live, path: str | Path, name: str, num_ctx: int | None = None, *, force: bool = False,
     on_progress: TransferCallback | None = None, timeout: float = 900.0,
 ) -> GGUFImportResult:
     """`models import`: the machine is measured (`detect`) when the server runs on it, for the fit estimate."""
     from localcodex.core.detect import detect
 
-    server = OllamaServer(host, timeout=timeout)
-    measure = (lambda: detect(ollama_host=host)) if server.host.is_local else None
+    server, inv = live.ollama(timeout=timeout), live.inv
+    measure = (lambda: detect(ollama_host=inv.host, env=inv.env)) if inv.host.is_local else None
     return import_gguf(server, path, name, num_ctx, force=force, measure=measure, on_progress=on_progress)
 
 

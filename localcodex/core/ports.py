@@ -1,0 +1,33 @@
+"""What the core steps need from the outside world, as an interface: `localcodex.wiring.Live` is the real one,
+tests pass fakes. Steps never build an adapter from a host string or read the environment themselves."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+from localcodex.adapters.ollama import OllamaServer
+from localcodex.adapters.setup_state import SetupState
+from localcodex.domain.machine import Machine
+from localcodex.invocation import Invocation
+from localcodex.paths import OllamaHost
+
+if TYPE_CHECKING:
+    from localcodex.adapters.receipts import ReceiptStore
+
+
+class Live(Protocol):
+    @property
+    def inv(self) -> Invocation: ...
+
+    def ollama(self, *, timeout: float = 30.0) -> OllamaServer: ...
+
+    def ollama_at(self, host: OllamaHost, *, timeout: float = 30.0) -> OllamaServer: ...
+
+    def receipts(self) -> ReceiptStore: ...
+
+    def setup_state(self) -> SetupState: ...
+
+    def ram_bandwidth(self, machine: Machine) -> float | None: ...
+
+    def measured_speeds(self, machine: Machine) -> Callable[[str], float | None] | None: ...
