@@ -7,17 +7,20 @@ build a `Live(invocation)` here. Nothing in this module decides policy.
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from localcodex.adapters.ollama import OllamaServer
 from localcodex.adapters.setup_state import SetupState
+from localcodex.core.bench.run import BenchRequest
+from localcodex.core.bench.targets import Endpoint, OllamaEndpoint, OpenAIEndpoint
 from localcodex.domain.fingerprint import fingerprint
 from localcodex.domain.machine import Machine
 from localcodex.errors import LocalcodexError
 from localcodex.invocation import Invocation
-from localcodex.paths import OllamaHost
+from localcodex.paths import OllamaHost, ollama_host
 
 if TYPE_CHECKING:  # sqlite3 comes with the receipts store: imported only by the commands that use receipts
     from localcodex.adapters.receipts import ReceiptStore
@@ -41,6 +44,19 @@ class Live:
         from localcodex.adapters.receipts import ReceiptStore
 
         return ReceiptStore(self.inv.receipts_db)
+
+    def bench_endpoint(self, request: BenchRequest) -> Endpoint:
+        """What `bench` measures: Ollama's native API (`request.host`, else the invocation's server), or any
+        OpenAI-compatible `/v1` endpoint (`request.base_url`, its key read from the invocation's environment)."""
+        if request.base_url:
+            from localcodex.adapters.openai_compat import OpenAICompatClient  # httpx: only for this endpoint
+
+            url, key, env = request.base_url.rstrip("/"), request.env_key, self.inv.env
+            netloc = urllib.parse.urlsplit(url).netloc
+            local = ollama_host(netloc, {}).is_local if netloc else False
+            return OpenAIEndpoint(url, lambda: OpenAICompatClient(url, api_key_env=key, env=env), is_local=local)
+        host = ollama_host(request.host, self.inv.env) if request.host else self.inv.host
+        return OllamaEndpoint(OllamaServer(host), request.keep_alive)
 
     def setup_state(self) -> SetupState:
         return SetupState(self.inv.data_dir)

@@ -34,6 +34,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from localcodex.core.bench.run import BenchReport, BenchRequest, RunResult, bench  # noqa: E402
+from localcodex.invocation import Invocation  # noqa: E402
+from localcodex.wiring import Live  # noqa: E402
 
 MODEL = "qwen3-coder:30b"  # installed by the emulator's demo preset
 LOAD_TIME = 0.75
@@ -138,7 +140,8 @@ def run_config(config: Config, api: str) -> list[Row]:
         request = BenchRequest(models=(MODEL,), prompt_tokens=config.prompt_tokens, num_predict=config.num_predict,
                                host=emu.url if api == "ollama" else None,
                                base_url=f"{emu.url}/v1" if api == "openai" else None)
-        return check(config, bench(request), api)
+        endpoint = Live(Invocation.build(env={})).bench_endpoint(request)
+        return check(config, bench(request, endpoint=endpoint), api)
     finally:
         emu.close()
 

@@ -19,6 +19,11 @@ from localcodex.errors import ExitCode, NotFound, OllamaUnavailable
 from localcodex.invocation import Invocation
 from localcodex.wiring import Live
 
+
+def bench_at(request: BenchRequest, *args, **kwargs):
+    """`bench()` against the endpoint the request names, wired as the command wires it (environment: none)."""
+    return bench(request, *args, endpoint=Live(Invocation.build(env={})).bench_endpoint(request), **kwargs)
+
 MODEL = "llama3.2:3b"
 DECODE, PROMPT, LOAD = 200.0, 20000.0, 0.25
 
@@ -58,7 +63,7 @@ def inject_on_run(emu, fault: Fault, run: int = 2):
 
 
 def test_rates_ttft_and_load_match_the_emulator(emu):
-    report = bench(BenchRequest(models=(MODEL,), prompt_tokens=(0, 2048), num_predict=24, host=emu.url))
+    report = bench_at(BenchRequest(models=(MODEL,), prompt_tokens=(0, 2048), num_predict=24, host=emu.url))
     assert report.status == "ok" and report.api == "ollama" and report.server_version == emu.version
     short, long = report.models[0].series
     for s in (short, long):
@@ -76,7 +81,7 @@ def test_rates_ttft_and_load_match_the_emulator(emu):
 
 
 def test_warm_up_is_reported_apart_and_never_counted(emu):
-    report = bench(BenchRequest(models=(MODEL,), prompt_tokens=(0,), num_predict=8, host=emu.url))
+    report = bench_at(BenchRequest(models=(MODEL,), prompt_tokens=(0,), num_predict=8, host=emu.url))
     model = report.models[0]
     warm = model.warmup
     assert warm.phase == "warmup" and warm.ok
@@ -88,7 +93,7 @@ def test_warm_up_is_reported_apart_and_never_counted(emu):
 
 
 def test_requests_are_deterministic_and_defeat_the_prompt_cache(emu):
-    bench(BenchRequest(models=(MODEL,), prompt_tokens=(0, 1024), num_predict=8, host=emu.url))
+    bench_at(BenchRequest(models=(MODEL,), prompt_tokens=(0, 1024), num_predict=8, host=emu.url))
     bodies = generate_requests(emu)
     assert len(bodies) >= 1 + 1 + 3 + 3  # warm-up, calibration, two series
     for body in bodies:
@@ -102,7 +107,7 @@ def test_requests_are_deterministic_and_defeat_the_prompt_cache(emu):
 def test_a_series_stops_early_once_the_spread_is_tight(emu):
     """The emulator's rates are exact, so decode and prefill agree at once; TTFT carries this machine's noise.
     The series must stop at the first run (from the third) where every measure agrees, and not before."""
-    report = bench(BenchRequest(models=(MODEL,), prompt_tokens=(0, 600), num_predict=8, host=emu.url))
+    report = bench_at(BenchRequest(models=(MODEL,), prompt_tokens=(0, 600), num_predict=8, host=emu.url))
     for series in report.models[0].series:
         runs = [r for r in measured(report) if r.prompt_target == series.prompt_target]
         ttft = [r.ttft_s for r in runs]
@@ -115,7 +120,7 @@ def test_a_series_stops_early_once_the_spread_is_tight(emu):
 
 
 def test_runs_overrides_the_early_stop(emu):
-    report = bench(BenchRequest(models=(MODEL,), prompt_tokens=(0,), num_predict=8, runs=6, host=emu.url))
+    report = bench_at(BenchRequest(models=(MODEL,), prompt_tokens=(0,), num_predict=8, runs=6, host=emu.url))
     series = report.models[0].series[0]
     assert series.runs_ok == 6 and not series.early_stop
     assert series.decode_tps.p10 is not None and series.decode_tps.p90 is not None  # enough runs for percentiles
@@ -126,7 +131,7 @@ def test_a_wide_spread_keeps_measuring(emulator_factory):
     spread, so the series runs all five times."""
     emu = emulator_factory(installed=[preset(MODEL)], decode_rate=DECODE, prompt_rate=PROMPT)
     stall = Fault("stall", path="/v1/chat/completions", after=4, seconds=0.3)
-    report = bench(BenchRequest(models=(MODEL,), prompt_tokens=(0,), num_predict=16, base_url=f"{emu.url}/v1"),
+    report = bench_at(BenchRequest(models=(MODEL,), prompt_tokens=(0,), num_predict=16, base_url=f"{emu.url}/v1"),
                    inject_on_run(emu, stall))
     series = report.models[0].series[0]
     assert report.status == "ok"
@@ -135,7 +140,7 @@ def test_a_wide_spread_keeps_measuring(emulator_factory):
 
 
 def test_prompts_are_sized_to_the_models_tokenizer(emu):
-    report = bench(BenchRequest(models=(MODEL,), prompt_tokens=(0, 700, 3000), num_predict=8, host=emu.url))
+    report = bench_at(BenchRequest(models=(MODEL,), prompt_tokens=(0, 700, 3000), num_predict=8, host=emu.url))
     model = report.models[0]
     assert model.calibration is not None and model.calibration.phase == "calibration"
     sizes = {s.prompt_target: s.prompt_tokens for s in model.series}
@@ -147,7 +152,7 @@ def test_prompts_are_sized_to_the_models_tokenizer(emu):
 def test_prompts_are_capped_at_the_loaded_context(emu):
     """The emulator (like Ollama below 24 GiB of VRAM) loads the model with num_ctx 4096: an 8k prompt would
     be cut silently, so it is capped and the user is told."""
-    report = bench(BenchRequest(models=(MODEL,), prompt_tokens=(8192,), num_predict=32, host=emu.url))
+    report = bench_at(BenchRequest(models=(MODEL,), prompt_tokens=(8192,), num_predict=32, host=emu.url))
     model = report.models[0]
     assert model.context_length == 4096
     series = model.series[0]
@@ -157,7 +162,7 @@ def test_prompts_are_capped_at_the_loaded_context(emu):
 
 
 def test_parallel_requests_report_per_request_and_total_rates(emu):
-    report = bench(BenchRequest(models=(MODEL,), prompt_tokens=(0,), num_predict=20, parallel=(1, 2), runs=2,
+    report = bench_at(BenchRequest(models=(MODEL,), prompt_tokens=(0,), num_predict=20, parallel=(1, 2), runs=2,
                                 host=emu.url))
     single, double = report.models[0].series
     assert (single.parallel, double.parallel) == (1, 2)
@@ -191,7 +196,7 @@ def test_several_models_are_compared(emulator_factory, cli):
 
 def test_a_thinking_model_counts_its_thinking_tokens(emulator_factory):
     emu = emulator_factory(installed=[preset("qwen3:0.6b")], decode_rate=DECODE, prompt_rate=PROMPT)
-    report = bench(BenchRequest(models=("qwen3:0.6b",), prompt_tokens=(0,), num_predict=12, host=emu.url))
+    report = bench_at(BenchRequest(models=("qwen3:0.6b",), prompt_tokens=(0,), num_predict=12, host=emu.url))
     run = measured(report)[0]
     assert run.stream_tokens == 12 and run.ttft_s is not None
     assert report.models[0].series[0].decode_tps.median == pytest.approx(DECODE, rel=0.01)
@@ -245,7 +250,7 @@ def test_env_key_that_is_not_set_is_one_clear_error(emulator_factory, cli):
     Fault("http_500", path="/api/generate", status=500, message="llama runner process has terminated"),
 ])
 def test_a_server_failing_mid_run_fails_the_run_not_the_tool(emu, fault):
-    report = bench(BenchRequest(models=(MODEL,), prompt_tokens=(0, 1024), num_predict=16, host=emu.url),
+    report = bench_at(BenchRequest(models=(MODEL,), prompt_tokens=(0, 1024), num_predict=16, host=emu.url),
                    inject_on_run(emu, fault))
     assert report.status == "failed"
     first = report.models[0].series[0]
@@ -262,7 +267,7 @@ def test_a_server_failing_mid_run_fails_the_run_not_the_tool(emu, fault):
 
 def test_a_stalled_server_times_out_as_a_failed_run(emu):
     started = time.monotonic()
-    report = bench(BenchRequest(models=(MODEL,), prompt_tokens=(0,), num_predict=16, host=emu.url, timeout=0.5),
+    report = bench_at(BenchRequest(models=(MODEL,), prompt_tokens=(0,), num_predict=16, host=emu.url, timeout=0.5),
                    inject_on_run(emu, Fault("stall", path="/api/generate", after=4, seconds=30.0)))
     assert time.monotonic() - started < 10  # the stall lasts 30 s; the run gives up after half a second
     assert report.status == "failed"
@@ -286,12 +291,12 @@ def test_a_server_that_is_not_there(cli, dead_url):
     assert result.code == ExitCode.OLLAMA_UNAVAILABLE
     assert "cannot reach Ollama" in result.stderr and "Traceback" not in result.output
     with pytest.raises(OllamaUnavailable):
-        bench(BenchRequest(models=(MODEL,), host=dead_url))
+        bench_at(BenchRequest(models=(MODEL,), host=dead_url))
 
 
 def test_a_model_that_is_not_installed(emu, cli):
     with pytest.raises(NotFound):
-        bench(BenchRequest(models=("qwen3-coder:30b",), host=emu.url))
+        bench_at(BenchRequest(models=("qwen3-coder:30b",), host=emu.url))
     result = cli("bench", "qwen3-coder:30b", "--host", emu.url)
     assert result.code == ExitCode.NOT_FOUND and "localcodex pull" in result.stderr
     assert not [r for r in emu.requests if r.path == "/api/generate"]  # nothing was run
@@ -366,7 +371,7 @@ def test_a_ceiling_gives_percent_of_ceiling(emu):
         asked.append((model, num_ctx, context_tokens))
         return 400.0 if model == MODEL else None
 
-    report = bench(BenchRequest(models=(MODEL,), prompt_tokens=(0, 1000), num_predict=8, parallel=(1, 2), runs=1,
+    report = bench_at(BenchRequest(models=(MODEL,), prompt_tokens=(0, 1000), num_predict=8, parallel=(1, 2), runs=1,
                                 host=emu.url), ceiling=ceiling)
     short, short_2, long, long_2 = report.models[0].series
     assert short.ceiling_tps == 400.0 and short.pct_of_ceiling == pytest.approx(50.0, rel=0.01)
@@ -394,7 +399,7 @@ def test_the_ceiling_comes_from_the_speed_model(emu, cli):
 
 def test_a_time_budget_shrinks_the_long_prompt(emulator_factory):
     emu = emulator_factory(installed=[preset(MODEL)], decode_rate=DECODE, prompt_rate=4000.0)
-    report = bench(BenchRequest(models=(MODEL,), prompt_tokens=(0, 8192), num_predict=16, host=emu.url,
+    report = bench_at(BenchRequest(models=(MODEL,), prompt_tokens=(0, 8192), num_predict=16, host=emu.url,
                                 max_run_seconds=0.4))
     model = report.models[0]
     long = model.series[-1]

@@ -22,7 +22,7 @@ ALLOWED: dict[str, set[str]] = {
     "adapters": {"errors", "domain", "paths"},
     "core": {"errors", "domain", "paths", "invocation", "adapters"},
     "render": {"errors", "domain", "paths"},
-    "wiring": {"errors", "domain", "paths", "invocation", "adapters"},
+    "wiring": {"errors", "domain", "paths", "invocation", "adapters", "core"},
     "commands": {"errors", "domain", "paths", "invocation", "adapters", "core", "render", "wiring"},
     "cli": {"errors", "domain", "paths", "invocation", "adapters", "core", "render", "wiring", "commands"},
     "__main__": {"cli"},

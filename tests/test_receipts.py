@@ -26,6 +26,13 @@ from localcodex.core.detect import this_machine
 from localcodex.domain.fingerprint import fingerprint
 from localcodex.domain.machine import GPU, GiB, Machine
 from localcodex.errors import ConfigError, ExitCode, NotFound
+from localcodex.invocation import Invocation
+from localcodex.wiring import Live
+
+
+def bench_at(request: BenchRequest, *args, **kwargs):
+    """`bench()` against the endpoint the request names, wired as the command wires it (environment: none)."""
+    return bench(request, *args, endpoint=Live(Invocation.build(env={})).bench_endpoint(request), **kwargs)
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL = "llama3.2:3b"
@@ -135,7 +142,7 @@ def test_every_run_is_stored_exactly(emu, db):
     from localcodex.adapters.receipts import BenchReceipt
 
     recorder = BenchReceipt(store, fingerprint(this_machine()))
-    report = bench(BenchRequest(models=(MODEL,), prompt_tokens=(0, 600), num_predict=8, host=emu.url),
+    report = bench_at(BenchRequest(models=(MODEL,), prompt_tokens=(0, 600), num_predict=8, host=emu.url),
                    recorder=recorder)
     detail = store.session(recorder.session_id)
     assert detail.runs == report.runs  # every field, every float, bit for bit
@@ -285,7 +292,7 @@ def test_a_failed_benchmark_keeps_what_it_measured(emu, db, cli):
             emu.inject(Fault("reset", path="/api/generate", after=3))
 
     recorder = BenchReceipt(ReceiptStore(db), fingerprint(this_machine()))
-    report = bench(BenchRequest(models=(MODEL,), prompt_tokens=(0,), num_predict=8, host=emu.url), break_run_2,
+    report = bench_at(BenchRequest(models=(MODEL,), prompt_tokens=(0,), num_predict=8, host=emu.url), break_run_2,
                    recorder=recorder)
     assert report.status == "failed"
     shown = cli("receipts", "show", str(recorder.session_id), "--json").json()["data"]

@@ -198,6 +198,10 @@ class OllamaServer:
             self._client = ollama.Client(host=self.host.native, timeout=self.timeout)
         return self._client
 
+    def with_timeout(self, seconds: float | None) -> OllamaServer:
+        """Another client of the same server (its own connection) with another timeout."""
+        return OllamaServer(self.host, timeout=seconds)
+
     def set_timeout(self, seconds: float | None) -> None:
         """Change the timeout of later calls, keeping the open connection (a benchmark times warm connections;
         a new one would add its set-up to the time to first token)."""

@@ -12,8 +12,10 @@ from localcodex.domain.machine import Machine
 from localcodex.invocation import Invocation
 from localcodex.paths import OllamaHost
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # ports is imported by core/bench/run itself
     from localcodex.adapters.receipts import ReceiptStore
+    from localcodex.core.bench.run import BenchRequest
+    from localcodex.core.bench.targets import Endpoint
 
 
 class Live(Protocol):
@@ -27,6 +29,8 @@ class Live(Protocol):
     def receipts(self) -> ReceiptStore: ...
 
     def setup_state(self) -> SetupState: ...
+
+    def bench_endpoint(self, request: BenchRequest) -> Endpoint: ...
 
     def ram_bandwidth(self, machine: Machine) -> float | None: ...
 

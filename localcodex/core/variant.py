@@ -205,7 +205,7 @@ def verify_variant(server: OllamaServer, name: str, num_ctx: int, *, load_timeou
     """Load `name` with one tiny request (no options: the model's own `num_ctx` must apply), then read
     `/api/ps`: the loaded context must equal `num_ctx`; report how much of the model is in VRAM."""
     name = normalize_name(name)
-    loader = OllamaServer(server.host, timeout=max(server.timeout or 0.0, load_timeout))
+    loader = server.with_timeout(max(server.timeout or 0.0, load_timeout))
     loader.generate(name, "Reply with OK.", options={"num_predict": 1})
     running = next((m for m in server.ps() if same_model(m.name, name)), None)
     if running is None:

@@ -41,8 +41,6 @@ from localcodex.core.bench.ceiling import speed_model_ceiling
 from localcodex.core.bench.targets import (
     Endpoint,
     Loaded,
-    OllamaEndpoint,
-    OpenAIEndpoint,
     Sample,
 )
 from localcodex.core.detect import this_machine
@@ -556,12 +554,6 @@ def validate(request: BenchRequest) -> None:
         raise UsageError("--prompt-tokens takes token counts, e.g. `--prompt-tokens 512,8192,32768`")
 
 
-def make_endpoint(request: BenchRequest) -> Endpoint:
-    if request.base_url:
-        return OpenAIEndpoint(request.base_url, request.env_key)
-    return OllamaEndpoint(request.host, request.keep_alive)
-
-
 def _ignore(event: BenchEvent) -> None:
     return None
 
@@ -572,7 +564,7 @@ def bench(
     *,
     recorder: BenchRecorder | None = None,
     ceiling: Ceiling | None = None,
-    endpoint: Endpoint | None = None,
+    endpoint: Endpoint,
 ) -> BenchReport:
     """Benchmark each model of `request` and return the report; never raises for a failed run.
 
@@ -582,7 +574,6 @@ def bench(
     `recorder` receives the start, every run as it completes, every series, and the end (or an abort).
     """
     validate(request)
-    endpoint = endpoint or make_endpoint(request)
     started = _now_iso()
     version, infos = endpoint.preflight(request.models)
     start = BenchStart(endpoint.api, endpoint.endpoint, endpoint.is_local, version, request.settings(), infos)
@@ -623,7 +614,7 @@ def run_benchmark(request: BenchRequest, live: Live, on_progress: Callable[[Benc
     recorder = _receipts(live, print_, warnings) if save else None
     ceiling = _ceiling(request, live, machine, warnings)
     try:
-        report = bench(request, on_progress, recorder=recorder, ceiling=ceiling)
+        report = bench(request, on_progress, recorder=recorder, ceiling=ceiling, endpoint=live.bench_endpoint(request))
     finally:
         if recorder is not None:
             recorder.store.close()

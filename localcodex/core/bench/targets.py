@@ -11,12 +11,16 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from localcodex.adapters.ollama import OllamaServer
 from localcodex.domain.bench import ModelInfo
 from localcodex.errors import LocalcodexError, ServerError, UsageError
+
+if TYPE_CHECKING:  # httpx comes with it: imported by the wiring only for an OpenAI-compatible endpoint
+    from localcodex.adapters.openai_compat import OpenAICompatClient
 
 # -- one request, measured -------------------------------------------------------------------------
 
@@ -83,22 +87,19 @@ class OllamaEndpoint:
     api = "ollama"
     has_counters = True
 
-    def __init__(self, host: str | None, keep_alive: str) -> None:
-        from localcodex.paths import ollama_host
-
-        self.host = ollama_host(host)
+    def __init__(self, server: OllamaServer, keep_alive: str) -> None:
+        self._first = server  # each thread gets its own client of this server (its own connection)
+        self.host = server.host
         self.endpoint = self.host.native
         self.is_local = self.host.is_local
         self.keep_alive = keep_alive
         self._local = threading.local()
 
-    def _server(self, timeout: float) -> Any:
+    def _server(self, timeout: float) -> OllamaServer:
         """This thread's server client, re-timed in place so its open connection is kept."""
-        from localcodex.adapters.ollama import OllamaServer
-
         server = getattr(self._local, "server", None)
         if server is None:
-            server = OllamaServer(self.host, timeout=timeout)
+            server = self._first.with_timeout(timeout)
             self._local.server = server
         elif server.timeout != timeout:
             server.set_timeout(timeout)
@@ -175,24 +176,17 @@ class OpenAIEndpoint:
     api = "openai"
     has_counters = False
 
-    def __init__(self, base_url: str, env_key: str | None) -> None:
-        import urllib.parse
-
-        from localcodex.paths import ollama_host
-
+    def __init__(self, base_url: str, connect: Callable[[], OpenAICompatClient], *, is_local: bool) -> None:
         self.endpoint = base_url.rstrip("/")
-        self.env_key = env_key
-        host = urllib.parse.urlsplit(self.endpoint).netloc
-        self.is_local = ollama_host(host).is_local if host else False
+        self.is_local = is_local
+        self._connect = connect  # a new client of the endpoint (the key read from the invocation's environment)
         self._local = threading.local()
 
-    def _client(self) -> Any:
-        """This thread's client (its own connection pool); reads the key from `env_key` (MissingEnvKey if unset)."""
-        from localcodex.adapters.openai_compat import OpenAICompatClient
-
+    def _client(self) -> OpenAICompatClient:
+        """This thread's client (its own connection pool); MissingEnvKey when the key's variable is unset."""
         client = getattr(self._local, "client", None)
         if client is None:
-            client = OpenAICompatClient(self.endpoint, api_key_env=self.env_key)
+            client = self._connect()
             self._local.client = client
         return client
 
