@@ -411,7 +411,7 @@ def test_a_time_budget_shrinks_the_long_prompt(emulator_factory):
 
 def test_setup_benchmark_reports_decode_and_prompt_and_keeps_a_receipt(emulator_factory, tmp_path):
     from localcodex.adapters.receipts import ReceiptStore
-    from localcodex.core.bench.run import setup_benchmark
+    from localcodex.core.bench.command import setup_benchmark
 
     emu = emulator_factory(installed=[preset(MODEL)], decode_rate=1000.0, prompt_rate=50000.0)
     events = []

@@ -86,7 +86,7 @@ def parse_counts(text: str, option: str) -> list[int]:
 
 
 def run_bench(out: Any, request: Any, *, save: bool) -> Any:
-    from localcodex.core.bench.run import run_benchmark
+    from localcodex.core.bench.command import run_benchmark
     from localcodex.wiring import live
 
     progress = Progress(out)

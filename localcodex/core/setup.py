@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 from localcodex.adapters.codex_cli import find_codex
 from localcodex.adapters.ollama import OllamaServer, normalize_name
 from localcodex.adapters.setup_state import SetupState
-from localcodex.core.bench.run import setup_benchmark
+from localcodex.core.bench.command import setup_benchmark
 from localcodex.core.check.run import CheckRequest, check
 from localcodex.core.configure import ConfigureRequest, configure
 from localcodex.core.detect import Overrides, detect

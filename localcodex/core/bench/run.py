@@ -28,25 +28,28 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from localcodex.core.bench import prompt as benchprompt
-from localcodex.core.bench.ceiling import speed_model_ceiling
+from localcodex.core.bench.measure import (
+    LONG_PROMPT,
+    RunKey,
+    batch_totals,
+    describe_series,
+    make_run,
+    now_iso,
+    settled,
+    summarize,
+)
 from localcodex.core.bench.targets import (
     Endpoint,
     Loaded,
     Sample,
 )
-from localcodex.core.detect import this_machine
-from localcodex.core.ports import Live
-from localcodex.core.recommend.fit import Settings
-from localcodex.core.recommend.speed import RamBandwidth
 from localcodex.domain.bench import (
     BenchEvent,
     BenchRecorder,
@@ -59,24 +62,17 @@ from localcodex.domain.bench import (
     RunResult,
     SeriesSummary,
 )
-from localcodex.domain.fingerprint import Fingerprint, fingerprint
-from localcodex.domain.machine import Machine
-from localcodex.domain.stats import is_tight, spread
 from localcodex.errors import LocalcodexError, OllamaUnavailable, UsageError
 
 if TYPE_CHECKING:
-    from localcodex.adapters.receipts import BenchReceipt
+    pass
 
 DEFAULT_PROMPT_TOKENS = (benchprompt.SHORT, 8192)
 DEFAULT_NUM_PREDICT = 128
 DEFAULT_MAX_RUNS = 5
 WARMUP_PREDICT = 16  # enough steps to warm the decode path; the warm-up is about load and cold TTFT
-LONG_PROMPT = 256  # prefill of fewer tokens takes too little time to judge a spread by
 CONTEXT_MARGIN = 16  # tokens kept free below num_ctx besides num_predict (nonce and template variance)
-RELOAD_SECONDS = 0.1  # a measured run with more load time than this found the model unloaded
 SETUP_RUN_SECONDS = 60.0  # setup must finish in minutes: its long prompt shrinks to what prefills in a minute
-TTFT_FLOOR_S = 0.005  # TTFT values this close agree, however small they are
-SERIAL_CONCURRENCY = 1.3  # below this, a parallel batch was decoded one request after another
 
 
 # -- what goes in -----------------------------------------------------------------------------------------------
@@ -106,91 +102,6 @@ class BenchRequest:
             "keep_alive": self.keep_alive, "timeout": self.timeout, "max_run_seconds": self.max_run_seconds,
             "env_key": self.env_key,
         }
-
-
-# -- from a sample to a run --------------------------------------------------------------------------------------
-
-
-def _rate(count: int | None, seconds: float | None) -> float | None:
-    return count / seconds if count and seconds and seconds > 0 else None
-
-
-def _stream_rate(sample: Sample) -> float | None:
-    """Decode rate from token arrivals: chunks after the first over the time they took."""
-    if sample.chunks < 2 or sample.first_at is None or sample.last_at is None:
-        return None
-    return _rate(sample.chunks - 1, sample.last_at - sample.first_at)
-
-
-def _client_decode(sample: Sample) -> float | None:
-    """Like `_stream_rate`, scaled by tokens per chunk when usage says a chunk held more than one token."""
-    rate = _stream_rate(sample)
-    if rate is None or not sample.completion_tokens or sample.completion_tokens <= sample.chunks:
-        return rate
-    return rate * sample.completion_tokens / sample.chunks
-
-
-def _rates(sample: Sample, has_counters: bool) -> dict[str, float | None]:
-    c = sample.counters
-    ttft = sample.first_at - sample.started if sample.first_at is not None else None
-    wall = sample.ended - sample.started
-    if has_counters:
-        prompt = _rate(c.get("prompt_eval_count"), (c.get("prompt_eval_duration") or 0) / 1e9)
-        decode = _rate(c.get("eval_count"), (c.get("eval_duration") or 0) / 1e9)
-    else:
-        prompt, decode = _rate(sample.prompt_count, ttft), _client_decode(sample)
-    tokens = sample.completion_tokens or sample.chunks
-    return {"ttft_s": ttft, "wall_s": wall, "prompt_tps": prompt, "decode_tps": decode,
-            "e2e_tps": _rate(tokens, wall), "stream_tps": _stream_rate(sample)}
-
-
-def _now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
-@dataclass(frozen=True)
-class RunKey:
-    model: str
-    digest: str | None
-    phase: str
-    prompt_target: int
-    parallel: int = 1
-    run: int = 0
-
-
-def make_run(key: RunKey, slot: int, sample: Sample, has_counters: bool, batch: BatchTotals) -> RunResult:
-    c = sample.counters
-    err = sample.error
-    ok = err is None
-    return RunResult(
-        model=key.model, digest=key.digest, phase=key.phase, prompt_target=key.prompt_target,
-        parallel=key.parallel, run=key.run, slot=slot, status="ok" if ok else "failed",
-        error=err.message if err else None, error_code=err.code if err else None,
-        started_at=datetime.fromtimestamp(sample.started_wall, timezone.utc).isoformat(timespec="milliseconds"),
-        done_reason=sample.done_reason, load_duration=c.get("load_duration"),
-        prompt_eval_count=c.get("prompt_eval_count", sample.prompt_count),
-        prompt_eval_duration=c.get("prompt_eval_duration"),
-        eval_count=c.get("eval_count", sample.completion_tokens), eval_duration=c.get("eval_duration"),
-        total_duration=c.get("total_duration"), stream_tokens=sample.chunks,
-        stream_span_s=sample.last_at - sample.first_at if sample.first_at is not None and sample.last_at else None,
-        aggregate_tps=batch.tps if ok else None, batch_wall_s=batch.wall_s,
-        source="server" if has_counters else "client",
-        **_rates(sample, has_counters),
-    )
-
-
-@dataclass(frozen=True)
-class BatchTotals:
-    tps: float | None  # generated tokens of the whole batch / wall_s (None when a request failed)
-    wall_s: float | None
-
-
-def batch_totals(samples: Sequence[Sample]) -> BatchTotals:
-    """The batch's wall time (first send to last byte) and its aggregate throughput."""
-    wall = max(s.ended for s in samples) - min(s.started for s in samples)
-    if any(s.error for s in samples):
-        return BatchTotals(None, wall)
-    return BatchTotals(_rate(sum(s.completion_tokens or s.chunks for s in samples), wall), wall)
 
 
 # -- running requests --------------------------------------------------------------------------------------------
@@ -433,109 +344,14 @@ def _series(session: _Session, info: ModelInfo, size: int, parallel: int, calib:
         batches.append(batch)
         if not all(r.ok for r in batch):
             break
-        if request.runs is None and _settled(batches):
+        if request.runs is None and settled(batches):
             early = index < limit
             break
     summary = summarize(info, size, parallel, request.num_predict, batches, early, ceiling_tps)
     if session.recorder is not None:
         session.recorder.series_done(summary)
-    session.emit(BenchEvent("series", _describe_series(summary), info.name, summary=summary))
+    session.emit(BenchEvent("series", describe_series(summary), info.name, summary=summary))
     return summary
-
-
-def _batch_value(batch: Sequence[RunResult], name: str) -> float | None:
-    values = [getattr(r, name) for r in batch if getattr(r, name) is not None]
-    return statistics.median(values) if values else None
-
-
-def _settled(batches: Sequence[Sequence[RunResult]]) -> bool:
-    """The early-stop rule, over >= 3 batches: decode (and the total when parallel), prefill for prompts of
-    256 tokens or more, and TTFT all agree within 2 % of their median (TTFT also within 5 ms, as a time of
-    a few ms cannot be known to 2 %)."""
-    measures = ["decode_tps"] + (["aggregate_tps"] if len(batches[0]) > 1 else [])
-    if (_batch_value(batches[0], "prompt_eval_count") or 0) >= LONG_PROMPT:
-        measures.append("prompt_tps")
-    rates = all(is_tight([_batch_value(b, m) for b in batches]) for m in measures)
-    return rates and is_tight([_batch_value(b, "ttft_s") for b in batches], floor=TTFT_FLOOR_S)
-
-
-def summarize(info: ModelInfo, size: int, parallel: int, num_predict: int, batches: Sequence[Sequence[RunResult]],
-              early: bool, ceiling_tps: float | None = None) -> SeriesSummary:
-    runs = [r for b in batches for r in b]
-    ok = [r for r in runs if r.ok]
-    failed = [r for r in runs if not r.ok]
-    decode = spread([r.decode_tps for r in ok])
-    ceil = ceiling_tps if parallel == 1 else None  # batched decode may exceed a one-stream ceiling
-    pct = 100.0 * decode.median / ceil if decode and ceil else None
-    prompt_tokens = spread([r.prompt_eval_count for r in ok])
-    eval_tokens = spread([r.eval_count for r in ok])
-    return SeriesSummary(
-        model=info.name, digest=info.digest, prompt_target=size,
-        prompt_tokens=round(prompt_tokens.median) if prompt_tokens else None, parallel=parallel,
-        num_predict=num_predict, status="failed" if failed or not ok else "ok", runs=len(batches), runs_ok=len(ok),
-        runs_failed=len(failed), early_stop=early, decode_tps=decode,
-        prompt_tps=spread([r.prompt_tps for r in ok]), ttft_s=spread([r.ttft_s for r in ok]),
-        e2e_tps=spread([r.e2e_tps for r in ok]),
-        aggregate_tps=spread([b[0].aggregate_tps for b in batches if all(r.ok for r in b)]),
-        eval_tokens=round(eval_tokens.median) if eval_tokens else None,
-        concurrency=_concurrency(batches) if parallel > 1 else None,
-        ceiling_tps=ceil, pct_of_ceiling=pct, error=failed[0].error if failed else None,
-        notes=tuple(_series_notes(ok, size, parallel, num_predict, batches)),
-    )
-
-
-def _concurrency(batches: Sequence[Sequence[RunResult]]) -> float | None:
-    """How many requests were busy at once, on average: the sum of their processing times (server prefill +
-    decode, or the client's first-to-last token span) over the batch's wall time. About 1 when the server
-    took them one after another, about `parallel` when it ran them together."""
-    ratios = []
-    for batch in batches:
-        wall = batch[0].batch_wall_s
-        if not wall or not all(r.ok for r in batch):
-            continue
-        busy = sum(_busy(r) for r in batch)
-        if busy:
-            ratios.append(busy / wall)
-    return statistics.median(ratios) if ratios else None
-
-
-def _busy(run: RunResult) -> float:
-    if run.eval_duration is not None:
-        return ((run.prompt_eval_duration or 0) + run.eval_duration) / 1e9
-    return run.stream_span_s or 0.0
-
-
-def _series_notes(ok: Sequence[RunResult], size: int, parallel: int, num_predict: int,
-                  batches: Sequence[Sequence[RunResult]]) -> list[str]:
-    notes = []
-    short = [r for r in ok if r.done_reason and r.done_reason != "length"]
-    if short:
-        tokens = statistics.median([r.eval_count or r.stream_tokens for r in short])
-        notes.append(f"{len(short)} of {len(ok)} runs stopped before num_predict={num_predict} "
-                     f"(done_reason {short[0].done_reason}, ~{tokens:.0f} tokens): fewer tokens to time")
-    # load_duration also holds the wait for a busy model, so only a lone request's says it was reloaded
-    reloads = [r for r in ok if (r.load_duration or 0) / 1e9 > RELOAD_SECONDS] if parallel == 1 else []
-    if reloads:
-        notes.append(f"the model was loaded again during {len(reloads)} run(s) (evicted by another model?): "
-                     "their TTFT includes the load")
-    evaluated = statistics.median([r.prompt_eval_count for r in ok if r.prompt_eval_count] or [0])
-    if size > LONG_PROMPT and evaluated and evaluated < 0.8 * size:
-        notes.append(f"the server evaluated ~{evaluated:.0f} tokens of a ~{size}-token prompt: it cut the prompt "
-                     "to fit its context window (or reused a cached prefix)")
-    concurrency = _concurrency(batches) if parallel > 1 else None
-    if concurrency is not None and concurrency < SERIAL_CONCURRENCY:
-        notes.append(f"the {parallel} requests were decoded one after another, not together: the server runs "
-                     "one request at a time (OLLAMA_NUM_PARALLEL=1, or a model that forces it)")
-    return notes
-
-
-def _describe_series(s: SeriesSummary) -> str:
-    head = f"{s.model} · {s.prompt_tokens or s.prompt_target} tok prompt · parallel {s.parallel}"
-    if s.status != "ok" and not s.decode_tps:
-        return f"{head}: failed: {s.error}"
-    decode = f"decode {s.decode_tps.median:.1f} tok/s (median of {s.decode_tps.n})" if s.decode_tps else ""
-    stop = ", stopped early: spread under 2 %" if s.early_stop else ""
-    return f"{head}: {decode}{stop}" + (f"; failed: {s.error}" if s.status != "ok" else "")
 
 
 # -- the entry point ---------------------------------------------------------------------------------------------
@@ -574,7 +390,7 @@ def bench(
     `recorder` receives the start, every run as it completes, every series, and the end (or an abort).
     """
     validate(request)
-    started = _now_iso()
+    started = now_iso()
     version, infos = endpoint.preflight(request.models)
     start = BenchStart(endpoint.api, endpoint.endpoint, endpoint.is_local, version, request.settings(), infos)
     if recorder is not None:
@@ -589,7 +405,7 @@ def bench(
         raise
     status = "ok" if not session.failures and all(m.status == "ok" for m in models) else "failed"
     report = BenchReport(status, endpoint.api, endpoint.endpoint, endpoint.is_local, version, request.settings(),
-                         tuple(models), tuple(session.runs), tuple(session.failures), started, _now_iso())
+                         tuple(models), tuple(session.runs), tuple(session.failures), started, now_iso())
     if recorder is not None:
         recorder.finished(report)
     return report
@@ -598,73 +414,3 @@ def bench(
 def _skipped(info: ModelInfo) -> ModelBench:
     return ModelBench(info.name, info.digest, "failed", info.context_length, None, None, None, (),
                       ("not measured: the server went away earlier in the benchmark",))
-
-
-# -- the whole command, and setup's step -------------------------------------------------------------------------
-
-
-def run_benchmark(request: BenchRequest, live: Live, on_progress: Callable[[BenchEvent], None] = _ignore, *,
-                  save: bool = True, machine: Machine | None = None) -> BenchReport:
-    """`localcodex bench`: `bench()` on this machine, with receipts written as runs complete and the speed
-    model's decode ceiling for "% of ceiling" (a local Ollama only). Receipts that cannot be written, or a
-    ceiling that cannot be computed, cost only themselves: the report says so in `warnings`."""
-    machine = machine or this_machine(live.inv.env)
-    print_ = fingerprint(machine)
-    warnings: list[str] = []
-    recorder = _receipts(live, print_, warnings) if save else None
-    ceiling = _ceiling(request, live, machine, warnings)
-    try:
-        report = bench(request, on_progress, recorder=recorder, ceiling=ceiling, endpoint=live.bench_endpoint(request))
-    finally:
-        if recorder is not None:
-            recorder.store.close()
-    receipt = recorder.session_id if recorder is not None else None
-    return replace(report, machine=print_.label, receipt_id=receipt, warnings=tuple(warnings))
-
-
-def _receipts(live: Live, print_: Fingerprint, warnings: list[str]) -> BenchReceipt | None:
-    from localcodex.adapters.receipts import BenchReceipt  # sqlite3, only when receipts are kept
-
-    store = live.receipts()
-    try:
-        _ = store.conn  # open and migrate now, so a broken file is known before the first run
-    except LocalcodexError as exc:
-        warnings.append(f"receipts will not be saved: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""))
-        return None
-    return BenchReceipt(store, print_)
-
-
-def _ceiling(request: BenchRequest, live: Live, machine: Machine, warnings: list[str]) -> Ceiling | None:
-    """The speed model's ceiling, for an Ollama on this machine (other hardware we cannot see)."""
-    if request.base_url or not live.inv.host.is_local or machine.remote:
-        return None
-    try:
-        ram = RamBandwidth.probed(live.ram_bandwidth(machine))
-        return speed_model_ceiling(machine, live.ollama(), ram=ram, settings=Settings.from_env(live.inv.env))
-    except (LocalcodexError, OSError, ValueError) as exc:
-        warnings.append(f"no decode ceiling to compare with: {exc}")
-        return None
-
-
-@dataclass(frozen=True)
-class SetupBenchmark:
-    """What `setup` shows after its benchmark step."""
-
-    decode_tps: float | None  # median, shortest prompt, one request
-    prompt_tps: float | None  # median, longest prompt (the agent-sized one, where prefill matters)
-    warnings: tuple[str, ...]
-    report: BenchReport
-
-
-def setup_benchmark(model: str, live: Live, *, machine: Machine | None = None,
-                    on_progress: Callable[[BenchEvent], None] = _ignore) -> SetupBenchmark:
-    """The default benchmark of one model, as `setup`'s last step: receipts kept, failures become warnings."""
-    request = BenchRequest(models=(model,), host=live.inv.host.native, max_run_seconds=SETUP_RUN_SECONDS)
-    report = run_benchmark(request, live, on_progress, machine=machine)
-    single = [s for s in report.series if s.parallel == 1]
-    decode = next((s.decode_tps.median for s in single if s.decode_tps), None)
-    prompt = next((s.prompt_tps.median for s in reversed(single) if s.prompt_tps), None)
-    warnings = [*(f"{f.model} ({f.phase}): {f.message}" for f in report.failures), *report.warnings]  # why first
-    for m in report.models:
-        warnings += list(m.notes) + [n for s in m.series for n in s.notes]
-    return SetupBenchmark(decode, prompt, tuple(warnings), report)
