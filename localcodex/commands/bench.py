@@ -4,11 +4,16 @@ same way every time, kept as receipts. Works against Ollama (`--host`) or any Op
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from localcodex.commands import options
+
+if TYPE_CHECKING:
+    from localcodex.core.bench.run import BenchRequest
+    from localcodex.domain.bench import BenchEvent, BenchReport
+    from localcodex.render.output import Outcome, Output
 
 
 def register(app: typer.Typer) -> None:
@@ -44,7 +49,7 @@ def bench_command(
     """Measure prompt and decode tokens/s, time to first token and load time; keep the receipts."""
     from localcodex.render.output import run_command
 
-    def body(out: Any) -> Any:
+    def body(out: Output) -> BenchReport:
         from localcodex.core.bench.run import BenchRequest
 
         if json_ and csv_:
@@ -85,7 +90,7 @@ def parse_counts(text: str, option: str) -> list[int]:
     return values
 
 
-def run_bench(out: Any, request: Any, *, save: bool) -> Any:
+def run_bench(out: Output, request: BenchRequest, *, save: bool) -> BenchReport:
     from localcodex.core.bench.command import run_benchmark
     from localcodex.wiring import live
 
@@ -102,11 +107,11 @@ def run_bench(out: Any, request: Any, *, save: bool) -> Any:
 class Progress:
     """Benchmark events as a live status line (terminal), plain lines (stderr not a terminal) or JSON events."""
 
-    def __init__(self, out: Any) -> None:
+    def __init__(self, out: Output) -> None:
         self.out = out
         self.status: Any = None
 
-    def __call__(self, event: Any) -> None:
+    def __call__(self, event: BenchEvent) -> None:
         if self.out.json:
             self.out.event(event.kind, message=event.message, model=event.model, run=event.run,
                            summary=event.summary)
@@ -134,7 +139,7 @@ def _escape(text: str) -> str:
     return escape(text)
 
 
-def judge(report: Any) -> Any:
+def judge(report: BenchReport) -> Outcome:
     from localcodex.errors import ExitCode
     from localcodex.render.output import ErrorItem, Outcome
 
@@ -149,7 +154,7 @@ def judge(report: Any) -> Any:
     return Outcome(ExitCode.SERVER_ERROR, items)
 
 
-def render_csv(out: Any, report: Any) -> None:
+def render_csv(out: Output, report: BenchReport) -> None:
     import sys
 
     from localcodex.core.receipts import runs_export
@@ -159,7 +164,7 @@ def render_csv(out: Any, report: Any) -> None:
     _render_failures(out, report)
 
 
-def render(out: Any, report: Any) -> None:
+def render(out: Output, report: BenchReport) -> None:
     from localcodex.render.bench import bar_chart, header, notes, summary_table, warmup_table
 
     console = out.out
@@ -176,7 +181,7 @@ def render(out: Any, report: Any) -> None:
     _render_failures(out, report)
 
 
-def _render_failures(out: Any, report: Any) -> None:
+def _render_failures(out: Output, report: BenchReport) -> None:
     if report.status == "ok":
         return
     out.err.print(f"[bold red]benchmark failed:[/bold red] {len(report.failures)} run(s) failed; "

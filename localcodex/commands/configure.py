@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from localcodex.commands import options
+
+if TYPE_CHECKING:
+    from localcodex.core.configure import ConfigureResult, RestoreResult
+    from localcodex.render.output import Output
 
 
 def register(app: typer.Typer) -> None:
@@ -72,7 +76,7 @@ def configure_command(
     run_command("configure", json_, body, render)
 
 
-def warn_all(out, result):
+def warn_all(out: Output, result: ConfigureResult) -> ConfigureResult:
     """Warnings go through `out.warn`: stderr for people, the envelope's `warnings` in JSON mode."""
     for warning in result.warnings:
         out.warn(warning)
@@ -100,7 +104,7 @@ def progress(out):
     return report
 
 
-def render(out, result) -> None:
+def render(out: Output, result: ConfigureResult) -> None:
     from rich.markup import escape
 
     if result.dry_run:
@@ -117,7 +121,7 @@ def render(out, result) -> None:
     out.out.print(f"run: [bold]{escape(result.run)}[/bold]")
 
 
-def write_raw(out, text: str) -> None:
+def write_raw(out: Output, text: str) -> None:
     """Diffs and files go to stdout byte for byte (no wrapping, no markup), so they can be applied or piped."""
     out.out.file.write(text)
     out.out.file.flush()
@@ -131,7 +135,7 @@ def render_files(out, files) -> None:
         out.out.print(f"{state:>9}  {escape(str(f.path))}")
 
 
-def render_restore(out, result) -> None:
+def render_restore(out: Output, result: RestoreResult) -> None:
     from rich.markup import escape
 
     verb = "would restore" if result.dry_run else "restored"

@@ -3,11 +3,15 @@ points at, and say how to fix each one. Exit code 0 when nothing is an error, 6 
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from localcodex.commands import options
+
+if TYPE_CHECKING:
+    from localcodex.core.doctor.run import DoctorReport
+    from localcodex.render.output import Output
 
 SYMBOLS = {"error": "✗", "warning": "!", "info": "i"}
 TITLES = {"error": ("error", "errors"), "warning": ("warning", "warnings"), "info": ("note", "notes")}
@@ -59,7 +63,7 @@ def judge(report):
     return Outcome(ExitCode.CHECK_FAILED, items)
 
 
-def render(out, report) -> None:
+def render(out: Output, report: DoctorReport) -> None:
     console = out.out
     if not report.findings:
         console.print(f"[green]✓[/green] no problems found{_scope(report)}")

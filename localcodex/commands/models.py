@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from localcodex.commands import options
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from localcodex.core.models import ModelRow
+    from localcodex.core.transfer.run import BundleImportResult, ExportResult, GGUFImportResult
+    from localcodex.core.variant import ContextVariant
+    from localcodex.render.output import Outcome, Output
 
 models_app = typer.Typer(
     name="models", help="Installed models: list, context variants, import/export without a registry.",
@@ -36,7 +44,7 @@ def list_command(host: options.Host = None, json_: options.Json = False) -> None
     run_command("models list", json_, body, render_list)
 
 
-def render_list(out, rows) -> None:
+def render_list(out: Output, rows: Sequence[ModelRow]) -> None:
     from rich.table import Table
 
     from localcodex.render.output import human_bytes
@@ -100,7 +108,7 @@ def context_command(
     run_command("models context", json_, body, render_context, judge_context)
 
 
-def judge_context(result):
+def judge_context(result: ContextVariant) -> Outcome:
     from localcodex.errors import ExitCode
     from localcodex.render.output import ErrorItem, Outcome
 
@@ -113,7 +121,7 @@ def judge_context(result):
     return Outcome(ExitCode.CHECK_FAILED, (item,))
 
 
-def render_context(out, result) -> None:
+def render_context(out: Output, result: ContextVariant) -> None:
     variant, check = result.variant, result.verification
     verb = {"created": "created", "updated": "re-created", "unchanged": "already there:"}[variant.action]
     out.out.print(f"{verb} {variant.name} (from {variant.base}, num_ctx {variant.num_ctx})", markup=False,
@@ -152,7 +160,7 @@ def import_command(
     run_command("models import", json_, body, render_import)
 
 
-def render_import(out, result) -> None:
+def render_import(out: Output, result: GGUFImportResult) -> None:
     from localcodex.render.output import human_bytes
 
     g = result.gguf
@@ -203,7 +211,7 @@ def export_command(
     run_command("models export", json_, body, render_export)
 
 
-def render_export(out, result) -> None:
+def render_export(out: Output, result: ExportResult) -> None:
     from localcodex.render.output import human_bytes
 
     out.out.print(f"exported {result.name} to {result.path} ({human_bytes(result.size, decimal=True)}, "
@@ -240,7 +248,7 @@ def import_bundle_command(
     run_command("models import-bundle", json_, body, render_bundle_import)
 
 
-def render_bundle_import(out, result) -> None:
+def render_bundle_import(out: Output, result: BundleImportResult) -> None:
     from localcodex.render.output import human_bytes
 
     renamed = f" (was {result.source_name})" if result.name != result.source_name else ""

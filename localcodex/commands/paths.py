@@ -6,9 +6,15 @@ result, hand it to `run_command` with a renderer for people. `--json` prints the
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from localcodex.commands import options
+
+if TYPE_CHECKING:
+    from localcodex.paths import Paths
+    from localcodex.render.output import Output
 
 
 def register(app: typer.Typer) -> None:
@@ -23,7 +29,7 @@ def paths_command(host: options.Host = None, json_: options.Json = False) -> Non
     run_command("paths", json_, lambda out: resolve(host=host), render)
 
 
-def render(out, paths) -> None:
+def render(out: Output, paths: Paths) -> None:
     from rich.table import Table
 
     table = Table(show_header=False, box=None, pad_edge=False)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from localcodex.commands import options
+
+if TYPE_CHECKING:
+    from localcodex.core.providers import ProviderAddResult, Template, TemplateList
+    from localcodex.render.output import Output
 
 
 def register(app: typer.Typer) -> None:
@@ -78,7 +82,7 @@ def add_command(
     run_command("provider add", json_, body, render_add)
 
 
-def render_list(out, listing) -> None:
+def render_list(out: Output, listing: TemplateList) -> None:
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False)
@@ -91,7 +95,7 @@ def render_list(out, listing) -> None:
     out.out.print(table)
 
 
-def render_show(out, template) -> None:
+def render_show(out: Output, template: Template) -> None:
     from rich.markup import escape
 
     out.out.print(f"[bold]{template.name}[/bold]: {escape(template.description)}")
@@ -105,7 +109,7 @@ def render_show(out, template) -> None:
     write_raw(out, template.text)
 
 
-def render_add(out, added) -> None:
+def render_add(out: Output, added: ProviderAddResult) -> None:
     from rich.markup import escape
 
     from localcodex.commands.configure import render

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from localcodex.commands import options
+
+if TYPE_CHECKING:
+    from localcodex.core.pull import PullResult
+    from localcodex.render.output import Output
 
 # Seconds of silence tolerated on the stream: verifying a large blob sends nothing for a while.
 PULL_TIMEOUT = 900.0
@@ -37,7 +41,7 @@ def pull_command(
     run_command("pull", json_, body, render)
 
 
-def render(out, result) -> None:
+def render(out: Output, result: PullResult) -> None:
     from localcodex.render.output import human_bytes
     from localcodex.render.progress import human_duration
 

@@ -7,11 +7,16 @@ catalog alone, with a warning.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from localcodex.commands import options
+
+if TYPE_CHECKING:
+    from localcodex.core.recommend.fit import MemoryNeed
+    from localcodex.core.recommend.rank import Candidate, Recommendation
+    from localcodex.render.output import Outcome, Output
 
 Context = Annotated[
     int | None,
@@ -69,7 +74,7 @@ def _run(out, context, all_, include_no_tools, model, vram, ram, gpu, host):
 # -- rendering ------------------------------------------------------------------------------------------
 
 
-def judge(result):
+def judge(result: Recommendation) -> Outcome:
     from localcodex.errors import ExitCode
     from localcodex.render.output import ErrorItem, Outcome
 
@@ -84,11 +89,11 @@ def judge(result):
     return Outcome(ExitCode.NO_FIT, (ErrorItem("no_fit", message, hint),))
 
 
-def render(out, result) -> None:
+def render(out: Output, result: Recommendation) -> None:
     if result.evaluated:
         _render_pick(out, result)
         if result.candidates and result.candidates[0].need is not None:
-            _render_breakdown(out, result, result.candidates[0])
+            _render_breakdown(out, result.candidates[0], result.candidates[0].need)
         _render_footer(out, result)
         return
     _render_pick(out, result)
@@ -96,7 +101,7 @@ def render(out, result) -> None:
     _render_footer(out, result)
 
 
-def _render_pick(out, result) -> None:
+def _render_pick(out: Output, result: Recommendation) -> None:
     from rich.markup import escape
 
     pick = result.pick
@@ -121,7 +126,7 @@ def _render_pick(out, result) -> None:
         out.out.print(f"  [dim]note: {escape(note)}[/dim]")
 
 
-def _render_table(out, result) -> None:
+def _render_table(out: Output, result: Recommendation) -> None:
     from rich.table import Table
 
     from localcodex.render.output import human_bytes
@@ -182,12 +187,11 @@ def _short_why(c) -> str:
     return ", ".join(parts)
 
 
-def _render_breakdown(out, result, c) -> None:
+def _render_breakdown(out: Output, c: Candidate, need: MemoryNeed) -> None:
     from rich.table import Table
 
     from localcodex.render.output import human_bytes
 
-    need = c.need
     table = Table(title=f"Memory for {c.model} at {need.num_ctx:,} tokens", title_justify="left", show_header=False)
     table.add_column(style="bold")
     table.add_column(justify="right")
@@ -214,7 +218,7 @@ def _render_breakdown(out, result, c) -> None:
             out.out.print(f"  [dim]{source}[/dim]")
 
 
-def _render_footer(out, result) -> None:
+def _render_footer(out: Output, result: Recommendation) -> None:
     from rich.markup import escape
 
     out.out.print(f"[dim]budget: {escape(result.budget)}[/dim]")

@@ -7,11 +7,15 @@ shows the step list as it progresses and prints the final summary.
 from __future__ import annotations
 
 import contextlib
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from localcodex.commands import options
+
+if TYPE_CHECKING:
+    from localcodex.core.setup import SetupReport
+    from localcodex.render.output import Output
 
 
 def register(app: typer.Typer) -> None:
@@ -129,7 +133,7 @@ def judge(report):
     return Outcome(exit_code(report), (failed.error,) if failed.error else ())
 
 
-def render(out, report) -> None:
+def render(out: Output, report: SetupReport) -> None:
     from rich.markup import escape
     from rich.table import Table
 
