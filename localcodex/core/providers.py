@@ -36,7 +36,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from localcodex.adapters import codex_config, toml_edit
+from localcodex.core.configure import ConfigureRequest, configure
 from localcodex.errors import ConfigError, NotFound, UsageError
+from localcodex.paths import profiles_dir
 
 if TYPE_CHECKING:
     from localcodex.core.configure import ConfigureRequest, ConfigureResult
@@ -89,14 +92,12 @@ def _strings(value: Any) -> list[str]:
 
 
 def templates_dir() -> Path:
-    from localcodex.paths import profiles_dir
 
     return profiles_dir()
 
 
 def load_template(path: Path) -> Template:
     """Parse and check one template file: a broken template is a ConfigError naming the file."""
-    from localcodex.adapters import codex_config, toml_edit
 
     text = codex_config.read_text(path) or ""
     data = toml_edit.plain(toml_edit.parse(text, path))
@@ -195,7 +196,6 @@ class _Strict(dict):
 
 def to_configure_request(template: Template, req: ProviderAddRequest) -> ConfigureRequest:
     """The ConfigureRequest that writes this template's profile."""
-    from localcodex.core.configure import ConfigureRequest
 
     values = resolve_variables(template, req)
     provider = render(template.provider, values, template)
@@ -233,7 +233,6 @@ class ProviderAddResult:
 
 def add_provider(req: ProviderAddRequest, on_progress: Callable[[str], None] | None = None) -> ProviderAddResult:
     """Write the profile for a provider template, the same safe way `configure` does."""
-    from localcodex.core.configure import configure
 
     template = get_template(req.template)
     creq = to_configure_request(template, req)

@@ -37,6 +37,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from localcodex.adapters.ollama import OllamaServer, normalize_name, same_model
+from localcodex.core.detect import compute_budget
 from localcodex.core.ports import Live
 from localcodex.core.recommend.fit import (
     DEFAULT_CONTEXT,
@@ -49,9 +50,11 @@ from localcodex.core.recommend.fit import (
     Settings,
     budget_of,
     choose_context,
+    place,
 )
 from localcodex.core.recommend.live import LiveModel, Resolved, resolve_installed
 from localcodex.core.recommend.speed import RamBandwidth, SpeedEstimate, estimate_speed
+from localcodex.core.variant import base_of
 from localcodex.domain.catalog import Catalog, CatalogModel, load_catalog, normalize_tag
 from localcodex.domain.machine import Machine
 from localcodex.errors import LocalcodexError, NotFound, UsageError
@@ -256,13 +259,11 @@ def machine_without(machine: Machine, model: str, settings: Settings = DEFAULT_S
     """The machine as `model` would find it: if Ollama has that model (or a context variant of it) loaded now,
     the memory it holds is counted as free (loading it again at another context replaces it), so a running
     model never looks as if it did not fit. Other loaded models stay subtracted."""
-    from localcodex.core.variant import base_of
 
     state = machine.ollama
     ours = [m for m in state.loaded if same_model(m.name, model) or same_model(base_of(m.name), model)] if state else []
     if not ours or state is None:
         return machine
-    from localcodex.core.detect import compute_budget
 
     rest = tuple(m for m in state.loaded if m not in ours)
     freed = dataclasses.replace(machine, ollama=dataclasses.replace(state, loaded=rest))
@@ -303,7 +304,6 @@ def _evaluate(resolved: Resolved, request: RecommendRequest, target: int) -> Can
 
 def _need_at_minimum(model: CatalogModel, request: RecommendRequest) -> MemoryNeed | None:
     """For a model that fits nowhere: what it would need at the minimum context (for the breakdown)."""
-    from localcodex.core.recommend.fit import place
 
     if model.context_length < MIN_CONTEXT:
         return None

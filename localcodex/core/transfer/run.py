@@ -21,12 +21,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from localcodex.adapters.ollama import ModelDetails, OllamaServer, normalize_name
+from localcodex import __version__
+from localcodex.adapters import bundle, ollama_store
+from localcodex.adapters.bundle import BundleError, BundleReader
+from localcodex.adapters.ollama import InstalledModel, ModelDetails, OllamaServer, normalize_name
+from localcodex.adapters.ollama_store import StoreError, free_disk
+from localcodex.core.detect import detect
 from localcodex.core.ports import Live
-from localcodex.core.transfer.gguf import GGUFInfo, GGUFSummary, read_gguf
+from localcodex.core.recommend.fit import choose_context, place
+from localcodex.core.recommend.live import from_show
+from localcodex.core.transfer.gguf import GGUFArray, GGUFInfo, GGUFSummary, read_gguf
 from localcodex.domain.machine import Machine
 from localcodex.domain.progress import TransferCallback, TransferEvent
 from localcodex.errors import NoFit, ServerError, UsageError
+from localcodex.paths import ollama_models_dir
 from localcodex.render.output import human_bytes
 
 MEDIA = "application/vnd.ollama.image."
@@ -114,7 +122,6 @@ def import_gguf_here(
     on_progress: TransferCallback | None = None, timeout: float = 900.0,
 ) -> GGUFImportResult:
     """`models import`: the machine is measured (`detect`) when the server runs on it, for the fit estimate."""
-    from localcodex.core.detect import detect
 
     server, inv = live.ollama(timeout=timeout), live.inv
     measure = (lambda: detect(ollama_host=inv.host, env=inv.env)) if inv.host.is_local else None
@@ -127,7 +134,6 @@ def import_gguf(
 ) -> GGUFImportResult:
     """Create model `name` from a local GGUF file. The header is validated before anything else happens;
     then, with `measure` (what gives this machine, e.g. `detect`), the fit is estimated before any upload."""
-    from localcodex.adapters import ollama_store
 
     emit = on_progress or _noop
     path = Path(path)
@@ -156,9 +162,6 @@ def import_gguf(
 
 def estimate_fit(info: GGUFInfo, name: str, num_ctx: int | None, machine: Machine) -> ImportFit | None:
     """The fit engine on the header's figures: at --ctx, or at the context it would choose for Codex."""
-    from localcodex.adapters.ollama import InstalledModel
-    from localcodex.core.recommend.fit import choose_context, place
-    from localcodex.core.recommend.live import from_show
 
     installed = InstalledModel(name=name, size=info.file_size, digest="", modified_at="",
                                quantization_level=info.quantization)
@@ -177,7 +180,6 @@ def estimate_fit(info: GGUFInfo, name: str, num_ctx: int | None, machine: Machin
 
 def _details_from_header(info: GGUFInfo, name: str) -> ModelDetails:
     """What `/api/show` would say about this file, from its header (arrays as lists, like `model_info`)."""
-    from localcodex.core.transfer.gguf import GGUFArray
 
     model_info = {k: (list(v.values or ()) if isinstance(v, GGUFArray) else v) for k, v in info.metadata.items()}
     return ModelDetails(
@@ -248,8 +250,6 @@ def export_bundle(
     """Write model `name` from the Ollama store at `models_dir` into the bundle `dest_tar`."""
     import hashlib
 
-    from localcodex import __version__
-    from localcodex.adapters import bundle, ollama_store
 
     emit = on_progress or _noop
     model = normalize_name(name)
@@ -274,7 +274,6 @@ def export_bundle(
 
 
 def _check_blobs_present(models_dir: Path, model: str, blobs: tuple[Any, ...], paths: dict[str, Path]) -> None:
-    from localcodex.adapters.ollama_store import StoreError
 
     for blob in blobs:
         path = paths[blob.digest]
@@ -287,7 +286,6 @@ def _check_blobs_present(models_dir: Path, model: str, blobs: tuple[Any, ...], p
 
 
 def _check_destination(dest: Path, overwrite: bool, size: int) -> None:
-    from localcodex.adapters.ollama_store import free_disk
 
     if dest.is_dir():
         raise UsageError(f"{dest} is a folder", "give a file name, e.g. --to model.tar")
@@ -309,7 +307,6 @@ def import_bundle(
     models_dir: Path | None = None, on_progress: TransferCallback | None = None,
 ) -> BundleImportResult:
     """Install the model in bundle `tar` on `server` (as `name`, default the bundle's own), checksums first."""
-    from localcodex.adapters.bundle import BundleReader
 
     emit = on_progress or _noop
     reader = BundleReader(Path(tar)).open()
@@ -343,7 +340,6 @@ def _verify_all(reader: Any, counter: _Counter) -> dict[str, bytes]:
     """Hash every blob; keep the small text layers and the config in memory for the create request."""
     import hashlib
 
-    from localcodex.adapters.bundle import BundleError
 
     small: dict[str, bytes] = {}
     for blob, chunks in reader.blobs():
@@ -416,8 +412,6 @@ def _install_into_store(
     server: OllamaServer, reader: Any, model: str, source: str, unsupported: list[str], models_dir: Path | None,
     emit: TransferCallback, *, replaced: bool,
 ) -> BundleImportResult:
-    from localcodex.adapters import ollama_store
-    from localcodex.paths import ollama_models_dir
 
     store = models_dir or ollama_models_dir()
     kinds = ", ".join(u.removeprefix(MEDIA) for u in unsupported)
