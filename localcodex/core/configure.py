@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from localcodex.domain.urls import locality, supports_profile_files
 from localcodex.errors import ConfigError, OllamaUnavailable, UsageError
 
 DEFAULT_PROFILE = "local_ollama"
@@ -298,23 +299,15 @@ def _context_from(server: Any, model: str, details: Any, explicit: int | None) -
 
 
 def is_local_url(url: str) -> bool:
-    """Loopback, private-network and `.local` hosts: a server that is down will not come back by waiting.
+    """Loopback or private network (domain.urls.locality): a server that is down will not come back by waiting,
+    so the profile gets fail-fast retries.
 
     >>> is_local_url("http://127.0.0.1:11434/v1"), is_local_url("http://192.168.1.20:8080/v1")
     (True, True)
     >>> is_local_url("https://openrouter.ai/api/v1")
     False
     """
-    import ipaddress
-
-    host = (urllib.parse.urlsplit(url).hostname or "").lower()
-    if host == "localhost" or host.endswith((".localhost", ".local", ".lan", ".home.arpa")) or "." not in host:
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return address.is_loopback or address.is_private or address.is_link_local
+    return locality(url).on_local_network
 
 
 def provider_table(req: ConfigureRequest, base_url: str) -> dict[str, Any]:
@@ -505,7 +498,7 @@ def _form(req: ConfigureRequest, codex: Any, base_url: str) -> tuple[str, list[s
     if codex is None:
         warnings.append("Codex is not installed (no `codex` on PATH): wrote the profile-file form of "
                         f"Codex 0.134 and later; {codex_cli.INSTALL_HINT}")
-    elif codex.version and not codex_cli.supports_profile_files(codex.version):
+    elif codex.version and not supports_profile_files(codex.version):
         form = "profiles_table"
         warnings.append(f"Codex {codex.version_str} predates profile files: wrote [profiles.{req.profile}] in "
                         "config.toml; that form cannot set the context window per profile; upgrade Codex "

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from localcodex.domain.urls import BaseUrlMistake, diagnose, fixed_base, native_root, parse_version
 from localcodex.errors import ConfigError, LocalcodexError, UsageError
 
 if TYPE_CHECKING:
@@ -349,73 +350,14 @@ def _report(run: _Run, duration: float) -> CheckReport:
 
 # -- URLs -------------------------------------------------------------------------------------------------------
 
-_ENDPOINT_SUFFIXES = ("/responses", "/chat/completions", "/completions", "/models")
-
-
-def strip_base(url: str) -> str:
-    """A base URL's path without trailing slashes or a pasted endpoint path.
-
-    >>> strip_base("http://h:1/v1/chat/completions/")
-    'http://h:1/v1'
-    """
-    text = url.strip().rstrip("/")
-    for suffix in _ENDPOINT_SUFFIXES:
-        if text.endswith(suffix):
-            text = text[: -len(suffix)].rstrip("/")
-    return text
-
-
-def native_root(base: str) -> str:
-    """Where Ollama's native `/api` lives for a `/v1` base URL (every trailing `/v1` dropped).
-
-    >>> native_root("http://h:11434/v1/v1/")
-    'http://h:11434'
-    >>> native_root("https://gw.example/ollama/v1")
-    'https://gw.example/ollama'
-    """
-    text = strip_base(base)
-    while text.endswith("/v1"):
-        text = text[: -len("/v1")]
-    return text
-
-
-def fixed_base(base: str) -> str:
-    """The base URL with the classic mistakes repaired: pasted endpoint, doubled `/v1`, missing `/v1`.
-
-    >>> fixed_base("http://h:11434")
-    'http://h:11434/v1'
-    >>> fixed_base("http://h:11434/v1/v1/")
-    'http://h:11434/v1'
-    >>> fixed_base("http://h:8080/v1/responses")
-    'http://h:8080/v1'
-    """
-    text = strip_base(base)
-    split = urllib.parse.urlsplit(text)
-    path = re.sub(r"(/v1)+(?=/|$)", "/v1", split.path)
-    if not re.search(r"/v1(/|$)", path):
-        path = f"{path}/v1"
-    return urllib.parse.urlunsplit((split.scheme, split.netloc, path, "", ""))
-
-
-def _mistake(given: str, is_ollama_root: bool) -> str:
-    path = urllib.parse.urlsplit(given.strip()).path
-    if re.search(r"/v1/v1(/|$)", path):
-        return "doubled /v1"
-    stripped = path.rstrip("/")
-    if any(stripped.endswith(s) for s in _ENDPOINT_SUFFIXES):
-        return "endpoint path in base_url"
-    if not re.search(r"/v1(/|$)", path):
-        return "Ollama port without /v1" if is_ollama_root else "missing /v1"
-    return "wrong server or port"
-
-
 _MISTAKE_TEXT = {
-    "doubled /v1": "/v1 appears twice",
-    "endpoint path in base_url": "base_url must stop before the endpoint (Codex appends /responses itself)",
-    "Ollama port without /v1": "this is Ollama's native API; its OpenAI-compatible API (what Codex needs) "
+    BaseUrlMistake.NOT_A_URL: "it has no http:// or https://",
+    BaseUrlMistake.DOUBLED_V1: "/v1 appears twice",
+    BaseUrlMistake.ENDPOINT_PATH: "base_url must stop before the endpoint (Codex appends /responses itself)",
+    BaseUrlMistake.OLLAMA_ROOT: "this is Ollama's native API; its OpenAI-compatible API (what Codex needs) "
     "lives under /v1",
-    "missing /v1": "the path lacks /v1",
-    "wrong server or port": "this is not an OpenAI-compatible API",
+    BaseUrlMistake.MISSING_V1: "the path lacks /v1",
+    BaseUrlMistake.WRONG_SERVER: "this is not an OpenAI-compatible API",
 }
 
 
@@ -535,7 +477,7 @@ def probe_url(run: _Run) -> Verdict:
             _key_fix(run), url=reply.url, http_status=reply.status,
         )
     ollama_here = _who(run, given).startswith("Ollama")
-    mistake = _mistake(given, ollama_here)
+    mistake = diagnose(given, ollama_here)
     would = f"{given.rstrip('/')}/responses"
     found = _find_working(run, exclude=(given,))
     detail = f"{given}: {_MISTAKE_TEXT[mistake]}. Codex would POST {would}; {reply.url} answered {reply.describe()}"
@@ -544,12 +486,12 @@ def probe_url(run: _Run) -> Verdict:
             detail,
             "check the port and path: Ollama serves the API at http://HOST:11434/v1; llama-server, LM Studio and "
             "vLLM at http://HOST:PORT/v1",
-            given=given, mistake=mistake, answered=reply.describe(), suggested=None,
+            given=given, mistake=mistake.value, answered=reply.describe(), suggested=None,
         )
     good, who = found
     run.suggested = good
     return failed(f"{detail}; {who} answers at {good}", f'use base_url = "{good}"',
-                  given=given, mistake=mistake, answered=reply.describe(), suggested=good)
+                  given=given, mistake=mistake.value, answered=reply.describe(), suggested=good)
 
 
 def _url_ok(run: _Run, given: str) -> Verdict:
@@ -582,18 +524,6 @@ def _version_of(reply: Reply) -> str | None:
         return None
     version = body.get("version") if isinstance(body, dict) else None
     return str(version) if isinstance(version, str) and version else None
-
-
-def parse_version(text: str) -> tuple[int, int, int] | None:
-    """`0.13.3` → (0, 13, 3); `v0.33.0-rc2` → (0, 33, 0); anything else → None.
-
-    >>> parse_version("v0.33.0-rc2")
-    (0, 33, 0)
-    >>> parse_version("dev") is None
-    True
-    """
-    match = re.match(r"v?(\d+)\.(\d+)\.(\d+)", text.strip())
-    return (int(match[1]), int(match[2]), int(match[3])) if match else None
 
 
 def probe_server(run: _Run) -> Verdict:

@@ -22,8 +22,8 @@ from localcodex.core.doctor.run import (
     Target,
     _Run,
     dotted,
-    is_loopback_url,
 )
+from localcodex.domain.urls import is_loopback_url
 from localcodex.errors import LocalcodexError
 
 if TYPE_CHECKING:
@@ -168,7 +168,7 @@ def _check(run: _Run, endpoint: Endpoint, base_url: str, only: frozenset[str]) -
 
 
 def _ollama_facts(run: _Run, group: list[Endpoint], report: CheckReport) -> str | None:
-    from localcodex.core.check.run import native_root
+    from localcodex.domain.urls import native_root
 
     if report.server != "ollama":
         return None
@@ -253,7 +253,7 @@ def _model(run: _Run, endpoint: Endpoint, report: CheckReport, probe: Probe) -> 
 
 
 def _root(report: CheckReport) -> str:
-    from localcodex.core.check.run import native_root
+    from localcodex.domain.urls import native_root
 
     return native_root(report.suggested_base_url or report.base_url)
 

@@ -18,7 +18,6 @@ from localcodex.core.doctor.run import (
     ENV_NAME,
     NPM_INSTALL,
     OLLAMA_CHAT_REMOVED,
-    PROFILE_FILES_SINCE,
     PROFILE_NAME,
     PROJECT_DENYLIST,
     PROJECT_DENYLIST_NESTED,
@@ -32,7 +31,14 @@ from localcodex.core.doctor.run import (
     dotted,
     looks_secret,
     mask,
-    version_tuple,
+)
+from localcodex.domain.urls import (
+    DEFAULT_OLLAMA_PORT,
+    BaseUrlMistake,
+    locality,
+    parse_version,
+    repair_base_url,
+    supports_profile_files,
 )
 
 # -- reading ----------------------------------------------------------------------------------------------------
@@ -99,8 +105,8 @@ def codex_findings(run: _Run, files: Iterable[ConfigFile]) -> None:
             fix_command=NPM_INSTALL,
         ))
         return
-    version = version_tuple(run.codex_version)
-    if version is None or version >= PROFILE_FILES_SINCE:
+    version = parse_version(run.codex_version)
+    if version is None or supports_profile_files(version):
         return
     profiles = [f for f in files if f.kind == "profile"]
     what = f"codex {'.'.join(map(str, version))}"
@@ -121,8 +127,7 @@ _UPGRADE = "upgrade Codex to the latest release"
 
 def codex_reads_profile_files(run: _Run) -> bool:
     """Profile files and no legacy profiles: true for current Codex, and when the version is unknown."""
-    version = version_tuple(run.codex_version)
-    return version is None or version >= PROFILE_FILES_SINCE
+    return supports_profile_files(parse_version(run.codex_version))
 
 
 # -- config files -----------------------------------------------------------------------------------------------
@@ -218,8 +223,7 @@ def ollama_root(base_url: str) -> str:
     >>> ollama_root("http://localhost:11434/v1/v1/")
     'http://localhost:11434'
     """
-    text = fixed_base_url(base_url)
-    return text[: -len("/v1")] if text.endswith("/v1") else text
+    return repair_base_url(base_url).native
 
 
 # -- provider tables (what Codex checks while loading the file) -------------------------------------------------
@@ -327,63 +331,16 @@ def _looks_local_ollama(table: Mapping[str, Any]) -> bool:
     if not isinstance(base, str):
         return False
     split = urllib.parse.urlsplit(base.strip())
-    return split.port == 11434 or (split.hostname or "") in ("localhost", "127.0.0.1", "::1")
-
-
-_ENDPOINTS = ("/responses", "/chat/completions", "/completions", "/models")
-
-
-def base_url_mistake(url: str) -> str | None:
-    """The classic base_url mistake in a URL, judged from its text alone (None when it looks right).
-
-    >>> base_url_mistake("http://localhost:11434/v1/v1")
-    'doubled /v1'
-    >>> base_url_mistake("http://localhost:11434")
-    'missing /v1'
-    >>> base_url_mistake("http://localhost:11434/v1/responses")
-    'endpoint path'
-    >>> base_url_mistake("https://openrouter.ai/api/v1") is None
-    True
-    """
-    split = urllib.parse.urlsplit(url.strip())
-    if split.scheme not in ("http", "https") or not split.hostname:
-        return "not a URL"
-    path = split.path.rstrip("/")
-    if re.search(r"/v1/v1(/|$)", path):
-        return "doubled /v1"
-    if any(path.endswith(e) for e in _ENDPOINTS):
-        return "endpoint path"
-    if not re.search(r"/v1(/|$)", path) and (split.port == 11434 or not path):
-        return "missing /v1"
-    return None
-
-
-def fixed_base_url(url: str) -> str:
-    """The base URL with the mistake repaired (same rules as `check`'s suggestion).
-
-    >>> fixed_base_url("http://localhost:11434/v1/v1/")
-    'http://localhost:11434/v1'
-    >>> fixed_base_url("localhost:11434")
-    'http://localhost:11434/v1'
-    """
-    text = url.strip().rstrip("/")
-    if "://" not in text:
-        text = f"http://{text}"
-    for suffix in _ENDPOINTS:
-        if text.endswith(suffix):
-            text = text[: -len(suffix)].rstrip("/")
-    split = urllib.parse.urlsplit(text)
-    path = re.sub(r"(/v1)+(?=/|$)", "/v1", split.path)
-    if not re.search(r"/v1(/|$)", path):
-        path = f"{path}/v1"
-    return urllib.parse.urlunsplit((split.scheme, split.netloc, path, "", ""))
+    return split.port == DEFAULT_OLLAMA_PORT or locality(base).on_this_machine
 
 
 _MISTAKES = {
-    "not a URL": "is not a URL Codex can use (it needs http:// or https:// and a host)",
-    "doubled /v1": "has /v1 twice",
-    "endpoint path": "ends with an endpoint path, but Codex appends /responses itself",
-    "missing /v1": "lacks /v1, where Ollama serves its OpenAI-compatible API",
+    BaseUrlMistake.NOT_A_URL: "is not a URL Codex can use (it needs http:// or https:// and a host)",
+    BaseUrlMistake.DOUBLED_V1: "has /v1 twice",
+    BaseUrlMistake.ENDPOINT_PATH: "ends with an endpoint path, but Codex appends /responses itself",
+    BaseUrlMistake.OLLAMA_ROOT: "lacks /v1, where Ollama serves its OpenAI-compatible API",
+    BaseUrlMistake.MISSING_V1: "lacks /v1, where Ollama serves its OpenAI-compatible API",
+    BaseUrlMistake.WRONG_SERVER: "is not an OpenAI-compatible API",
 }
 
 
@@ -398,10 +355,11 @@ def _base_url_static(file: ConfigFile, pid: str, table: Mapping[str, Any], key: 
         )
     if not isinstance(base, str):
         return
-    mistake = base_url_mistake(base)
+    repair = repair_base_url(base)
+    mistake = repair.mistake
     if mistake is None:
         return
-    good = fixed_base_url(base)
+    good = repair.fixed
     posts = f"{base.strip().rstrip('/')}/responses"
     yield file.finding(
         "base-url-wrong", "error",

@@ -18,7 +18,6 @@ from __future__ import annotations
 import difflib
 import math
 import re
-import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +47,6 @@ PROJECT_DENYLIST = (
     "profile", "profiles", "experimental_realtime_webrtc_call_base_url", "experimental_realtime_ws_base_url", "otel",
 )  # fmt: skip
 PROJECT_DENYLIST_NESTED = (("features", "respect_system_proxy"),)
-PROFILE_FILES_SINCE = (0, 134, 0)  # Codex reads NAME.config.toml and rejects `profile = …` from here on
 CODEX_MIN_CONTEXT = 16_384  # below this a Codex turn (4-6k tokens of instructions and tools) has no room
 PROFILE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -349,18 +347,6 @@ def closest(name: str, choices: Iterable[str]) -> str | None:
     return matches[0] if matches else None
 
 
-def version_tuple(text: str | None) -> tuple[int, int, int] | None:
-    """`codex-cli 0.169.0` or `0.13.3` → (0, 169, 0) / (0, 13, 3); None when there is no version in it.
-
-    >>> version_tuple("codex-cli 0.169.0")
-    (0, 169, 0)
-    >>> version_tuple(None) is None
-    True
-    """
-    match = re.search(r"(\d+)\.(\d+)\.(\d+)", text or "")
-    return (int(match[1]), int(match[2]), int(match[3])) if match else None
-
-
 SECRET_HEADER_NAMES = {"authorization", "proxy-authorization", "x-api-key", "api-key", "x-auth-token", "cookie"}
 _KEY_PREFIX = re.compile(r"^(?:sk|pk|rk|ghp|gho|ghs|ghu|github_pat|glpat|xox[abprs]|hf|AKIA|AIza)[-_A-Za-z0-9]{8,}")
 _SCHEME = re.compile(r"^(?:bearer|basic|token|apikey)\s+(?P<token>\S{8,})$", re.IGNORECASE)
@@ -414,15 +400,3 @@ def mask(value: str) -> str:
     token = text[len(prefix) :]
     shown = token[:3] if len(token) >= 12 else ""
     return f"{prefix}{shown}…({len(token)} characters)"
-
-
-def is_loopback_url(url: str) -> bool:
-    host = (urllib.parse.urlsplit(url).hostname or "").lower()
-    if host in ("localhost",) or host.endswith(".localhost"):
-        return True
-    import ipaddress
-
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -1,0 +1,94 @@
+"""The pure rules of localcodex.domain, and the cases where copies of a rule used to disagree."""
+
+from __future__ import annotations
+
+import pytest
+
+from localcodex.domain import urls
+from localcodex.domain.urls import BaseUrlMistake, Locality, locality, repair_base_url
+
+# -- locality ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("url", "where"), [
+    ("http://127.0.0.1:11434/v1", Locality.LOOPBACK),
+    ("http://127.0.0.2:11434", Locality.LOOPBACK),
+    ("http://localhost:8080/v1", Locality.LOOPBACK),
+    ("http://[::1]:11434", Locality.LOOPBACK),
+    ("http://0.0.0.0:11434", Locality.LOOPBACK),
+    ("http://192.168.1.20:8080/v1", Locality.PRIVATE),
+    ("http://10.1.2.3:11434", Locality.PRIVATE),
+    ("http://172.16.0.9:11434", Locality.PRIVATE),
+    ("http://172.31.255.1:11434", Locality.PRIVATE),
+    ("http://[fe80::1]:11434", Locality.PRIVATE),
+    ("http://[fc00::1]:11434", Locality.PRIVATE),
+    ("http://gpu-box.local:11434", Locality.PRIVATE),
+    ("http://172.32.0.1:11434", Locality.PUBLIC),
+    ("https://openrouter.ai/api/v1", Locality.PUBLIC),
+    ("not a url at all", Locality.PUBLIC),
+])
+def test_locality_names_loopback_private_and_public_apart(url: str, where: Locality) -> None:
+    assert locality(url) is where
+
+
+def test_a_lan_server_is_local_network_for_configure_but_not_this_machine_for_bench_trial_and_hosts() -> None:
+    """Disagreement: configure.is_local_url counted 192.168.x as local, bench/trial/OllamaHost did not.
+
+    Both were right for their question, now named apart: configure asks "will waiting help?" (no: fail-fast
+    retries for a LAN box too); bench, trial, pull and detect ask "is it this machine?" (no for a LAN box).
+    """
+    from localcodex.core.bench.targets import OpenAIEndpoint
+    from localcodex.core.configure import is_local_url
+    from localcodex.core.trial import _is_local
+    from localcodex.paths import ollama_host
+
+    lan = "http://192.168.1.20:11434/v1"
+    assert is_local_url(lan) is True
+    assert _is_local(lan) is False
+    assert ollama_host("192.168.1.20", {}).is_local is False
+    assert OpenAIEndpoint(lan, None).is_local is False
+    assert OpenAIEndpoint("http://127.0.0.1:8080/v1", None).is_local is True
+    assert is_local_url("https://openrouter.ai/api/v1") is False
+
+
+# -- base URL repair --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("given", "fixed", "mistake"), [
+    ("http://localhost:11434/v1", "http://localhost:11434/v1", None),
+    ("http://localhost:11434/v1/", "http://localhost:11434/v1", None),
+    ("http://localhost:11434/v1/v1", "http://localhost:11434/v1", BaseUrlMistake.DOUBLED_V1),
+    ("http://localhost:8080/v1/chat/completions", "http://localhost:8080/v1", BaseUrlMistake.ENDPOINT_PATH),
+    ("http://localhost:11434", "http://localhost:11434/v1", BaseUrlMistake.OLLAMA_ROOT),
+    ("http://gw.example", "http://gw.example/v1", BaseUrlMistake.MISSING_V1),
+    ("localhost:11434", "http://localhost:11434/v1", BaseUrlMistake.NOT_A_URL),
+    ("https://gw.example/ollama/v1", "https://gw.example/ollama/v1", None),
+])
+def test_repair_base_url(given: str, fixed: str, mistake: BaseUrlMistake | None) -> None:
+    repair = repair_base_url(given)
+    assert repair.fixed == fixed and repair.mistake is mistake
+    assert repair.native == fixed.removesuffix("/v1")
+
+
+def test_check_and_doctor_share_the_mistake_labels() -> None:
+    """Disagreement: doctor said "endpoint path" / "missing /v1" where check said "endpoint path in base_url" /
+    "Ollama port without /v1". check's labels are in its --json output, so they are the ones kept."""
+    assert repair_base_url("http://h:1/v1/responses").mistake is urls.diagnose("http://h:1/v1/responses", False)
+    assert repair_base_url("http://h:11434").mistake is urls.diagnose("http://h:11434", True)
+    assert BaseUrlMistake.ENDPOINT_PATH.value == "endpoint path in base_url"
+
+
+# -- versions ---------------------------------------------------------------------------------------------------
+
+
+def test_one_version_parser() -> None:
+    """Disagreement: check anchored at the start (so `codex-cli 0.169.0` was no version), fit padded `0.13`
+    to (0, 13, 0) and read garbage as 0.0.0. Now: the first x.y.z anywhere, else None; fit still treats a
+    server without a version as an old one."""
+    from localcodex.core.recommend.fit import _version
+
+    assert urls.parse_version("codex-cli 0.169.0") == (0, 169, 0)
+    assert urls.parse_version("v0.33.0-rc2") == (0, 33, 0)
+    assert urls.parse_version("0.13") is None
+    assert _version("garbage") == (0, 0, 0) and _version("0.30.0-rc1") == (0, 30, 0)
+    assert urls.supports_profile_files((0, 134, 0)) and not urls.supports_profile_files((0, 133, 9))
