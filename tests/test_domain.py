@@ -92,3 +92,54 @@ def test_one_version_parser() -> None:
     assert urls.parse_version("0.13") is None
     assert _version("garbage") == (0, 0, 0) and _version("0.30.0-rc1") == (0, 30, 0)
     assert urls.supports_profile_files((0, 134, 0)) and not urls.supports_profile_files((0, 133, 9))
+
+
+# -- model names ------------------------------------------------------------------------------------------------
+
+
+def test_model_name_parts_base_and_variant() -> None:
+    from localcodex.domain.names import ModelName, base_of, model_key, normalize_name, same_model
+
+    name = ModelName.parse("hf.co/Org/Model-GGUF:Q4_K_M-ctx64k")
+    assert (name.registry, name.namespace, name.model, name.tag) == ("hf.co", "Org", "Model-GGUF", "Q4_K_M-ctx64k")
+    assert name.variant_ctx == 65536 and str(name.base) == "hf.co/Org/Model-GGUF:Q4_K_M"
+    assert ModelName.parse("qwen3:8b").variant_ctx is None
+    assert normalize_name("registry.ollama.ai/library/qwen3") == "qwen3:latest"
+    assert base_of("qwen3.5:27b-ctx64k") == "qwen3.5:27b"
+    assert model_key("Qwen3") == "qwen3:latest" and same_model("QWEN3", "qwen3:latest")
+    with pytest.raises(Exception, match="invalid model name"):
+        ModelName.parse("bad name")
+
+
+def test_an_installed_mixed_case_name_keeps_its_spelling_for_the_profile() -> None:
+    """Disagreement: catalog.normalize_tag lower-cased every name, so an installed `hf.co/Org/Model:Q4_K_M` was
+    evaluated (and written to the profile) as `hf.co/org/model:q4_k_m`. Look-ups stay case-insensitive; the
+    name a model is evaluated and written under keeps the installed spelling."""
+    from localcodex.adapters.ollama import InstalledModel, ModelDetails
+    from localcodex.core.recommend.live import from_show
+    from localcodex.domain.catalog import load_catalog, normalize_tag
+
+    installed = InstalledModel("hf.co/Org/Model-GGUF:Q4_K_M", 4 * 10**9, "0" * 64, "2026-01-01T00:00:00Z")
+    details = ModelDetails("hf.co/Org/Model-GGUF:Q4_K_M", "llama", 7 * 10**9, 32768, None, ("completion",),
+                           block_count=32, head_count=32, head_count_kv=8, embedding_length=4096)
+    model, _ = from_show(installed, details)
+    assert model is not None and model.tag == "hf.co/Org/Model-GGUF:Q4_K_M"
+    assert normalize_tag("hf.co/Org/Model-GGUF:Q4_K_M") == "hf.co/org/model-gguf:q4_k_m"
+    catalog = load_catalog()
+    some = next(iter(catalog))
+    assert catalog.get(some.tag.upper()) is not None
+
+
+# -- units ------------------------------------------------------------------------------------------------------
+
+
+def test_one_byte_formatter() -> None:
+    """Disagreement: render's human_bytes printed 457 MiB as '457.0 MiB', domain's format_bytes as '457 MiB'
+    and 1.5 KiB as '2 KiB'. One rule now, three significant figures, used by render too."""
+    from localcodex.domain.units import GiB, MiB, format_bytes
+    from localcodex.render.output import human_bytes
+
+    for n in (512, 1536, 457 * MiB, 98_400_000, 17 * GiB, 7 * GiB + 200 * MiB):
+        assert human_bytes(n) == format_bytes(n)
+    assert format_bytes(457 * MiB) == "457 MiB" and format_bytes(1536) == "1.5 KiB"
+    assert format_bytes(98_400_000, decimal=True) == "98.4 MB" and format_bytes(17 * GiB) == "17.0 GiB"

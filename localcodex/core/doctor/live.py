@@ -23,6 +23,7 @@ from localcodex.core.doctor.run import (
     _Run,
     dotted,
 )
+from localcodex.domain.units import format_bytes
 from localcodex.domain.urls import is_loopback_url
 from localcodex.errors import LocalcodexError
 
@@ -470,12 +471,10 @@ def _on_cpu(run: _Run, endpoint: Endpoint, running: RunningModel, local: bool) -
     if running.size_vram == 0 and not has_gpu:
         return  # a CPU-only machine: nothing better is possible
     share = 100 * (running.size - running.size_vram) / running.size
-    from localcodex.render.output import human_bytes
-
     yield endpoint.located(
         ("model",), "model-on-cpu", "warning",
-        f"{endpoint.model} is loaded with {share:.0f}% of it on the CPU ({human_bytes(running.size_vram)} of "
-        f"{human_bytes(running.size)} in VRAM, /api/ps): every token waits for the CPU-resident layers",
+        f"{endpoint.model} is loaded with {share:.0f}% of it on the CPU ({format_bytes(running.size_vram)} of "
+        f"{format_bytes(running.size)} in VRAM, /api/ps): every token waits for the CPU-resident layers",
         "use a smaller context or a smaller model that fits the GPU (`localcodex recommend` shows what fits)",
         "localcodex recommend")
 
@@ -487,15 +486,13 @@ def _fit(run: _Run, endpoint: Endpoint, facts: ModelFacts) -> Iterator[Finding]:
     if machine is None or resolved is None or context is None:
         return
     from localcodex.core.recommend.fit import Settings, place
-    from localcodex.render.output import human_bytes
-
     fit = place(resolved.model, context, machine, Settings.from_env(_server_env(run), run.ollama_version))
     others = machine.ollama.loaded if machine.ollama else ()
     held = f" ({len(others)} other loaded model(s) hold memory now; Ollama unloads idle ones)" if others else ""
     if not fit.fits:
         yield endpoint.located(
             ("model",), "model-no-fit", "warning" if others else "error",
-            f"{endpoint.model} at {context:,} tokens needs about {human_bytes(fit.need.total)}, more than this "
+            f"{endpoint.model} at {context:,} tokens needs about {format_bytes(fit.need.total)}, more than this "
             f"machine can give it ({_budget_text(machine)}){held}: it will fail to load or swap",
             "pick a model that fits (`localcodex recommend`), or a smaller context", "localcodex recommend")
     elif fit.slow:
@@ -507,13 +504,11 @@ def _fit(run: _Run, endpoint: Endpoint, facts: ModelFacts) -> Iterator[Finding]:
 
 
 def _budget_text(machine: Machine) -> str:
-    from localcodex.render.output import human_bytes
-
     budget = machine.budget
     if budget is None:
         return "budget unknown"
-    gpu = f"GPU {human_bytes(budget.gpu_total)}, " if budget.gpu else ""
-    return f"{gpu}RAM {human_bytes(budget.ram)}"
+    gpu = f"GPU {format_bytes(budget.gpu_total)}, " if budget.gpu else ""
+    return f"{gpu}RAM {format_bytes(budget.ram)}"
 
 
 def _resolved(run: _Run, endpoint: Endpoint, facts: ModelFacts) -> Any:
