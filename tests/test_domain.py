@@ -143,3 +143,54 @@ def test_one_byte_formatter() -> None:
         assert human_bytes(n) == format_bytes(n)
     assert format_bytes(457 * MiB) == "457 MiB" and format_bytes(1536) == "1.5 KiB"
     assert format_bytes(98_400_000, decimal=True) == "98.4 MB" and format_bytes(17 * GiB) == "17.0 GiB"
+
+
+# -- Codex facts and config layering ----------------------------------------------------------------------------
+
+
+def test_check_and_doctor_resolve_a_profile_through_the_same_deep_merge(tmp_path) -> None:
+    """Disagreement: codex_config.read_profile merged [model_providers.<id>] shallowly, so a profile that set
+    only `name` in a table config.toml defines lost the table's base_url for check and trial, while doctor
+    (deep merge, as Codex does) kept it."""
+    from localcodex.adapters.codex_config import read_profile
+    from localcodex.adapters.codex_files import read_config
+    from localcodex.core.doctor.run import build_targets
+
+    (tmp_path / "config.toml").write_text(
+        '[model_providers.box]\nname = "Box"\nbase_url = "http://127.0.0.1:11434/v1"\nwire_api = "responses"\n')
+    (tmp_path / "local.config.toml").write_text(
+        'model = "qwen3:8b"\nmodel_provider = "box"\n[model_providers.box]\nname = "Box (profile)"\n')
+    info = read_profile(tmp_path, "local")
+    assert (info.model, info.provider, info.base_url) == ("qwen3:8b", "box", "http://127.0.0.1:11434/v1")
+    files = [read_config(tmp_path / "config.toml", "user"),
+             read_config(tmp_path / "local.config.toml", "profile", "local")]
+    target = next(t for t in build_targets(files) if t.profile == "local")
+    assert target.merged["model_providers"]["box"]["base_url"] == info.base_url
+
+
+def test_one_set_of_codex_facts_for_configure_and_doctor() -> None:
+    """Disagreements: configure refused reserved ids case-insensitively (`OpenAI`), doctor matched them exactly.
+    Both kept, named apart: Codex compares TOML keys exactly, so doctor reports a fatal error only for the exact
+    ids (is_reserved_provider_id); configure still refuses to write an id that reads as a built-in one
+    (is_confusable_with_built_in; test_configure pins `OpenAI`). Profile names:
+    doctor accepted a leading '-' (read as a flag by `codex -p`) and any length, configure neither; configure's
+    pattern is the one now (doctor no longer treats `-x.config.toml` as a profile). Secret headers: doctor knew six exact names, configure a pattern; the pattern wins, so
+    doctor also flags e.g. X-Goog-Api-Key."""
+    from localcodex.core.configure import validate_profile_name, validate_provider_id
+    from localcodex.domain import codex
+    from localcodex.errors import ConfigError, UsageError
+
+    assert codex.is_reserved_provider_id("ollama") and not codex.is_reserved_provider_id("Ollama")
+    with pytest.raises(ConfigError):
+        validate_provider_id("Ollama")
+    with pytest.raises(ConfigError):
+        validate_provider_id("ollama")
+    with pytest.raises(ConfigError):
+        validate_provider_id("gcp")
+    assert validate_profile_name("p" * 64) == "p" * 64
+    with pytest.raises(UsageError):
+        validate_profile_name("-x")
+    assert not codex.PROFILE_NAME.match("-x")
+    assert codex.looks_secret("AIzaSyExampleExampleExample", "X-Goog-Api-Key")
+    assert codex.looks_secret("anything-at-all", "X-Goog-Api-Key")
+    assert not codex.looks_secret("team-a", "X-Team-Id")

@@ -12,23 +12,25 @@ from pathlib import Path
 from typing import Any
 
 from localcodex.core.doctor.run import (
-    AWS_FIELDS,
-    BUILT_IN_PROVIDERS,
-    CHAT_REMOVED,
-    ENV_NAME,
     NPM_INSTALL,
-    OLLAMA_CHAT_REMOVED,
-    PROFILE_NAME,
-    PROJECT_DENYLIST,
-    PROJECT_DENYLIST_NESTED,
-    RESERVED_HARD,
-    RESERVED_PARTIAL,
     ConfigFile,
     Finding,
     Target,
     _Run,
     closest,
     dotted,
+)
+from localcodex.domain.codex import (
+    AWS_FIELDS,
+    BUILT_IN_PROVIDERS,
+    CHAT_REMOVED,
+    ENV_NAME,
+    OLLAMA_CHAT_REMOVED,
+    PROFILE_NAME,
+    PROJECT_DENYLIST,
+    PROJECT_DENYLIST_NESTED,
+    RESERVED_HARD,
+    RESERVED_PARTIAL,
     looks_secret,
     mask,
 )

@@ -16,7 +16,6 @@ for `codex -p NAME` the user config deep-merged with `NAME.config.toml`; in both
 from __future__ import annotations
 
 import difflib
-import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from localcodex.adapters.toml_edit import get_path
+from localcodex.domain.codex import PROFILE_NAME, layered
 from localcodex.domain.toml_lines import KeyPath, line_of
 
 if TYPE_CHECKING:
@@ -34,31 +34,7 @@ Severity = Literal["error", "warning", "info"]
 SEVERITIES: tuple[Severity, ...] = ("error", "warning", "info")
 
 # Codex 0.169 facts (shared/reference/codex-config.md).
-RESERVED_HARD = ("openai", "ollama", "lmstudio")
-RESERVED_PARTIAL: dict[str, tuple[str, ...]] = {
-    "amazon-bedrock": ("base_url", "auth", "http_headers", "aws"),
-    "amazon-bedrock-runtime": ("base_url", "auth", "http_headers", "aws"),
-    "gcp": ("base_url", "auth", "http_headers", "project_id", "location", "credential_file"),
-}
-AWS_FIELDS = ("profile", "region", "credential_export", "auth_refresh")
-BUILT_IN_PROVIDERS = (*RESERVED_HARD, *RESERVED_PARTIAL)
-PROJECT_DENYLIST = (
-    "openai_base_url", "chatgpt_base_url", "apps_mcp_product_sku", "model_provider", "model_providers", "notify",
-    "profile", "profiles", "experimental_realtime_webrtc_call_base_url", "experimental_realtime_ws_base_url", "otel",
-)  # fmt: skip
-PROJECT_DENYLIST_NESTED = (("features", "respect_system_proxy"),)
 CODEX_MIN_CONTEXT = 16_384  # below this a Codex turn (4-6k tokens of instructions and tools) has no room
-PROFILE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-CHAT_REMOVED = (
-    '`wire_api = "chat"` is no longer supported.\nHow to fix: set `wire_api = "responses"` in your provider '
-    "config.\nMore info: https://github.com/openai/codex/discussions/7782"
-)
-OLLAMA_CHAT_REMOVED = (
-    "`ollama-chat` is no longer supported.\nHow to fix: replace `ollama-chat` with `ollama` in `model_provider`, "
-    "`oss_provider`, or `--local-provider`.\nMore info: https://github.com/openai/codex/discussions/7782"
-)
 NPM_INSTALL = "npm install -g @openai/codex"
 
 
@@ -208,25 +184,6 @@ def dotted(path: KeyPath) -> str:
     return ".".join(p if re.fullmatch(r"[A-Za-z0-9_-]+", p) else f'"{p}"' for p in path)
 
 
-def deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in top.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def project_effective(data: Mapping[str, Any]) -> dict[str, Any]:
-    """What Codex keeps of a trusted project-local config: everything but the denylisted keys."""
-    out = {k: v for k, v in data.items() if k not in PROJECT_DENYLIST}
-    for parent, child in PROJECT_DENYLIST_NESTED:
-        if isinstance(out.get(parent), Mapping) and child in out[parent]:
-            out[parent] = {k: v for k, v in out[parent].items() if k != child}
-    return out
-
-
 def build_targets(files: Iterable[ConfigFile], only_profile: str | None = None) -> tuple[Target, ...]:
     """Plain `codex` and one `codex -p NAME` per profile file (or just `only_profile`)."""
     files = tuple(files)
@@ -237,10 +194,7 @@ def build_targets(files: Iterable[ConfigFile], only_profile: str | None = None) 
     targets = []
     for profile_file in [*bases, *profiles]:
         layers = tuple(x for x in (user, profile_file) if x is not None) + projects
-        merged: dict[str, Any] = {}
-        for layer in layers:
-            data = layer.data or {}
-            merged = deep_merge(merged, project_effective(data) if layer.kind == "project" else data)
+        merged = layered((layer.kind, layer.data or {}) for layer in layers)
         targets.append(Target(profile_file.profile if profile_file else None, layers, merged))
     return tuple(targets)
 
@@ -345,58 +299,3 @@ def closest(name: str, choices: Iterable[str]) -> str | None:
     """The likeliest intended name for a typo (difflib), or None."""
     matches = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
     return matches[0] if matches else None
-
-
-SECRET_HEADER_NAMES = {"authorization", "proxy-authorization", "x-api-key", "api-key", "x-auth-token", "cookie"}
-_KEY_PREFIX = re.compile(r"^(?:sk|pk|rk|ghp|gho|ghs|ghu|github_pat|glpat|xox[abprs]|hf|AKIA|AIza)[-_A-Za-z0-9]{8,}")
-_SCHEME = re.compile(r"^(?:bearer|basic|token|apikey)\s+(?P<token>\S{8,})$", re.IGNORECASE)
-
-
-def entropy(text: str) -> float:
-    """Shannon entropy in bits per character (a random key is near 4-6; words and names are lower).
-
-    >>> round(entropy("aaaa"), 2)
-    0.0
-    """
-    if not text:
-        return 0.0
-    counts = {c: text.count(c) for c in set(text)}
-    return sum(n / len(text) * math.log2(len(text) / n) for n in counts.values())
-
-
-def looks_secret(value: str, name: str = "") -> bool:
-    """Does a literal value look like a key or token? (A header named like one counts, whatever its value.)
-
-    >>> looks_secret("Bearer sk-live-0123456789abcdef")
-    True
-    >>> looks_secret("x7Hq9LmP2vR8sK4tW6yZ1nB3cD5fG0jA")
-    True
-    >>> looks_secret("my-team-client")
-    False
-    >>> looks_secret("anything-at-all", "Authorization")
-    True
-    """
-    text = value.strip()
-    if len(text) < 8:
-        return False
-    if name.lower() in SECRET_HEADER_NAMES or _SCHEME.match(text) or _KEY_PREFIX.match(text):
-        return True
-    random_like = re.fullmatch(r"[A-Za-z0-9+/=_\-.~]{20,}", text) is not None
-    has_mix = bool(re.search(r"\d", text)) and bool(re.search(r"[A-Za-z]", text))
-    return random_like and has_mix and entropy(text) >= 3.5
-
-
-def mask(value: str) -> str:
-    """Enough of a secret to recognise it, never enough to use it.
-
-    >>> mask("Bearer sk-live-0123456789abcdef")
-    'Bearer sk-…(24 characters)'
-    >>> mask("x7Hq9LmP2vR8sK4tW6yZ1nB3cD5fG0jA")
-    'x7H…(32 characters)'
-    """
-    text = value.strip()
-    scheme = _SCHEME.match(text)
-    prefix = text[: scheme.start("token")] if scheme else ""
-    token = text[len(prefix) :]
-    shown = token[:3] if len(token) >= 12 else ""
-    return f"{prefix}{shown}…({len(token)} characters)"
