@@ -154,7 +154,7 @@ def test_check_and_doctor_resolve_a_profile_through_the_same_deep_merge(tmp_path
     (deep merge, as Codex does) kept it."""
     from localcodex.adapters.codex_config import read_profile
     from localcodex.adapters.codex_files import read_config
-    from localcodex.core.doctor.run import build_targets
+    from localcodex.core.doctor.types import build_targets
 
     (tmp_path / "config.toml").write_text(
         '[model_providers.box]\nname = "Box"\nbase_url = "http://127.0.0.1:11434/v1"\nwire_api = "responses"\n')
@@ -174,8 +174,8 @@ def test_one_set_of_codex_facts_for_configure_and_doctor() -> None:
     ids (is_reserved_provider_id); configure still refuses to write an id that reads as a built-in one
     (is_confusable_with_built_in; test_configure pins `OpenAI`). Profile names:
     doctor accepted a leading '-' (read as a flag by `codex -p`) and any length, configure neither; configure's
-    pattern is the one now (doctor no longer treats `-x.config.toml` as a profile). Secret headers: doctor knew six exact names, configure a pattern; the pattern wins, so
-    doctor also flags e.g. X-Goog-Api-Key."""
+    pattern is the one now (doctor no longer treats `-x.config.toml` as a profile). Secret headers: doctor knew
+    six exact names, configure a pattern; the pattern wins, so doctor also flags e.g. X-Goog-Api-Key."""
     from localcodex.core.configure import validate_profile_name, validate_provider_id
     from localcodex.domain import codex
     from localcodex.errors import ConfigError, UsageError

@@ -540,7 +540,7 @@ def probe_server(run: _Run) -> Verdict:
             server=reply.server, ollama=False,
         )
     _attach_ollama(run, root, version)
-    return _judge_version(version)
+    return judge_version(version)
 
 
 def _attach_ollama(run: _Run, root: str, version: str) -> None:
@@ -552,7 +552,7 @@ def _attach_ollama(run: _Run, root: str, version: str) -> None:
     run.ollama = OllamaServer(ollama_host(root, {}), timeout=run.quick().total)
 
 
-def _judge_version(version: str) -> Verdict:
+def judge_version(version: str) -> Verdict:
     parsed = parse_version(version)
     upgrade = "upgrade Ollama to 0.13.4 or newer: https://ollama.com/download"
     if parsed is None or parsed == (0, 0, 0):

@@ -11,12 +11,12 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from localcodex.core.doctor.run import (
+from localcodex.core.doctor.types import (
     NPM_INSTALL,
     ConfigFile,
+    DoctorRun,
     Finding,
     Target,
-    _Run,
     closest,
     dotted,
 )
@@ -46,7 +46,7 @@ from localcodex.domain.urls import (
 # -- reading ----------------------------------------------------------------------------------------------------
 
 
-def read_files(run: _Run) -> tuple[ConfigFile, ...]:
+def read_files(run: DoctorRun) -> tuple[ConfigFile, ...]:
     """The files `codex` would load here: user config, profile files, project-local configs (root → cwd).
 
     With `--profile NAME` only that profile file is examined (the others are still read, for hints).
@@ -79,7 +79,7 @@ def _with_trust(file: ConfigFile, user: ConfigFile | None, cwd: Path) -> ConfigF
     return replace(file, trusted=level == "trusted")
 
 
-def codex_home_findings(run: _Run) -> None:
+def codex_home_findings(run: DoctorRun) -> None:
     """CODEX_HOME pointing at a folder that does not exist stops Codex before it reads anything."""
     explicit = run.env.get("CODEX_HOME", "").strip()
     if explicit and not run.codex_home.exists():
@@ -94,7 +94,7 @@ def codex_home_findings(run: _Run) -> None:
 # -- Codex itself -----------------------------------------------------------------------------------------------
 
 
-def codex_findings(run: _Run, files: Iterable[ConfigFile]) -> None:
+def codex_findings(run: DoctorRun, files: Iterable[ConfigFile]) -> None:
     from localcodex.adapters import codex_files
 
     found = codex_files.codex_version(run.env)
@@ -127,7 +127,7 @@ def codex_findings(run: _Run, files: Iterable[ConfigFile]) -> None:
 _UPGRADE = "upgrade Codex to the latest release"
 
 
-def codex_reads_profile_files(run: _Run) -> bool:
+def codex_reads_profile_files(run: DoctorRun) -> bool:
     """Profile files and no legacy profiles: true for current Codex, and when the version is unknown."""
     return supports_profile_files(parse_version(run.codex_version))
 
@@ -135,7 +135,7 @@ def codex_reads_profile_files(run: _Run) -> bool:
 # -- config files -----------------------------------------------------------------------------------------------
 
 
-def config_findings(run: _Run, files: tuple[ConfigFile, ...], targets: tuple[Target, ...]) -> None:
+def config_findings(run: DoctorRun, files: tuple[ConfigFile, ...], targets: tuple[Target, ...]) -> None:
     for file in files:
         if not file.ok:
             run.add(_parse_error(file))
@@ -170,7 +170,7 @@ def _parse_error(file: ConfigFile) -> Finding:
     )
 
 
-def _profile_missing(run: _Run, files: Iterable[ConfigFile]) -> Finding:
+def _profile_missing(run: DoctorRun, files: Iterable[ConfigFile]) -> Finding:
     name = run.req.profile
     path = run.codex_home / f"{name}.config.toml"
     user = next((f for f in files if f.kind == "user" and f.ok), None)
@@ -422,7 +422,7 @@ def _env_key_shape(file: ConfigFile, pid: str, table: Mapping[str, Any], key: tu
 # -- legacy profiles --------------------------------------------------------------------------------------------
 
 
-def legacy_profile_findings(run: _Run, file: ConfigFile) -> Iterator[Finding]:
+def legacy_profile_findings(run: DoctorRun, file: ConfigFile) -> Iterator[Finding]:
     current = codex_reads_profile_files(run)
     selector = file.get(("profile",))
     if isinstance(selector, str):
@@ -433,7 +433,7 @@ def legacy_profile_findings(run: _Run, file: ConfigFile) -> Iterator[Finding]:
             yield _legacy_table(run, file, str(name), current)
 
 
-def _legacy_selector(run: _Run, file: ConfigFile, name: str, current: bool) -> Finding:
+def _legacy_selector(run: DoctorRun, file: ConfigFile, name: str, current: bool) -> Finding:
     command = _legacy_command(file, name)
     if not current:
         return file.finding(
@@ -448,7 +448,7 @@ def _legacy_selector(run: _Run, file: ConfigFile, name: str, current: bool) -> F
         if command else "delete the `profile = …` line", command)
 
 
-def _legacy_table(run: _Run, file: ConfigFile, name: str, current: bool) -> Finding:
+def _legacy_table(run: DoctorRun, file: ConfigFile, name: str, current: bool) -> Finding:
     key = ("profiles", name)
     command = _legacy_command(file, name)
     if not current:
@@ -522,7 +522,7 @@ def _ignored(file: ConfigFile, key: tuple[str, ...]) -> Finding:
 # -- per target: what `codex` / `codex -p NAME` will do ---------------------------------------------------------
 
 
-def target_findings(run: _Run, target: Target, files: tuple[ConfigFile, ...]) -> Iterator[Finding]:
+def target_findings(run: DoctorRun, target: Target, files: tuple[ConfigFile, ...]) -> Iterator[Finding]:
     provider = target.merged.get("model_provider")
     if provider is None:
         yield from _no_provider(target)
@@ -577,7 +577,7 @@ def _no_provider(target: Target) -> Iterator[Finding]:
             _configure_for(target))
 
 
-def _provider_missing(run: _Run, target: Target, provider: str, files: tuple[ConfigFile, ...]) -> Finding:
+def _provider_missing(run: DoctorRun, target: Target, provider: str, files: tuple[ConfigFile, ...]) -> Finding:
     message = f"`{target.command}` stops at once: Model provider `{provider}` not found"
     elsewhere = _defined_elsewhere(run, target, provider, files)
     defined = [pid for pid in (target.merged.get("model_providers") or {})]
@@ -599,14 +599,16 @@ def _provider_missing(run: _Run, target: Target, provider: str, files: tuple[Con
     return _located(target, ("model_provider",), "provider-missing", "error", message, fix)
 
 
-def _defined_elsewhere(run: _Run, target: Target, provider: str, files: tuple[ConfigFile, ...]) -> ConfigFile | None:
+def _defined_elsewhere(
+    run: DoctorRun, target: Target, provider: str, files: tuple[ConfigFile, ...]
+) -> ConfigFile | None:
     loaded = {f.path for f in target.layers if f.kind != "project"}
     candidates = [*files, *getattr(run, "all_profiles", ())]
     return next((f for f in candidates if f.ok and f.path not in loaded
                  and isinstance(f.get(("model_providers", provider)), Mapping)), None)
 
 
-def _env_key_set(run: _Run, target: Target, pid: str, table: Mapping[str, Any]) -> Iterator[Finding]:
+def _env_key_set(run: DoctorRun, target: Target, pid: str, table: Mapping[str, Any]) -> Iterator[Finding]:
     var = table.get("env_key")
     if not isinstance(var, str) or not ENV_NAME.match(var.strip()):
         return
@@ -622,7 +624,7 @@ def _env_key_set(run: _Run, target: Target, pid: str, table: Mapping[str, Any]) 
     yield _located(target, key, "env-key-unset", "error", message + hint, fix)
 
 
-def _shell_story(run: _Run, var: str) -> tuple[str, str]:
+def _shell_story(run: DoctorRun, var: str) -> tuple[str, str]:
     """Why a variable is missing here, read from the shell start-up files: (message tail, fix)."""
     found = run.hostenv.shell_assignments(var)
     plain = [a for a in found if not a.exported]
@@ -639,14 +641,14 @@ def _shell_story(run: _Run, var: str) -> tuple[str, str]:
     return "", f"`export {var}=…` in your shell start-up file (e.g. ~/.bashrc or ~/.zshrc), then open a new terminal"
 
 
-def _tilde(run: _Run, path: Path) -> str:
+def _tilde(run: DoctorRun, path: Path) -> str:
     try:
         return f"~/{path.relative_to(run.home).as_posix()}"
     except ValueError:
         return str(path)
 
 
-def _env_headers_set(run: _Run, target: Target, pid: str, table: Mapping[str, Any]) -> Iterator[Finding]:
+def _env_headers_set(run: DoctorRun, target: Target, pid: str, table: Mapping[str, Any]) -> Iterator[Finding]:
     headers = table.get("env_http_headers")
     if not isinstance(headers, Mapping):
         return
@@ -663,7 +665,7 @@ def _env_headers_set(run: _Run, target: Target, pid: str, table: Mapping[str, An
 # -- environment and machine ------------------------------------------------------------------------------------
 
 
-def environment_findings(run: _Run, files: Iterable[ConfigFile]) -> None:
+def environment_findings(run: DoctorRun, files: Iterable[ConfigFile]) -> None:
     run.add(*_origins_env(run))
     run.add(*_service_findings(run))
     run.add(*_file_mode_findings(run, files))
@@ -673,7 +675,7 @@ def _wildcard_origins(value: str) -> bool:
     return any(part.strip().strip("\"'") in ("*", "http://*", "https://*") for part in value.split(","))
 
 
-def _origins_env(run: _Run) -> Iterator[Finding]:
+def _origins_env(run: DoctorRun) -> Iterator[Finding]:
     value = run.env.get("OLLAMA_ORIGINS", "")
     if _wildcard_origins(value):
         yield Finding(
@@ -683,7 +685,7 @@ def _origins_env(run: _Run) -> Iterator[Finding]:
             "unset it, or list only the origins that need access (e.g. chrome-extension://ID)")
 
 
-def _service_findings(run: _Run) -> Iterator[Finding]:
+def _service_findings(run: DoctorRun) -> Iterator[Finding]:
     settings = run.hostenv.service_environment()
     host = settings.get("OLLAMA_HOST")
     exposed = _exposed_bind(host.value) if host else None
@@ -740,7 +742,7 @@ def _service_port(value: str | None) -> int:
         return 11434
 
 
-def _socket_findings(run: _Run, service_port: int) -> Iterator[Finding]:
+def _socket_findings(run: DoctorRun, service_port: int) -> Iterator[Finding]:
     from localcodex.paths import ollama_host
 
     host = ollama_host(run.req.host, run.env)
@@ -757,7 +759,7 @@ def _socket_findings(run: _Run, service_port: int) -> Iterator[Finding]:
             "use it (Ollama has no authentication)", None, "OLLAMA_HOST", None, _EXPOSED_FIX)
 
 
-def _file_mode_findings(run: _Run, files: Iterable[ConfigFile]) -> Iterator[Finding]:
+def _file_mode_findings(run: DoctorRun, files: Iterable[ConfigFile]) -> Iterator[Finding]:
     for file in files:
         if file.kind == "project":
             continue
