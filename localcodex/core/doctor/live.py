@@ -14,7 +14,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from localcodex.core.doctor.offline import configure_command, host_flag, ollama_root, provider_table
+from localcodex.core.doctor.fixes import configure_command, host_flag, ollama_root
+from localcodex.core.doctor.offline import provider_table
 from localcodex.core.doctor.types import (
     CODEX_MIN_CONTEXT,
     DoctorRun,

@@ -1,16 +1,17 @@
 """The offline half of `doctor`: findings from config files, the environment and the installed Codex.
 
-Each rule is a small function from what was read to findings; `doctor.py` holds the types and the run.
+Each rule is a small function from what was read to findings; types.py holds the types, run.py the run,
+providers.py the provider-table checks, environment.py the machine checks, fixes.py the suggested commands.
 """
 
 from __future__ import annotations
 
-import re
-import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from localcodex.core.doctor.fixes import configure_command
+from localcodex.core.doctor.providers import provider_table_findings
 from localcodex.core.doctor.types import (
     NPM_INSTALL,
     ConfigFile,
@@ -21,25 +22,15 @@ from localcodex.core.doctor.types import (
     dotted,
 )
 from localcodex.domain.codex import (
-    AWS_FIELDS,
     BUILT_IN_PROVIDERS,
-    CHAT_REMOVED,
     ENV_NAME,
     OLLAMA_CHAT_REMOVED,
     PROFILE_NAME,
     PROJECT_DENYLIST,
     PROJECT_DENYLIST_NESTED,
-    RESERVED_HARD,
-    RESERVED_PARTIAL,
-    looks_secret,
-    mask,
 )
 from localcodex.domain.urls import (
-    DEFAULT_OLLAMA_PORT,
-    BaseUrlMistake,
-    locality,
     parse_version,
-    repair_base_url,
     supports_profile_files,
 )
 
@@ -183,240 +174,6 @@ def _profile_missing(run: DoctorRun, files: Iterable[ConfigFile]) -> Finding:
         str(path), None, None, f"write it with `localcodex configure --profile {name}`",
         f"localcodex configure --profile {name}",
     )
-
-
-DEFAULT_ROOTS = ("http://127.0.0.1:11434", "http://localhost:11434")
-CONFIGURE_PROVIDER = "local_ollama"  # configure's default --provider-id
-
-
-def configure_command(profile: str | None, *, provider: str | None = None, model: str | None = None,
-                      host: str | None = None) -> str:
-    """The `localcodex configure …` that rewrites a local Ollama provider's keys (base_url, wire_api, model,
-    model_context_window) in a profile file, or with `--default` in config.toml.
-
-    >>> configure_command("work", provider="my_ollama", model="qwen3.5:27b", host="http://gpu:11434")
-    'localcodex configure --profile work --provider-id my_ollama --model qwen3.5:27b --host http://gpu:11434'
-    >>> configure_command(None, provider="local_ollama", host="http://localhost:11434")
-    'localcodex configure --default'
-    """
-    parts = ["localcodex configure", f"--profile {profile}" if profile else "--default"]
-    if provider and provider != CONFIGURE_PROVIDER:
-        parts.append(f"--provider-id {provider}")
-    if model:
-        parts.append(f"--model {model}")
-    return " ".join(parts) + host_flag(host)
-
-
-def host_flag(host: str | None) -> str:
-    """` --host ROOT` when the Ollama server is not the default one, else nothing."""
-    return f" --host {host.rstrip('/')}" if host and host.rstrip("/") not in DEFAULT_ROOTS else ""
-
-
-def file_configure(file: ConfigFile, provider: str | None = None, host: str | None = None) -> str:
-    """configure_command for a provider table in this file (the model too, when this file selects it)."""
-    model = file.get(("model",)) if provider and file.get(("model_provider",)) == provider else None
-    profile = file.profile if file.kind == "profile" else None
-    return configure_command(profile, provider=provider, model=model if isinstance(model, str) else None, host=host)
-
-
-def ollama_root(base_url: str) -> str:
-    """Where Ollama lives for a /v1 base URL (what configure's --host takes).
-
-    >>> ollama_root("http://localhost:11434/v1/v1/")
-    'http://localhost:11434'
-    """
-    return repair_base_url(base_url).native
-
-
-# -- provider tables (what Codex checks while loading the file) -------------------------------------------------
-
-
-def providers_of(file: ConfigFile) -> Iterator[tuple[str, Mapping[str, Any]]]:
-    tables = file.get(("model_providers",))
-    if isinstance(tables, Mapping):
-        for pid, table in tables.items():
-            if isinstance(table, Mapping):
-                yield str(pid), table
-
-
-def provider_table_findings(file: ConfigFile) -> Iterator[Finding]:
-    for pid, table in providers_of(file):
-        key = ("model_providers", pid)
-        if pid in RESERVED_HARD:
-            yield _reserved_hard(file, pid)
-        elif pid in RESERVED_PARTIAL:
-            yield from _reserved_partial(file, pid, table)
-        else:
-            yield from _custom_provider(file, pid, table, key)
-
-
-def _reserved_hard(file: ConfigFile, pid: str) -> Finding:
-    codex_says = (f"model_providers contains reserved built-in provider IDs: `{pid}`. Built-in providers cannot be "
-                  "overridden. Rename your custom provider (for example, `openai-custom`).")
-    local = pid in ("ollama", "lmstudio")
-    taken = {other for other, _ in providers_of(file)}
-    choices = {"ollama": ("local_ollama", "ollama-local"), "lmstudio": ("local_lmstudio", "lmstudio-local")}
-    options = choices.get(pid, ("openai-custom", "openai-compatible"))
-    rename = next((c for c in options if c not in taken), f"{pid}-custom")
-    fix = f"rename [model_providers.{pid}] to [model_providers.{rename}] and set model_provider = \"{rename}\""
-    if local:
-        fix += " (that id is yours to choose: `ollama`, `lmstudio` and `openai` are Codex's built-in providers)"
-    return file.finding("provider-reserved-id", "error", f"Codex refuses to start: {codex_says}",
-                        ("model_providers", pid), fix)
-
-
-def _reserved_partial(file: ConfigFile, pid: str, table: Mapping[str, Any]) -> Iterator[Finding]:
-    allowed = RESERVED_PARTIAL[pid]
-    bad = [k for k in table if k not in allowed and not (k == "wire_api" and table[k] == "responses")]
-    aws = table.get("aws")
-    if isinstance(aws, Mapping):
-        bad += [f"aws.{k}" for k in aws if k not in AWS_FIELDS]
-    if not bad:
-        return
-    if pid == "gcp":
-        fields = "`base_url`, `auth`, `http_headers`, `project_id`, `location`, and `credential_file`"
-    else:
-        fields = ("`base_url`, `auth`, `http_headers`, `aws.profile`, `aws.region`, `aws.credential_export`, "
-                  "and `aws.auth_refresh`")
-    codex_says = (f"model_providers.{pid} only supports changing {fields}; other non-default provider fields "
-                  "are not supported")
-    first = bad[0].split(".")
-    yield file.finding(
-        "provider-reserved-id", "error",
-        f"`{pid}` is a built-in provider and only some fields can be changed ({', '.join(bad)} cannot): {codex_says}",
-        ("model_providers", pid, *first),
-        f"remove {', '.join(bad)} from [model_providers.{pid}], or define your own provider under another id",
-    )
-
-
-def _custom_provider(file: ConfigFile, pid: str, table: Mapping[str, Any], key: tuple[str, ...]) -> Iterator[Finding]:
-    name = table.get("name")
-    if not isinstance(name, str) or not name.strip():
-        yield file.finding(
-            "provider-name-missing", "error",
-            f"Codex refuses to start: model_providers.{pid}: provider name must not be empty",
-            (*key, "name") if "name" in table else key, f'add name = "{pid}" to [model_providers.{pid}]',
-        )
-    yield from _wire_api(file, pid, table, key)
-    yield from _base_url_static(file, pid, table, key)
-    yield from _secrets(file, pid, table, key)
-    yield from _env_key_shape(file, pid, table, key)
-
-
-def _wire_api(file: ConfigFile, pid: str, table: Mapping[str, Any], key: tuple[str, ...]) -> Iterator[Finding]:
-    wire = table.get("wire_api")
-    if wire is None or wire == "responses":
-        return
-    if wire == "chat":
-        message = f"Codex refuses to start: {CHAT_REMOVED}\nin `model_providers.{pid}.wire_api`"
-    else:
-        message = f"Codex refuses to start: unknown variant `{wire}`, expected `responses`"
-    command = _local_configure(file, pid, table)
-    yield file.finding(
-        "wire-api", "error", message, (*key, "wire_api"),
-        'set wire_api = "responses" (the only value Codex accepts; Ollama serves /v1/responses since 0.13.3)'
-        + (f", or rewrite the provider with `{command}`" if command else ""),
-        command,
-    )
-
-
-def _local_configure(file: ConfigFile, pid: str, table: Mapping[str, Any]) -> str | None:
-    """configure can rewrite this table only when it is a local Ollama provider."""
-    base = table.get("base_url")
-    if not isinstance(base, str) or not _looks_local_ollama(table):
-        return None
-    return file_configure(file, pid, ollama_root(base))
-
-
-def _looks_local_ollama(table: Mapping[str, Any]) -> bool:
-    base = table.get("base_url")
-    if not isinstance(base, str):
-        return False
-    split = urllib.parse.urlsplit(base.strip())
-    return split.port == DEFAULT_OLLAMA_PORT or locality(base).on_this_machine
-
-
-_MISTAKES = {
-    BaseUrlMistake.NOT_A_URL: "is not a URL Codex can use (it needs http:// or https:// and a host)",
-    BaseUrlMistake.DOUBLED_V1: "has /v1 twice",
-    BaseUrlMistake.ENDPOINT_PATH: "ends with an endpoint path, but Codex appends /responses itself",
-    BaseUrlMistake.OLLAMA_ROOT: "lacks /v1, where Ollama serves its OpenAI-compatible API",
-    BaseUrlMistake.MISSING_V1: "lacks /v1, where Ollama serves its OpenAI-compatible API",
-    BaseUrlMistake.WRONG_SERVER: "is not an OpenAI-compatible API",
-}
-
-
-def _base_url_static(file: ConfigFile, pid: str, table: Mapping[str, Any], key: tuple[str, ...]) -> Iterator[Finding]:
-    base = table.get("base_url")
-    if base is None:
-        yield file.finding(
-            "base-url-missing", "warning",
-            f"[model_providers.{pid}] has no base_url, so Codex sends its requests to OpenAI "
-            "(https://api.openai.com/v1), not to a local server", key,
-            f'add base_url = "http://localhost:11434/v1" (Ollama) or your server\'s /v1 URL to [model_providers.{pid}]',
-        )
-    if not isinstance(base, str):
-        return
-    repair = repair_base_url(base)
-    mistake = repair.mistake
-    if mistake is None:
-        return
-    good = repair.fixed
-    posts = f"{base.strip().rstrip('/')}/responses"
-    yield file.finding(
-        "base-url-wrong", "error",
-        f"base_url {base!r} {_MISTAKES[mistake]}: Codex would POST {posts}, which answers 404",
-        (*key, "base_url"), f'set base_url = "{good}"', _local_configure(file, pid, table),
-    )
-
-
-def _secrets(file: ConfigFile, pid: str, table: Mapping[str, Any], key: tuple[str, ...]) -> Iterator[Finding]:
-    token = table.get("experimental_bearer_token")
-    if isinstance(token, str) and token.strip():
-        yield file.finding(
-            "secret-in-config", "warning",
-            f"a bearer token is written literally in {file.path.name} ({mask(token)}): anyone who can read the "
-            "file, a backup or a screen share has the key",
-            (*key, "experimental_bearer_token"),
-            f'delete it; put the key in an environment variable and reference it: env_key = "{_var_for(pid)}" '
-            f"(and `export {_var_for(pid)}=…` in your shell start-up file)",
-        )
-    headers = table.get("http_headers")
-    if isinstance(headers, Mapping):
-        for header, value in headers.items():
-            if isinstance(value, str) and looks_secret(value, str(header)):
-                var = _var_for(pid, str(header))
-                yield file.finding(
-                    "secret-in-config", "warning",
-                    f"http_headers.{header} looks like a secret written literally ({mask(value)})",
-                    (*key, "http_headers", str(header)),
-                    f'move it to env_http_headers = {{ "{header}" = "{var}" }} and `export {var}=…` '
-                    "(Codex sends the header when the variable is set)",
-                )
-
-
-def _var_for(pid: str, header: str = "") -> str:
-    stem = re.sub(r"[^A-Za-z0-9]+", "_", f"{pid}_{header or 'api_key'}").strip("_").upper()
-    return stem if ENV_NAME.match(stem) else f"X_{stem}"
-
-
-def _env_key_shape(file: ConfigFile, pid: str, table: Mapping[str, Any], key: tuple[str, ...]) -> Iterator[Finding]:
-    var = table.get("env_key")
-    if not isinstance(var, str) or ENV_NAME.match(var.strip()):
-        return
-    if looks_secret(var):
-        yield file.finding(
-            "env-key-is-secret", "error",
-            f"env_key holds what looks like the key itself ({mask(var)}), not the name of a variable: Codex looks "
-            "for a variable with that name and fails every turn; the key also sits in the file in clear",
-            (*key, "env_key"),
-            f'export the key as a variable (`export {_var_for(pid)}=…`) and set env_key = "{_var_for(pid)}"',
-        )
-    else:
-        yield file.finding(
-            "env-key-invalid", "error", f"env_key {var!r} is not a valid environment variable name",
-            (*key, "env_key"), 'use a name like "MY_PROVIDER_API_KEY" (letters, digits, underscores)',
-        )
 
 
 # -- legacy profiles --------------------------------------------------------------------------------------------
@@ -660,136 +417,3 @@ def _env_headers_set(run: DoctorRun, target: Target, pid: str, table: Mapping[st
                 target, key, "env-header-unset", "warning",
                 f"env_http_headers.{header} reads ${var}, which is unset or not exported here: {target.command} "
                 f"sends no {header} header, and a server that needs it refuses the request{hint}", fix)
-
-
-# -- environment and machine ------------------------------------------------------------------------------------
-
-
-def environment_findings(run: DoctorRun, files: Iterable[ConfigFile]) -> None:
-    run.add(*_origins_env(run))
-    run.add(*_service_findings(run))
-    run.add(*_file_mode_findings(run, files))
-
-
-def _wildcard_origins(value: str) -> bool:
-    return any(part.strip().strip("\"'") in ("*", "http://*", "https://*") for part in value.split(","))
-
-
-def _origins_env(run: DoctorRun) -> Iterator[Finding]:
-    value = run.env.get("OLLAMA_ORIGINS", "")
-    if _wildcard_origins(value):
-        yield Finding(
-            "ollama-origins-wildcard", "warning",
-            f"OLLAMA_ORIGINS={value} in this environment: an Ollama started from it lets any website you visit "
-            "call it from your browser", None, "OLLAMA_ORIGINS", None,
-            "unset it, or list only the origins that need access (e.g. chrome-extension://ID)")
-
-
-def _service_findings(run: DoctorRun) -> Iterator[Finding]:
-    settings = run.hostenv.service_environment()
-    host = settings.get("OLLAMA_HOST")
-    exposed = _exposed_bind(host.value) if host else None
-    port = _service_port(host.value if host else None)
-    if host is not None and exposed:
-        yield Finding(
-            "ollama-exposed", "warning",
-            f"the Ollama service listens on {exposed}:{port} (Environment=OLLAMA_HOST={host.value}): anyone who can "
-            "reach this machine can use it and pull or delete models (Ollama has no authentication)",
-            str(host.file), "OLLAMA_HOST", host.line, _EXPOSED_FIX)
-    else:
-        yield from _socket_findings(run, port)
-    origins = settings.get("OLLAMA_ORIGINS")
-    if origins is not None and _wildcard_origins(origins.value):
-        yield Finding(
-            "ollama-origins-wildcard", "warning",
-            f"the Ollama service allows every web origin (Environment=OLLAMA_ORIGINS={origins.value}): any website "
-            "you visit can call your Ollama from the browser", str(origins.file), "OLLAMA_ORIGINS", origins.line,
-            "remove OLLAMA_ORIGINS=* (or list only the origins that need it), then `sudo systemctl daemon-reload "
-            "&& sudo systemctl restart ollama`")
-
-
-_EXPOSED_FIX = (
-    "bind it to loopback (OLLAMA_HOST=127.0.0.1:11434; `sudo systemctl edit ollama`, then "
-    "`sudo systemctl restart ollama`), or keep port 11434 firewalled behind an authenticating reverse proxy"
-)
-
-
-def _exposed_bind(value: str) -> str | None:
-    """The address an OLLAMA_HOST value binds when that is not loopback (`0.0.0.0`, `::`, a LAN address)."""
-    import ipaddress
-
-    text = value.strip().strip("\"'")
-    if text.startswith(":"):
-        return "0.0.0.0"
-    host = urllib.parse.urlsplit(text if "://" in text else f"http://{text}").hostname or ""
-    if host in ("", "localhost"):
-        return None
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return host  # a host name the service resolves: not loopback as far as we can tell
-    return None if address.is_loopback else str(address)
-
-
-def _service_port(value: str | None) -> int:
-    if not value:
-        return 11434
-    text = value.strip().strip("\"'")
-    try:
-        split = urllib.parse.urlsplit(text if "://" in text else f"http://{text}")
-        return split.port or 11434
-    except ValueError:
-        return 11434
-
-
-def _socket_findings(run: DoctorRun, service_port: int) -> Iterator[Finding]:
-    from localcodex.paths import ollama_host
-
-    host = ollama_host(run.req.host, run.env)
-    if not host.is_local:
-        return
-    port = urllib.parse.urlsplit(host.native).port or service_port
-    addresses = run.hostenv.listening_addresses(port) or ()
-    exposed = [a for a in addresses if _exposed_bind(a if ":" not in a else f"[{a}]")]
-    if exposed:
-        shown = ", ".join(f"[{a}]:{port}" if ":" in a else f"{a}:{port}" for a in exposed)
-        yield Finding(
-            "ollama-exposed", "warning",
-            f"a server (Ollama, at the configured port) listens on {shown}: anyone who can reach this machine can "
-            "use it (Ollama has no authentication)", None, "OLLAMA_HOST", None, _EXPOSED_FIX)
-
-
-def _file_mode_findings(run: DoctorRun, files: Iterable[ConfigFile]) -> Iterator[Finding]:
-    for file in files:
-        if file.kind == "project":
-            continue
-        mode = run.hostenv.file_mode(file.path)
-        if mode is not None and mode & 0o077:
-            yield _mode_finding(file.path, mode, _has_secret(file))
-    auth = run.codex_home / "auth.json"
-    if run.hostenv.exists(auth):
-        mode = run.hostenv.file_mode(auth)
-        if mode is not None and mode & 0o077:
-            yield _mode_finding(auth, mode, True)
-
-
-def _mode_finding(path: Path, mode: int, secret: bool) -> Finding:
-    writable = bool(mode & 0o022)
-    who = "other users can change it (and point Codex at their server)" if writable else "other users can read it"
-    holds = " It holds credentials." if secret else ""
-    return Finding(
-        "config-permissions", "warning" if (secret or writable) else "info",
-        f"{path.name} has mode {mode:04o}: {who}.{holds}", str(path), None, None,
-        f"make it private: `chmod 600 {path}`", f"chmod 600 {path}")
-
-
-def _has_secret(file: ConfigFile) -> bool:
-    for _pid, table in providers_of(file):
-        if isinstance(table.get("experimental_bearer_token"), str):
-            return True
-        headers = table.get("http_headers")
-        if isinstance(headers, Mapping) and any(
-            isinstance(v, str) and looks_secret(v, str(k)) for k, v in headers.items()
-        ):
-            return True
-    return False

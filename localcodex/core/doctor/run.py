@@ -37,6 +37,7 @@ __all__ = ["DoctorReport", "DoctorRequest", "DoctorStep", "Finding", "doctor"]
 def doctor(req: DoctorRequest, on_progress: Callable[[DoctorStep], None] | None = None) -> DoctorReport:
     """Look at everything Codex and Ollama read, and report what is wrong and how to fix it. Never writes."""
     run = _start(req, on_progress)
+    from localcodex.core.doctor import environment
     from localcodex.core.doctor import offline as checks
 
     run.report(DoctorStep("config", str(run.codex_home)))
@@ -47,7 +48,7 @@ def doctor(req: DoctorRequest, on_progress: Callable[[DoctorStep], None] | None 
     checks.codex_findings(run, files)
     checks.config_findings(run, files, targets)
     run.report(DoctorStep("environment"))
-    checks.environment_findings(run, files)
+    environment.environment_findings(run, files)
     if req.run_probes:
         from localcodex.core.doctor import live as doctor_live
 
