@@ -23,10 +23,8 @@ import math
 import re
 import time
 import urllib.parse
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from localcodex.domain.urls import BaseUrlMistake, diagnose, fixed_base, native_root, parse_version
@@ -36,9 +34,30 @@ if TYPE_CHECKING:
     from localcodex.adapters.ollama import OllamaServer
     from localcodex.adapters.openai_compat import EventStream, OpenAICompatClient, Reply, Timeouts
 
-DEFAULT_MIN_CONTEXT = 16384
-DEFAULT_TIMEOUT = 60.0  # seconds per generation probe (a slow local model, a cold load)
-DEFAULT_CONNECT_TIMEOUT = 5.0
+from localcodex.core.check.types import (
+    CheckReport,
+    CheckRequest,
+    Probe,
+    ProbeStarted,
+    Status,
+    Verdict,
+    failed,
+    passed,
+    skipped,
+    warned,
+)
+from localcodex.core.check.wire import (  # noqa: F401 (re-exported)
+    DEVELOPER,
+    FILE_CONTENT,
+    TOOL_NAMES,
+    StreamReading,
+    codex_body,
+    items_summary,
+    message,
+    message_text,
+    read_responses_stream,
+)
+
 QUICK_DEADLINE = 15.0  # seconds for a non-generating request (list, show, version)
 OLLAMA_PORT = 11434
 RESPONSES_SINCE = (0, 13, 3)  # Ollama added /v1/responses in v0.13.3
@@ -69,104 +88,6 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "chat": ("model",),
     "auth": ("reachable",),  # an unset env_key fails it before anything else runs
 }
-
-
-class Status(str, Enum):
-    PASS = "pass"
-    WARN = "warn"
-    FAIL = "fail"
-    SKIP = "skip"
-
-
-@dataclass(frozen=True)
-class Probe:
-    """One probe's result. `detail` says what was seen; `fix` (on warn/fail) says what to do."""
-
-    name: str
-    title: str
-    status: Status
-    duration_s: float
-    detail: str
-    fix: str | None = None
-    data: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ProbeStarted:
-    """Progress: a probe is about to run (the finished `Probe` follows)."""
-
-    name: str
-    title: str
-
-
-@dataclass(frozen=True)
-class CheckRequest:
-    """What to check. `model=None` means: the model of the `local_ollama` Codex profile, if there is one.
-
-    `base_url` (any OpenAI-compatible server, exactly as it would go into Codex's `base_url`) wins over `host`
-    (an Ollama server as OLLAMA_HOST takes it); with neither, OLLAMA_HOST or 127.0.0.1:11434 is used.
-    """
-
-    model: str | None = None
-    host: str | None = None
-    base_url: str | None = None
-    env_key: str | None = None
-    min_context: int = DEFAULT_MIN_CONTEXT
-    timeout: float = DEFAULT_TIMEOUT
-    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
-    headers: Mapping[str, str] = field(default_factory=dict)
-    env: Mapping[str, str] | None = None  # default os.environ (OLLAMA_HOST, CODEX_HOME, the env_key variable)
-    only: frozenset[str] | None = None  # run just these probes (doctor: the quick ones); the rest are `skip`
-
-
-@dataclass(frozen=True)
-class CheckReport:
-    model: str
-    base_url: str  # the base URL checked, as given
-    suggested_base_url: str | None  # the exact base_url to give Codex (None when no working one was found)
-    server: str  # "ollama", "openai-compatible" or "unknown"
-    server_version: str | None
-    context_length: int | None  # the effective context seen (/api/ps, num_ctx, or the truncation test)
-    min_context: int
-    env_key: str | None
-    ok: bool  # nothing failed (warnings allowed)
-    counts: dict[str, int]
-    duration_s: float
-    probes: tuple[Probe, ...]
-
-    def probe(self, name: str) -> Probe:
-        return next(p for p in self.probes if p.name == name)
-
-    @property
-    def failed(self) -> tuple[Probe, ...]:
-        return tuple(p for p in self.probes if p.status is Status.FAIL)
-
-
-# -- verdicts ---------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Verdict:
-    status: Status
-    detail: str
-    fix: str | None = None
-    data: dict[str, Any] = field(default_factory=dict)
-
-
-def passed(detail: str, **data: Any) -> Verdict:
-    return Verdict(Status.PASS, detail, None, data)
-
-
-def warned(detail: str, fix: str | None = None, **data: Any) -> Verdict:
-    return Verdict(Status.WARN, detail, fix, data)
-
-
-def failed(detail: str, fix: str | None = None, **data: Any) -> Verdict:
-    return Verdict(Status.FAIL, detail, fix, data)
-
-
-def skipped(detail: str, **data: Any) -> Verdict:
-    return Verdict(Status.SKIP, detail, None, data)
 
 
 class _ProbeDeadline(LocalcodexError):
@@ -637,161 +558,6 @@ def _model_on_ollama(run: _Run, listed: str) -> Verdict:
                   **data)
 
 
-# -- Codex-shaped requests --------------------------------------------------------------------------------------
-
-DEVELOPER = (
-    "You are Codex, a coding agent running in a terminal on the user's computer. You work through the tools "
-    "you are given: to learn anything about a file you must call a tool; never invent file contents."
-)
-ENVIRONMENT = "<environment_context>\n  <cwd>/home/user/project</cwd>\n  <shell>bash</shell>\n</environment_context>"
-
-READ_FILE_TOOL = {
-    "type": "function",
-    "name": "read_file",
-    "description": "Read a text file from the workspace and return its contents.",
-    "strict": False,
-    "parameters": {
-        "type": "object",
-        "properties": {"path": {"type": "string", "description": "Path of the file, relative to the workspace."}},
-        "required": ["path"],
-        "additionalProperties": False,
-    },
-}
-EXEC_TOOL = {
-    "type": "function",
-    "name": "exec_command",
-    "description": "Run a shell command and return its output.",
-    "strict": False,
-    "parameters": {
-        "type": "object",
-        "properties": {"cmd": {"type": "string", "description": "The command to run."}},
-        "required": ["cmd"],
-        "additionalProperties": False,
-    },
-}
-TOOL_NAMES = {"read_file", "exec_command"}
-FILE_CONTENT = "The release is planned for Thursday."
-
-
-def message(role: str, text: str) -> dict[str, Any]:
-    kind = "output_text" if role == "assistant" else "input_text"
-    return {"type": "message", "role": role, "content": [{"type": kind, "text": text}]}
-
-
-def codex_body(model: str, prompt: str, *, developer: str = DEVELOPER, extra: Iterable[dict[str, Any]] = (),
-               tools: Iterable[dict[str, Any]] = (READ_FILE_TOOL, EXEC_TOOL)) -> dict[str, Any]:
-    """A `/responses` body with the keys Codex 0.169 sends (codex-config.md Part B)."""
-    return {
-        "model": model,
-        "input": [message("developer", developer), message("user", ENVIRONMENT), message("user", prompt), *extra],
-        "tools": list(tools),
-        "tool_choice": "auto",
-        "parallel_tool_calls": True,
-        "reasoning": {"summary": "auto"},
-        "store": False,
-        "include": ["reasoning.encrypted_content"],
-        "prompt_cache_key": str(uuid.uuid4()),
-    }
-
-
-# -- reading a Responses stream the way Codex does --------------------------------------------------------------
-
-
-@dataclass
-class StreamReading:
-    events: list[str] = field(default_factory=list)
-    items: list[dict[str, Any]] = field(default_factory=list)
-    text: str = ""
-    completed: dict[str, Any] | None = None
-    problems: list[str] = field(default_factory=list)  # Codex would fail
-    oddities: list[str] = field(default_factory=list)  # Codex copes, but it is not right
-    first_event_s: float | None = None
-    first_text_s: float | None = None
-    total_s: float = 0.0
-
-
-def read_responses_stream(stream: EventStream) -> StreamReading:
-    """Consume a `/responses` SSE stream and judge it by Codex's rules."""
-    out = StreamReading()
-    if stream.content_type != "text/event-stream":
-        out.oddities.append(f"content-type is {stream.content_type or 'missing'}, not text/event-stream")
-    added: set[int] = set()
-    for event in stream:
-        if not _read_event(out, event, added, stream.sent_at):
-            break
-    out.total_s = time.perf_counter() - stream.sent_at
-    _judge_stream(out)
-    return out
-
-
-def _read_event(out: StreamReading, event: Any, added: set[int], sent_at: float) -> bool:
-    """Take one event; False once the stream is over for Codex (completed or failed)."""
-    if out.first_event_s is None:
-        out.first_event_s = event.received_at - sent_at
-    try:
-        data = event.json()
-    except ValueError:
-        out.problems.append(f"Failed to parse SSE event: {event.data[:80]!r}")
-        return False
-    if not isinstance(data, dict):
-        out.problems.append(f"an event's data is not a JSON object: {event.data[:80]!r}")
-        return False
-    kind = data.get("type") or event.event or "?"
-    if event.event and data.get("type") and event.event != data.get("type"):
-        out.oddities.append(f"event name {event.event!r} differs from its type {data.get('type')!r}")
-    out.events.append(kind)
-    return _apply_event(out, kind, data, added, event.received_at - sent_at)
-
-
-def _apply_event(out: StreamReading, kind: str, data: dict[str, Any], added: set[int], at: float) -> bool:
-    index = data.get("output_index")
-    if kind == "response.created" and len(out.events) > 1:
-        out.problems.append("response.created is not the first event")
-    elif kind == "response.output_item.added" and isinstance(index, int):
-        added.add(index)
-    elif kind == "response.output_text.delta":
-        out.text += str(data.get("delta", ""))
-        out.first_text_s = at if out.first_text_s is None else out.first_text_s
-    elif kind == "response.output_item.done":
-        if isinstance(index, int) and added and index not in added:
-            out.problems.append(f"response.output_item.done for output {index} came before its .added")
-        if isinstance(data.get("item"), dict):
-            out.items.append(data["item"])
-    elif kind == "response.failed":
-        error = (data.get("response") or {}).get("error") or {}
-        out.problems.append(f"the server sent response.failed: {error.get('message') or json.dumps(error)}")
-        return False
-    elif kind == "response.completed":
-        out.completed = data.get("response") if isinstance(data.get("response"), dict) else {}
-        return False
-    return True
-
-
-def _judge_stream(out: StreamReading) -> None:
-    if out.completed is None and not out.problems:
-        out.problems.append("stream closed before response.completed")
-    elif out.completed is not None and not out.completed.get("id"):
-        out.problems.append("response.completed carries no response id")
-    if out.completed is not None and not out.items:
-        out.problems.append("no response.output_item.done event: Codex would show nothing")
-    if out.events and out.events[0] != "response.created":
-        out.oddities.append(f"the stream starts with {out.events[0]}, not response.created")
-
-
-def _items_summary(items: list[dict[str, Any]]) -> list[str]:
-    return [str(i.get("type")) for i in items]
-
-
-def _message_text(items: Iterable[dict[str, Any]]) -> str:
-    parts: list[str] = []
-    for item in items:
-        if item.get("type") == "message":
-            for part in item.get("content") or []:
-                if isinstance(part, dict) and isinstance(part.get("text"), str):
-                    parts.append(part["text"])
-    return "".join(parts)
-
-
 # -- probe 5: the Responses API as Codex uses it ----------------------------------------------------------------
 
 
@@ -845,12 +611,12 @@ def _judge_responses(run: _Run, plain: dict[str, Any], reading: StreamReading) -
     data = {
         "response_id": (reading.completed or {}).get("id"),
         "events": reading.events,
-        "items": _items_summary(reading.items),
+        "items": items_summary(reading.items),
         "first_event_s": _r(reading.first_event_s),
         "first_text_s": _r(reading.first_text_s),
         "total_s": _r(reading.total_s),
         "usage": (reading.completed or {}).get("usage") or plain.get("usage"),
-        "non_streamed_items": _items_summary(plain.get("output") or []),
+        "non_streamed_items": items_summary(plain.get("output") or []),
     }
     if reading.problems:
         return failed(f"streamed answer: {'; '.join(reading.problems)}", _server_fix(run), **data)
@@ -885,7 +651,7 @@ def probe_tools(run: _Run) -> Verdict:
         return failed(f"the answer to a tool request broke: {'; '.join(first.problems)}", _server_fix(run))
     calls = [i for i in first.items if i.get("type") == "function_call"]
     if not calls:
-        return _prose_verdict(_message_text(first.items) or first.text)
+        return _prose_verdict(message_text(first.items) or first.text)
     call = calls[0]
     broken = _call_problem(call)
     if broken:
@@ -939,7 +705,7 @@ def _round_trip(run: _Run, body: dict[str, Any], call: dict[str, Any]) -> Verdic
     if reading.problems:
         return failed(f"called {shown}, but the answer after the tool output broke: {'; '.join(reading.problems)}",
                       _server_fix(run), **data)
-    final = _message_text(reading.items) or reading.text
+    final = message_text(reading.items) or reading.text
     data["final"] = final[:500]
     if final.strip():
         return passed(f"called {shown}, then answered from the tool output: {_clip(final, 80)!r}", **data)
