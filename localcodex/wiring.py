@@ -7,7 +7,6 @@ build a `Live(invocation)` here. Nothing in this module decides policy.
 
 from __future__ import annotations
 
-import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -18,6 +17,7 @@ from localcodex.core.bench.run import BenchRequest
 from localcodex.core.bench.targets import Endpoint, OllamaEndpoint, OpenAIEndpoint
 from localcodex.domain.fingerprint import fingerprint
 from localcodex.domain.machine import Machine
+from localcodex.domain.urls import locality
 from localcodex.errors import LocalcodexError
 from localcodex.invocation import Invocation
 from localcodex.paths import OllamaHost, ollama_host
@@ -52,8 +52,8 @@ class Live:
             from localcodex.adapters.openai_compat import OpenAICompatClient  # httpx: only for this endpoint
 
             url, key, env = request.base_url.rstrip("/"), request.env_key, self.inv.env
-            netloc = urllib.parse.urlsplit(url).netloc
-            local = ollama_host(netloc, {}).is_local if netloc else False
+            # Measured on this machine (loopback) or not: a LAN server's speed says nothing about this machine.
+            local = locality(url).on_this_machine
             return OpenAIEndpoint(url, lambda: OpenAICompatClient(url, api_key_env=key, env=env), is_local=local)
         host = ollama_host(request.host, self.inv.env) if request.host else self.inv.host
         return OllamaEndpoint(OllamaServer(host), request.keep_alive)

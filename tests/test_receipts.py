@@ -24,7 +24,8 @@ from localcodex.adapters.receipts import RUN_COLUMNS, SCHEMA_VERSION, ReceiptSto
 from localcodex.core.bench.run import BenchRequest, RunResult, bench
 from localcodex.core.detect import this_machine
 from localcodex.domain.fingerprint import fingerprint
-from localcodex.domain.machine import GPU, GiB, Machine
+from localcodex.domain.machine import GPU, Machine
+from localcodex.domain.units import GiB
 from localcodex.errors import ConfigError, ExitCode, NotFound
 from localcodex.invocation import Invocation
 from localcodex.wiring import Live
