@@ -37,8 +37,10 @@ def test_a_lan_server_is_local_network_for_configure_but_not_this_machine_for_be
     Both were right for their question, now named apart: configure asks "will waiting help?" (no: fail-fast
     retries for a LAN box too); bench, trial, pull and detect ask "is it this machine?" (no for a LAN box).
     """
-    from localcodex.core.bench.targets import OpenAIEndpoint
+    from localcodex.core.bench.run import BenchRequest
     from localcodex.core.configure import is_local_url
+    from localcodex.invocation import Invocation
+    from localcodex.wiring import Live
     from localcodex.core.trial import _is_local
     from localcodex.paths import ollama_host
 
@@ -46,8 +48,9 @@ def test_a_lan_server_is_local_network_for_configure_but_not_this_machine_for_be
     assert is_local_url(lan) is True
     assert _is_local(lan) is False
     assert ollama_host("192.168.1.20", {}).is_local is False
-    assert OpenAIEndpoint(lan, None).is_local is False
-    assert OpenAIEndpoint("http://127.0.0.1:8080/v1", None).is_local is True
+    endpoint = Live(Invocation.build(env={})).bench_endpoint
+    assert endpoint(BenchRequest(models=("m",), base_url=lan)).is_local is False
+    assert endpoint(BenchRequest(models=("m",), base_url="http://127.0.0.1:8080/v1")).is_local is True
     assert is_local_url("https://openrouter.ai/api/v1") is False
 
 
