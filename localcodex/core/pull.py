@@ -21,8 +21,8 @@ from typing import Literal
 
 from localcodex.adapters.ollama import OllamaServer, normalize_name
 from localcodex.domain.progress import DiskCheck, Phase, PullEvent, PullPlan
+from localcodex.domain.units import format_bytes
 from localcodex.errors import ExitCode, LocalcodexError, NoFit, NotFound, Offline, ServerError
-from localcodex.render.output import human_bytes
 
 # Fragments of Go's network errors that mean "the registry cannot be reached from the server".
 OFFLINE_MARKERS = (
@@ -102,7 +102,7 @@ def pull(
         return PullResult(
             model=name, host=server.host.native, action="already_installed", download_bytes=None,
             size_source="unknown", disk=None, size=installed.size, digest=installed.digest,
-            notes=(f"{name} is already installed ({human_bytes(installed.size, decimal=True)}); "
+            notes=(f"{name} is already installed ({format_bytes(installed.size, decimal=True)}); "
                    "pass --force to pull it again",),
         )
     store = models_dir or _models_dir()
@@ -179,14 +179,14 @@ def _check_disk(
 
         measured_at, free = free_disk(store)
         where = str(measured_at)
-    amount = human_bytes(needed, decimal=True)
+    amount = format_bytes(needed, decimal=True)
     if size.upper and size.total and size.upper > size.total and needed == size.upper:
-        amount = f"{human_bytes(size.total, decimal=True)} (at most {amount})"
-    reason = f"{amount} to download, {human_bytes(free, decimal=True)} free in {store}"
+        amount = f"{format_bytes(size.total, decimal=True)} (at most {amount})"
+    reason = f"{amount} to download, {format_bytes(free, decimal=True)} free in {store}"
     if needed > free:
         raise NoFit(
             f"not enough disk for the download: {reason}",
-            f"free {human_bytes(needed - free, decimal=True)} or more in {store} (or move Ollama's models with "
+            f"free {format_bytes(needed - free, decimal=True)} or more in {store} (or move Ollama's models with "
             "OLLAMA_MODELS), or pick a smaller model (`localcodex recommend`)",
             data={"needed": needed, "free": free, "path": where},
         )

@@ -29,17 +29,20 @@ from localcodex.adapters.ollama import OllamaServer, normalize_name
 from localcodex.adapters.setup_state import SetupState
 from localcodex.core.bench.command import setup_benchmark
 from localcodex.core.check.run import CheckRequest, check
+from localcodex.core.check.types import Probe, ProbeStarted
 from localcodex.core.configure import ConfigureRequest, configure
 from localcodex.core.detect import Overrides, detect
 from localcodex.core.ports import Live
 from localcodex.core.pull import pull
 from localcodex.core.recommend.rank import Candidate, recommend_here
-from localcodex.core.variant import ensure_variant, variant_name, verify_variant
+from localcodex.core.variant import Verification, ensure_variant, variant_name, verify_variant
+from localcodex.domain.bench import BenchEvent
 from localcodex.domain.envelope import ErrorItem
 from localcodex.domain.machine import Machine
+from localcodex.domain.progress import PullEvent, PullPlan
+from localcodex.domain.units import format_bytes
 from localcodex.errors import ExitCode, LocalcodexError, NoFit, NotFound, OllamaUnavailable, ServerError
 from localcodex.paths import OllamaHost
-from localcodex.render.output import human_bytes
 
 STEPS = ("detect", "recommend", "pull", "variant", "check", "configure", "bench")
 TITLES = {
@@ -96,9 +99,9 @@ class SetupHooks:
     confirm: Callable[[str], bool] = lambda _question: True
     on_step: Callable[[Step], None] = lambda _step: None
     on_running: Callable[[str, str], None] = lambda _name, _title: None
-    on_pull: Callable[[Any], None] = lambda _event: None
-    on_probe: Callable[[Any], None] = lambda _event: None
-    on_bench: Callable[[Any], None] = lambda _event: None
+    on_pull: Callable[[PullPlan | PullEvent], None] = lambda _event: None
+    on_probe: Callable[[ProbeStarted | Probe], None] = lambda _event: None
+    on_bench: Callable[[BenchEvent], None] = lambda _event: None
 
 
 @dataclass(frozen=True)
@@ -248,9 +251,9 @@ def _detect(run: _Run) -> Step:
     req = run.request
     overrides = Overrides(vram=req.vram, ram=req.ram, gpu_none=req.gpu_none)
     run.machine = machine = detect(overrides=overrides, ollama_host=run.host, env=run.live.inv.env)
-    parts = [f"{human_bytes(machine.ram_total)} RAM"]
+    parts = [f"{format_bytes(machine.ram_total)} RAM"]
     gpus = [g for g in machine.gpus if g.used_by_ollama]
-    parts.append(", ".join(f"{g.name} ({human_bytes(g.memory_total)})" for g in gpus) if gpus else "no GPU for Ollama")
+    parts.append(", ".join(f"{g.name} ({format_bytes(g.memory_total)})" for g in gpus) if gpus else "no GPU for Ollama")
     state = machine.ollama
     if state is not None and state.reachable:
         parts.append(f"Ollama {state.version} at {run.host.native}")
@@ -283,7 +286,7 @@ def _recommend(run: _Run) -> Step:
         return Step("recommend", TITLES["recommend"], StepStatus.DONE,
                     f"{run.base} is not in the catalog: it will be evaluated from its own numbers once downloaded")
     _take(run, pick)
-    summary = f"{pick.model}: {human_bytes(pick.size, decimal=True)}, {run.num_ctx:,} tokens, {run.placement}, "
+    summary = f"{pick.model}: {format_bytes(pick.size, decimal=True)}, {run.num_ctx:,} tokens, {run.placement}, "
     summary += f"est. {pick.decode_tps:.0f} tok/s" if pick.decode_tps else "speed unknown"
     if remembered:
         summary += " (chosen by the previous run)"
@@ -345,8 +348,8 @@ def _pull(run: _Run) -> Step:
         if run.candidate is None:
             _take(run, _pick(run, name)[0])
         return Step("pull", TITLES["pull"], StepStatus.UNCHANGED,
-                    f"{name} is installed ({human_bytes(installed.size, decimal=True)})")
-    size = human_bytes(run.candidate.size, decimal=True) if run.candidate else "size unknown"
+                    f"{name} is installed ({format_bytes(installed.size, decimal=True)})")
+    size = format_bytes(run.candidate.size, decimal=True) if run.candidate else "size unknown"
     if run.request.dry_run:
         return Step("pull", TITLES["pull"], StepStatus.PLANNED, f"would download {name} ({size})")
     if not run.hooks.confirm(f"Download {name} ({size}) into Ollama at {run.host.native}?"):
@@ -356,7 +359,7 @@ def _pull(run: _Run) -> Step:
     result = pull(run.server, name, on_progress=run.hooks.on_pull)
     run.digest = result.digest
     took = f" in {result.seconds:.0f} s" if result.seconds else ""
-    summary = f"downloaded {name} ({human_bytes(result.size, decimal=True)}){took}"
+    summary = f"downloaded {name} ({format_bytes(result.size, decimal=True)}){took}"
     if run.candidate is None:  # not in the catalog: evaluate it now, from what Ollama says about it
         pick, _warnings = _pick(run, name)
         _take(run, pick)
@@ -401,7 +404,7 @@ def _variant_extra(run: _Run) -> dict[str, Any]:
     return {"num_batch": num_batch} if num_batch else {}
 
 
-def _where(verified: Any) -> str:
+def _where(verified: Verification) -> str:
     """Where the loaded model sits, from `/api/ps` (size_vram against size)."""
     fraction = verified.gpu_fraction
     if fraction is None:

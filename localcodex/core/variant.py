@@ -16,8 +16,8 @@ from typing import Any, Literal
 
 from localcodex.adapters.ollama import ModelDetails, OllamaServer, RunningModel
 from localcodex.domain.names import base_of, normalize_name, same_model  # noqa: F401 (base_of re-exported)
+from localcodex.domain.units import format_bytes
 from localcodex.errors import ServerError, UsageError
-from localcodex.render.output import human_bytes
 
 CODEX_MIN_CONTEXT = 16384  # below this a Codex session runs out of room within a few turns
 _CTX_SUFFIX = re.compile(r"-ctx\d+k?$")
@@ -221,21 +221,21 @@ def _placement(running: RunningModel) -> str:
     if not running.size:
         return "size unknown"
     if running.size_vram >= running.size:
-        return f"{human_bytes(running.size)} all in VRAM"
+        return f"{format_bytes(running.size)} all in VRAM"
     if running.size_vram == 0:
-        return f"{human_bytes(running.size)} all on the CPU"
+        return f"{format_bytes(running.size)} all on the CPU"
     pct = round(100 * running.size_vram / running.size)
-    return f"{human_bytes(running.size_vram)} of {human_bytes(running.size)} in VRAM ({pct}% GPU)"
+    return f"{format_bytes(running.size_vram)} of {format_bytes(running.size)} in VRAM ({pct}% GPU)"
 
 
 def _placement_warnings(running: RunningModel) -> tuple[str, ...]:
     if not running.size or running.size_vram >= running.size:
         return ()
     if running.size_vram == 0:
-        return (f"{running.name} runs entirely on the CPU ({human_bytes(running.size)}): expect slow answers; "
+        return (f"{running.name} runs entirely on the CPU ({format_bytes(running.size)}): expect slow answers; "
                 "a smaller model or context would let a GPU hold it",)
     spilled = running.size - running.size_vram
-    return (f"{running.name} spilled {human_bytes(spilled)} of {human_bytes(running.size)} to the CPU "
+    return (f"{running.name} spilled {format_bytes(spilled)} of {format_bytes(running.size)} to the CPU "
             f"({round(100 * spilled / running.size)}%): generation slows down a lot; "
             "pick a smaller context (--ctx) or model",)
 

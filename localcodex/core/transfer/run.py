@@ -33,9 +33,9 @@ from localcodex.core.recommend.live import from_show
 from localcodex.core.transfer.gguf import GGUFArray, GGUFInfo, GGUFSummary, read_gguf
 from localcodex.domain.machine import Machine
 from localcodex.domain.progress import TransferCallback, TransferEvent
+from localcodex.domain.units import format_bytes
 from localcodex.errors import NoFit, ServerError, UsageError
 from localcodex.paths import ollama_models_dir
-from localcodex.render.output import human_bytes
 
 MEDIA = "application/vnd.ollama.image."
 GGUF_LAYERS = {MEDIA + "model": "model.gguf", MEDIA + "projector": "projector.gguf"}
@@ -194,7 +194,7 @@ def _details_from_header(info: GGUFInfo, name: str) -> ModelDetails:
 def _fit_warnings(fit: ImportFit | None) -> tuple[str, ...]:
     if fit is None or fit.full:
         return ()
-    need = human_bytes(fit.need_bytes)
+    need = format_bytes(fit.need_bytes)
     if not fit.fits:
         return (f"at {fit.num_ctx} tokens of context this model needs {need} and does not fit this machine"
                 f"{': ' + fit.reason if fit.reason else ''}",)
@@ -295,7 +295,7 @@ def _check_destination(dest: Path, overwrite: bool, size: int) -> None:
         raise UsageError(f"the folder {dest.parent} does not exist", "create it first, or choose another --to path")
     _, free = free_disk(dest.parent)
     if size > free:
-        raise NoFit(f"the bundle needs {human_bytes(size, decimal=True)}, only {human_bytes(free, decimal=True)} "
+        raise NoFit(f"the bundle needs {format_bytes(size, decimal=True)}, only {format_bytes(free, decimal=True)} "
                     f"is free in {dest.parent}", "choose a --to path on a disk with more room")
 
 
