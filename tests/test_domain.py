@@ -39,10 +39,10 @@ def test_a_lan_server_is_local_network_for_configure_but_not_this_machine_for_be
     """
     from localcodex.core.bench.run import BenchRequest
     from localcodex.core.configure import is_local_url
-    from localcodex.invocation import Invocation
-    from localcodex.wiring import Live
     from localcodex.core.trial import _is_local
+    from localcodex.invocation import Invocation
     from localcodex.paths import ollama_host
+    from localcodex.wiring import Live
 
     lan = "http://192.168.1.20:11434/v1"
     assert is_local_url(lan) is True

@@ -9,14 +9,13 @@ import dataclasses
 
 import pytest
 
+from localcodex.core.recommend.context import choose_context, max_context
 from localcodex.core.recommend.fit import (
     CONTEXT_STEP,
     FIT_MARGIN,
     Settings,
     auto_batch,
-    choose_context,
     compute_bytes,
-    max_context,
     memory_need,
     place,
 )

@@ -431,7 +431,8 @@ def _suggested_context(run: DoctorRun, endpoint: Endpoint, facts: ModelFacts) ->
     machine = _machine(run) if is_loopback_url(endpoint.base_url) else None
     if resolved is None or machine is None:
         return 32_768
-    from localcodex.core.recommend.fit import Settings, choose_context
+    from localcodex.core.recommend.context import choose_context
+    from localcodex.core.recommend.fit import Settings
 
     choice = choose_context(resolved.model, machine, Settings.from_env(_server_env(run)))
     return choice.num_ctx if choice.num_ctx and choice.num_ctx >= CODEX_MIN_CONTEXT else 32_768

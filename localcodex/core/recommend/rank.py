@@ -39,17 +39,16 @@ from dataclasses import dataclass, field
 from localcodex.adapters.ollama import OllamaServer, normalize_name, same_model
 from localcodex.core.detect import compute_budget
 from localcodex.core.ports import Live
+from localcodex.core.recommend.context import ContextChoice, choose_context
 from localcodex.core.recommend.fit import (
     DEFAULT_CONTEXT,
     DEFAULT_SETTINGS,
     MIN_CONTEXT,
-    ContextChoice,
     Fit,
     GiB,
     MemoryNeed,
     Settings,
     budget_of,
-    choose_context,
     place,
 )
 from localcodex.core.recommend.live import LiveModel, Resolved, resolve_installed

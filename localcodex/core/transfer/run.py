@@ -28,7 +28,8 @@ from localcodex.adapters.ollama import InstalledModel, ModelDetails, OllamaServe
 from localcodex.adapters.ollama_store import StoreError, free_disk
 from localcodex.core.detect import detect
 from localcodex.core.ports import Live
-from localcodex.core.recommend.fit import choose_context, place
+from localcodex.core.recommend.context import choose_context
+from localcodex.core.recommend.fit import place
 from localcodex.core.recommend.live import from_show
 from localcodex.core.transfer.gguf import GGUFArray, GGUFInfo, GGUFSummary, read_gguf
 from localcodex.domain.machine import Machine
