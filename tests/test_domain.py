@@ -157,7 +157,7 @@ def test_check_and_doctor_resolve_a_profile_through_the_same_deep_merge(tmp_path
     (deep merge, as Codex does) kept it."""
     from localcodex.adapters.codex_config import read_profile
     from localcodex.adapters.codex_files import read_config
-    from localcodex.core.doctor.types import build_targets
+    from localcodex.core.doctor.types import ConfigFile, build_targets
 
     (tmp_path / "config.toml").write_text(
         '[model_providers.box]\nname = "Box"\nbase_url = "http://127.0.0.1:11434/v1"\nwire_api = "responses"\n')
@@ -165,8 +165,8 @@ def test_check_and_doctor_resolve_a_profile_through_the_same_deep_merge(tmp_path
         'model = "qwen3:8b"\nmodel_provider = "box"\n[model_providers.box]\nname = "Box (profile)"\n')
     info = read_profile(tmp_path, "local")
     assert (info.model, info.provider, info.base_url) == ("qwen3:8b", "box", "http://127.0.0.1:11434/v1")
-    files = [read_config(tmp_path / "config.toml", "user"),
-             read_config(tmp_path / "local.config.toml", "profile", "local")]
+    files = [ConfigFile.from_parsed(read_config(tmp_path / "config.toml", "user")),
+             ConfigFile.from_parsed(read_config(tmp_path / "local.config.toml", "profile", "local"))]
     target = next(t for t in build_targets(files) if t.profile == "local")
     assert target.merged["model_providers"]["box"]["base_url"] == info.base_url
 

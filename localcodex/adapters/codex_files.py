@@ -8,22 +8,36 @@ Parse errors are returned, not raised: one malformed file must not stop the exam
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
-from localcodex.core.doctor.types import ConfigFile
 from localcodex.domain.codex import PROFILE_NAME
-from localcodex.domain.toml_lines import key_lines
+from localcodex.domain.toml_lines import KeyPath, key_lines
 from localcodex.errors import CodexMissing, ConfigError
 
 PROFILE_SUFFIX = ".config.toml"
 
 
-def read_config(path: Path, kind: str, profile: str | None = None) -> ConfigFile:
+@dataclass(frozen=True)
+class ParsedConfig:
+    """One config file as read: its data (None when missing or malformed), key lines, and the parse error."""
+
+    path: Path
+    kind: str  # "user" | "profile" | "project"
+    profile: str | None = None
+    data: Mapping[str, Any] | None = None
+    lines: Mapping[KeyPath, int] = field(default_factory=dict)
+    error: str | None = None
+    error_line: int | None = None
+    error_column: int | None = None
+
+
+def read_config(path: Path, kind: str, profile: str | None = None) -> ParsedConfig:
     """One config file, parsed. A malformed one comes back with `data=None` and the error's line and column."""
     from localcodex.adapters import codex_config, toml_edit
 
-    base = ConfigFile(path=path, kind=kind, profile=profile)
+    base = ParsedConfig(path=path, kind=kind, profile=profile)
     try:
         text = codex_config.read_text(path) or ""
         data = toml_edit.plain(toml_edit.parse(text, path))
@@ -32,7 +46,7 @@ def read_config(path: Path, kind: str, profile: str | None = None) -> ConfigFile
     return replace(base, data=data, lines=key_lines(text))
 
 
-def _with_error(base: ConfigFile, exc: ConfigError) -> ConfigFile:
+def _with_error(base: ParsedConfig, exc: ConfigError) -> ParsedConfig:
     where = exc.data if isinstance(exc.data, Mapping) else {}
     line, column = where.get("line"), where.get("column")
     reason = exc.message.split("invalid TOML: ", 1)[-1]

@@ -46,12 +46,13 @@ def read_files(run: DoctorRun) -> tuple[ConfigFile, ...]:
 
     home = run.codex_home
     user_path, project_paths = codex_files.user_and_project_files(home, run.cwd)
-    user = codex_files.read_config(user_path, "user") if user_path else None
+    user = ConfigFile.from_parsed(codex_files.read_config(user_path, "user")) if user_path else None
     run.all_profiles = tuple(
-        codex_files.read_config(path, "profile", name) for name, path in codex_files.profile_files(home)
+        ConfigFile.from_parsed(codex_files.read_config(path, "profile", name))
+        for name, path in codex_files.profile_files(home)
     )
     profiles = tuple(f for f in run.all_profiles if run.req.profile in (None, f.profile))
-    projects = tuple(codex_files.read_config(path, "project") for path in project_paths)
+    projects = tuple(ConfigFile.from_parsed(codex_files.read_config(path, "project")) for path in project_paths)
     projects = tuple(_with_trust(f, user, run.cwd) for f in projects)
     return tuple(x for x in (user,) if x is not None) + profiles + projects
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from localcodex.adapters.codex_files import ParsedConfig
 from localcodex.adapters.toml_edit import get_path
 from localcodex.domain.codex import layered
 from localcodex.domain.toml_lines import KeyPath, line_of
@@ -134,6 +135,12 @@ class ConfigFile:
     error_line: int | None = None
     error_column: int | None = None
     trusted: bool = True  # project files only: Codex disables an untrusted project's config
+
+    @classmethod
+    def from_parsed(cls, parsed: ParsedConfig) -> ConfigFile:
+        """The file as `adapters.codex_files.read_config` read it."""
+        return cls(parsed.path, parsed.kind, parsed.profile, parsed.data, parsed.lines, parsed.error,
+                   parsed.error_line, parsed.error_column)
 
     @property
     def ok(self) -> bool:
