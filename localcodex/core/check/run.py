@@ -701,7 +701,7 @@ def _round_trip(run: _Run, body: dict[str, Any], call: dict[str, Any]) -> Verdic
     with run.client.responses(second, stream=True, timeouts=run.budget()) as stream:
         reading = read_responses_stream(stream)
     shown = f"{call['name']}({_clip(call['arguments'], 80)})"
-    data = {"call": {"name": call["name"], "arguments": json.loads(call["arguments"])}}
+    data: dict[str, Any] = {"call": {"name": call["name"], "arguments": json.loads(call["arguments"])}}
     if reading.problems:
         return failed(f"called {shown}, but the answer after the tool output broke: {'; '.join(reading.problems)}",
                       _server_fix(run), **data)
@@ -792,7 +792,8 @@ def _truncation_test(run: _Run, words: int) -> tuple[int | None, str | None, str
         raise
     except (EndpointTimeout, _ProbeDeadline) as exc:
         return None, None, exc.message
-    usage = answer.get("usage") if isinstance(answer.get("usage"), dict) else {}
+    found = answer.get("usage")
+    usage: dict[str, Any] = found if isinstance(found, dict) else {}
     tokens = usage.get("input_tokens")
     return (int(tokens) if isinstance(tokens, (int, float)) else None), None, None
 

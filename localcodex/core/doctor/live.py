@@ -21,6 +21,7 @@ from localcodex.core.doctor.types import (
     DoctorRun,
     DoctorStep,
     Finding,
+    Severity,
     Target,
     dotted,
 )
@@ -235,7 +236,7 @@ def _drop_static_base_url(run: DoctorRun, endpoint: Endpoint) -> None:
 
 
 def _server(run: DoctorRun, endpoint: Endpoint, report: CheckReport, probe: Probe) -> Iterator[Finding]:
-    severity = "error" if probe.status.value == "fail" else "warning"
+    severity: Severity = "error" if probe.status.value == "fail" else "warning"
     yield Finding("ollama-too-old", severity, f"{endpoint.base_url}: {probe.detail}", None, None, None,
                   probe.fix or "upgrade Ollama: https://ollama.com/download", None)
 
@@ -290,16 +291,16 @@ def _default_server(run: DoctorRun, native: str, configured: bool) -> Iterator[F
     try:
         version = server.version()
     except LocalcodexError as exc:
-        severity = "info" if configured else "warning"
-        yield Finding("ollama-unreachable", severity, f"no Ollama answers at {native} ({exc.message})", None,
+        quiet: Severity = "info" if configured else "warning"
+        yield Finding("ollama-unreachable", quiet, f"no Ollama answers at {native} ({exc.message})", None,
                       "OLLAMA_HOST", None, "start it (`ollama serve`, or open the Ollama app), or pass --host",
                       "ollama serve")
         return
     run.ollama_version = run.ollama_version or version
     verdict = judge_version(version)
     if verdict.status.value in ("fail", "warn"):
-        severity = "error" if verdict.status.value == "fail" else "warning"
-        yield Finding("ollama-too-old", severity, f"{native}: {verdict.detail}", None, None, None,
+        old: Severity = "error" if verdict.status.value == "fail" else "warning"
+        yield Finding("ollama-too-old", old, f"{native}: {verdict.detail}", None, None, None,
                       verdict.fix or "upgrade Ollama", None)
 
 

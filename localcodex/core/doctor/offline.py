@@ -163,12 +163,12 @@ def _parse_error(file: ConfigFile) -> Finding:
 
 
 def _profile_missing(run: DoctorRun, files: Iterable[ConfigFile]) -> Finding:
-    name = run.req.profile
+    name = run.req.profile or ""
     path = run.codex_home / f"{name}.config.toml"
     user = next((f for f in files if f.kind == "user" and f.ok), None)
     legacy = user is not None and user.get(("profiles", name)) is not None
     extra = (f"; {user.path} has a legacy [profiles.{name}] table, which current Codex does not read"
-             if legacy else "")
+             if user is not None and legacy else "")
     return Finding(
         "profile-missing", "error",
         f"there is no profile file {path}: `codex -p {name}` silently runs with no profile (OpenAI's defaults){extra}",
