@@ -32,6 +32,8 @@ from trial_script import TrialScript  # noqa: E402
 
 from localcodex.adapters.codex_cli import QUIET_CONFIG  # noqa: E402
 from localcodex.core.trial import TrialReport, TrialRequest, trial  # noqa: E402
+from localcodex.invocation import Invocation  # noqa: E402
+from localcodex.wiring import Live  # noqa: E402
 
 MODEL = "qwen3-coder:30b"
 FAST = {"decode_rate": 2000.0, "prompt_rate": 100000.0, "load_time": 0.0}
@@ -61,7 +63,8 @@ def start(root: Path, rates: dict[str, float]) -> Emulator:
 def timed_trials(root: Path, rates: dict[str, float], runs: int) -> list[TrialReport]:
     emu = start(root, rates)
     try:
-        reports = [trial(TrialRequest(save_receipt=False, step_timeout_s=120)) for _ in range(runs)]
+        live = Live(Invocation.build())  # the private HOME/CODEX_HOME set above
+        reports = [trial(TrialRequest(save_receipt=False, step_timeout_s=120), live) for _ in range(runs)]
     finally:
         emu.stop()
     bad = [r.verdict for r in reports if not r.ok]
@@ -82,7 +85,8 @@ def timeout_ratio(root: Path, timeout: float, runs: int) -> list[float]:
     emu = start(root, FAST)
     emu.inject(Fault("stall", path="/v1/responses", times=None))
     try:
-        reports = [trial(TrialRequest(save_receipt=False, step_timeout_s=timeout)) for _ in range(runs)]
+        live = Live(Invocation.build())  # the private HOME/CODEX_HOME set above
+        reports = [trial(TrialRequest(save_receipt=False, step_timeout_s=timeout), live) for _ in range(runs)]
     finally:
         emu.stop()
     return [r.steps[0].wall_s / timeout for r in reports if r.steps[0].status == "timeout"]

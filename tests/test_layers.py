@@ -105,7 +105,6 @@ NOT_YET_WIRED = {
     "localcodex.core.configure",
     "localcodex.core.doctor.live",
     "localcodex.core.doctor.run",
-    "localcodex.core.trial",
 }
 
 

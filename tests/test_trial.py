@@ -20,6 +20,8 @@ from localcodex.adapters import codex_cli, scratch_repo
 from localcodex.adapters.codex_config import ProfileInfo, read_profile
 from localcodex.core.trial import EDIT_TARGET, TrialRequest, trial
 from localcodex.errors import CodexMissing, ExitCode, NotFound, UsageError
+from localcodex.invocation import Invocation
+from localcodex.wiring import Live
 
 MODEL = "qwen3-coder:30b"
 needs_codex = pytest.mark.skipif(shutil.which("codex") is None, reason="the Codex CLI is not installed")
@@ -55,7 +57,7 @@ def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def run_trial(**kwargs) -> object:
-    return trial(TrialRequest(**{"step_timeout_s": 60.0, **kwargs}))
+    return trial(TrialRequest(**{"step_timeout_s": 60.0, **kwargs}), Live(Invocation.build()))
 
 
 def git(repo: str | Path, *args: str) -> str:
@@ -205,7 +207,7 @@ def test_codex_missing_says_how_to_install_it(cli, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
 
     with pytest.raises(CodexMissing, match="not on PATH") as caught:
-        trial(TrialRequest())
+        trial(TrialRequest(), Live(Invocation.build()))
     assert "npm install -g @openai/codex" in caught.value.hint
 
     result = cli("trial", "--json")
@@ -217,7 +219,7 @@ def test_codex_missing_says_how_to_install_it(cli, monkeypatch: pytest.MonkeyPat
 @pytest.mark.codex
 def test_missing_profile_says_to_run_configure(cli, codex_home: Path, scratch: Path) -> None:
     with pytest.raises(NotFound, match=r"no Codex profile `nope` \(.*nope.config.toml does not exist\)") as caught:
-        trial(TrialRequest(profile="nope"))
+        trial(TrialRequest(profile="nope"), Live(Invocation.build()))
     assert "localcodex configure" in caught.value.hint
     assert list(scratch.iterdir()) == []  # nothing was created
 
@@ -239,7 +241,7 @@ def test_git_missing_is_a_clear_error_and_leaves_nothing_behind(served: Emulator
     monkeypatch.setenv("PATH", str(bin_dir))
 
     with pytest.raises(NotFound, match="git is not installed") as caught:
-        trial(TrialRequest(save_receipt=False))
+        trial(TrialRequest(save_receipt=False), Live(Invocation.build()))
     assert caught.value.code == "git_missing" and "install git" in caught.value.hint
     assert list(scratch.iterdir()) == []
 

@@ -39,9 +39,10 @@ def trial_command(
 
     def body(out: Output) -> TrialReport:
         from localcodex.core.trial import TrialRequest, trial
+        from localcodex.wiring import live
 
         request = TrialRequest(profile=profile, workdir=workdir, step_timeout_s=timeout, keep=keep)
-        return trial(request, on_progress=lambda event: _progress(out, event, timeout))
+        return trial(request, live(), on_progress=lambda event: _progress(out, event, timeout))
 
     run_command("trial", json_, body, render, judge)
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from localcodex.adapters import codex_config
+from localcodex.core.ports import Live
 from localcodex.domain.urls import locality
 from localcodex.errors import CodexMissing, UsageError
 
@@ -149,17 +150,18 @@ class _Context:
     steps: list[StepResult] = field(default_factory=list)
 
 
-def trial(request: TrialRequest, on_progress: Progress | None = None) -> TrialReport:
-    """Run the two steps and return what happened; raises only when the trial cannot start."""
+def trial(request: TrialRequest, live: Live, on_progress: Progress | None = None) -> TrialReport:
+    """Run the two steps and return what happened; raises only when the trial cannot start.
+
+    `live` gives the invocation (its Codex home) and the receipts store the trial is kept in."""
     from localcodex.adapters import codex_cli, scratch_repo
-    from localcodex.paths import codex_home as default_codex_home
 
     notify = on_progress or (lambda _event: None)
     if request.step_timeout_s <= 0:
         raise UsageError(f"--timeout {request.step_timeout_s:g}: must be more than 0 seconds", "e.g. --timeout 300")
     codex = _find_codex(request.codex)
     info = codex_cli.codex_info(codex)
-    codex_home = request.codex_home or default_codex_home()
+    codex_home = request.codex_home or live.inv.codex_home
     profile = codex_config.read_profile(codex_home, request.profile)
     started_at, clock = datetime.now(timezone.utc).isoformat(timespec="seconds"), time.monotonic()
     workdir, owned = _workdir(request.workdir)
@@ -186,7 +188,7 @@ def trial(request: TrialRequest, on_progress: Progress | None = None) -> TrialRe
         started_at=started_at, wall_s=round(time.monotonic() - clock, 3), timeout_s=request.step_timeout_s,
         baseline_tests=ctx.baseline_tests,
     )
-    return _save(report, notify) if request.save_receipt else report
+    return _save(report, live, notify) if request.save_receipt else report
 
 
 def _find_codex(explicit: Path | None) -> Path:
@@ -348,17 +350,16 @@ def _verdict(steps: list[StepResult], profile: str) -> str:
 # ------------------------------------------------------------------------------------------------- receipt
 
 
-def _save(report: TrialReport, notify: Progress) -> TrialReport:
+def _save(report: TrialReport, live: Live, notify: Progress) -> TrialReport:
     """Keep the trial in the receipts; a receipts database that cannot be used costs the receipt, not the trial."""
-    from localcodex.adapters.receipts import ReceiptStore
     from localcodex.core.detect import this_machine
     from localcodex.domain.envelope import to_jsonable
     from localcodex.domain.fingerprint import fingerprint
     from localcodex.errors import LocalcodexError
 
     try:
-        machine = fingerprint(this_machine())
-        with ReceiptStore() as store:
+        machine = fingerprint(this_machine(live.inv.env))
+        with live.receipts() as store:
             receipt = store.record_trial(
                 "trial", {"steps": to_jsonable(report.steps), "verdict": report.verdict, "wall_s": report.wall_s,
                           "workdir": report.workdir if report.kept else None},
