@@ -104,7 +104,6 @@ NOT_YET_WIRED = {
     "localcodex.core.check.run",
     "localcodex.core.configure",
     "localcodex.core.doctor.live",
-    "localcodex.core.doctor.run",
 }
 
 

@@ -40,8 +40,10 @@ def doctor_command(
 
     def body(out):
         from localcodex.core.doctor.run import DoctorRequest, doctor
+        from localcodex.invocation import Invocation
 
-        request = DoctorRequest(host=host, profile=profile, run_probes=not no_probes, deep=deep)
+        request = DoctorRequest(host=host, profile=profile, run_probes=not no_probes, deep=deep,
+                                env=Invocation.build(host, json=json_).env)
         return doctor(request, on_progress=lambda step: _progress(out, step))
 
     run_command("doctor", json_, body, render, judge)

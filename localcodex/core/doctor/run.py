@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from localcodex.core.doctor.types import (
@@ -65,15 +66,13 @@ def doctor(req: DoctorRequest, on_progress: Callable[[DoctorStep], None] | None 
 
 
 def _start(req: DoctorRequest, on_progress: Callable[[DoctorStep], None] | None) -> DoctorRun:
-    import os
-
     from localcodex.adapters.hostenv import HostEnv
     from localcodex.errors import UsageError
     from localcodex.paths import codex_home, home_dir
 
     if req.profile is not None and not PROFILE_NAME.match(req.profile):
         raise UsageError(f"invalid --profile value {req.profile!r}", "pass a plain name such as `local_ollama`")
-    env = os.environ if req.env is None else req.env
+    env = req.env if req.env is not None else MappingProxyType({})  # the invocation's: commands always pass it
     home = home_dir(env)
     return DoctorRun(
         req=req,
