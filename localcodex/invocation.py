@@ -46,5 +46,9 @@ class Invocation:
         return paths.receipts_db(self.env)
 
     @property
+    def backups_dir(self) -> Path:
+        return paths.backups_dir(self.env)
+
+    @property
     def codex_home(self) -> Path:
         return paths.codex_home(self.env)

@@ -32,6 +32,11 @@ class Live:
 
     inv: Invocation
 
+    def host(self, given: str | None) -> OllamaHost:
+        """A host a request names (a provider template's `host`, say), read as OLLAMA_HOST would be, with this
+        invocation's environment; None: the invocation's own server."""
+        return ollama_host(given, self.inv.env) if given else self.inv.host
+
     def ollama(self, *, timeout: float = 30.0) -> OllamaServer:
         """The Ollama server of this invocation."""
         return OllamaServer(self.inv.host, timeout=timeout)

@@ -55,7 +55,7 @@ def start(root: Path, rates: dict[str, float]) -> Emulator:
 
     model = next(m for m in preset_models() if m.name == MODEL)
     emu = Emulator(models_dir=root / f"models-{time.monotonic_ns()}", installed=[model], **rates).start()
-    configure(ConfigureRequest(model=MODEL, host=emu.url, context=32768))
+    configure(ConfigureRequest(model=MODEL, host=emu.url, context=32768), Live(Invocation.build()))
     emu.responder = TrialScript()
     return emu
 

@@ -26,6 +26,8 @@ from hypothesis import strategies as st
 from localcodex.adapters import codex_cli, codex_config, toml_edit
 from localcodex.core.configure import ConfigureRequest, configure
 from localcodex.errors import ConfigError
+from localcodex.invocation import Invocation
+from localcodex.wiring import Live
 
 REPO = Path(__file__).resolve().parent.parent
 CTX = ["--model", "qwen3-coder:30b", "--context", "32768"]
@@ -847,7 +849,7 @@ def test_property_only_owned_keys_change_and_rerun_is_noop(text: str, home: Path
     config.write_bytes(text.encode())
     req = ConfigureRequest(model="qwen3-coder:30b", context=32768, make_default=True)
     try:
-        first = configure(req)
+        first = configure(req, Live(Invocation.build()))
     except ConfigError as exc:  # a layout the TOML editor cannot keep: refused, and the file is untouched
         assert exc.code == "config_layout"
         assert config.read_bytes() == text.encode() and not (home / "local_ollama.config.toml").exists()
@@ -870,7 +872,7 @@ def test_property_only_owned_keys_change_and_rerun_is_noop(text: str, home: Path
         assert new.count("\n") == new.count("\r\n")
     # 4. the second run is a no-op: no diff, no new backup, same bytes
     count = runs(backups)
-    second = configure(req)
+    second = configure(req, Live(Invocation.build()))
     assert not second.changed and second.backup_id is None and all(f.diff == "" for f in second.files)
     assert config.read_bytes().decode() == new and runs(backups) == count
     assert first.changed == (text != new) or first.files[0].created

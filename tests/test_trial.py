@@ -42,7 +42,7 @@ def served(emulator_factory, codex_home: Path) -> Emulator:
 
     model = next(m for m in preset_models() if m.name == MODEL)
     emu = emulator_factory(installed=[model])
-    configure(ConfigureRequest(model=MODEL, host=emu.url, context=32768))
+    configure(ConfigureRequest(model=MODEL, host=emu.url, context=32768), Live(Invocation.build()))
     emu.responder = TrialScript()
     return emu
 

@@ -55,11 +55,12 @@ def configure_command(
 ) -> None:
     """Write the Codex profile for a local model: `codex -p local_ollama` then just works."""
     from localcodex.render.output import run_command
+    from localcodex.wiring import live
 
     if restore:
         from localcodex.core.configure import restore as do_restore
 
-        run_command("configure", json_, lambda out: do_restore(force=force, dry_run=dry_run), render_restore)
+        run_command("configure", json_, lambda out: do_restore(live(), force=force, dry_run=dry_run), render_restore)
 
     from localcodex.core.configure import ConfigureRequest, configure
 
@@ -71,7 +72,7 @@ def configure_command(
             model_catalog=model_catalog, instructions_file=instructions, make_default=default, dry_run=dry_run,
             stream_idle_timeout_ms=idle_timeout * 1000, codex_home=codex_home,
         )
-        return warn_all(out, configure(req, on_progress=progress(out)))
+        return warn_all(out, configure(req, live(), on_progress=progress(out)))
 
     run_command("configure", json_, body, render)
 

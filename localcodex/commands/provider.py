@@ -67,6 +67,7 @@ def add_command(
     from localcodex.commands.configure import pairs, progress, warn_all
     from localcodex.core.providers import ProviderAddRequest, add_provider
     from localcodex.render.output import run_command
+    from localcodex.wiring import live
 
     def body(out):
         req = ProviderAddRequest(
@@ -75,7 +76,7 @@ def add_command(
             model_catalog=model_catalog, instructions_file=instructions, make_default=default,
             dry_run=dry_run, codex_home=codex_home,
         )
-        added = add_provider(req, on_progress=progress(out))
+        added = add_provider(req, live(), on_progress=progress(out))
         warn_all(out, added.result)
         return added
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from localcodex.core.ports import Live
 from localcodex.domain.codex import (
     BUILT_IN_PROVIDERS,
     ENV_NAME,
@@ -230,7 +231,7 @@ class _ModelFacts:
     warnings: tuple[str, ...] = ()
 
 
-def _resolve_model(req: ConfigureRequest, on_progress: Progress) -> _ModelFacts:
+def _resolve_model(req: ConfigureRequest, live: Live, on_progress: Progress) -> _ModelFacts:
     """The model and its real context window: from the options, else from the Ollama server."""
     if req.base_url:
         if not req.model:
@@ -242,9 +243,7 @@ def _resolve_model(req: ConfigureRequest, on_progress: Progress) -> _ModelFacts:
         return _ModelFacts(req.model, req.context, "--context" if req.context else "unknown", warn)
     if req.model and req.context and not req.ask_ollama:
         return _ModelFacts(req.model, req.context, "--context", ())
-    from localcodex.adapters.ollama import OllamaServer
-
-    server = OllamaServer(req.host, timeout=10.0)
+    server = live.ollama_at(live.host(req.host), timeout=10.0)
     on_progress(f"asking Ollama at {server.host.native} about the model")
     try:
         model = req.model or _only_model(server)
@@ -449,22 +448,22 @@ def _noop(_: str) -> None:
     pass
 
 
-def configure(req: ConfigureRequest, on_progress: Progress | None = None) -> ConfigureResult:
+def configure(req: ConfigureRequest, live: Live, on_progress: Progress | None = None) -> ConfigureResult:
     """Write (or with `dry_run`, show) the Codex profile for `req`. Idempotent: the same request twice
     changes nothing the second time (no write, no backup, `changed=False`)."""
     from localcodex.adapters import codex_cli
 
     progress = on_progress or _noop
-    codex_home, base_url = _validate(req)
-    codex = codex_cli.codex_info()
+    codex_home, base_url = _validate(req, live)
+    codex = codex_cli.codex_info(env=live.inv.env)
     form, warnings = _form(req, codex, base_url)
-    facts = _resolve_model(req, progress)
+    facts = _resolve_model(req, live, progress)
     warnings += [*facts.warnings, *_context_warnings(facts.context)]
     _ensure_home(codex_home, req)
     catalog = _catalog(req, codex, facts, codex_home, progress)
     if catalog:
         warnings.append(catalog[2])
-    files, backup_id, more = _write(req, facts, base_url, form, codex_home, catalog)
+    files, backup_id, more = _write(req, live, facts, base_url, form, codex_home, catalog)
     return ConfigureResult(
         profile=req.profile, provider_id=req.provider_id, model=facts.model, base_url=base_url,
         context_window=facts.context, auto_compact_token_limit=auto_compact_limit(facts.context),
@@ -474,10 +473,8 @@ def configure(req: ConfigureRequest, on_progress: Progress | None = None) -> Con
     )
 
 
-def _validate(req: ConfigureRequest) -> tuple[Path, str]:
+def _validate(req: ConfigureRequest, live: Live) -> tuple[Path, str]:
     """Every check that needs no server and no file: bad input never gets near a user's file."""
-    from localcodex import paths
-
     validate_profile_name(req.profile)
     validate_provider_id(req.provider_id)
     if req.env_key:
@@ -485,9 +482,9 @@ def _validate(req: ConfigureRequest) -> tuple[Path, str]:
     _validate_headers(req)
     if req.context is not None and req.context < 1024:
         raise UsageError(f"--context {req.context} is too small for Codex", "give the window in tokens, e.g. 32768")
-    codex_home = (req.codex_home or paths.codex_home()).expanduser()
-    _check_codex_home(codex_home, paths.codex_home())
-    base_url = normalize_base_url(req.base_url) if req.base_url else paths.ollama_host(req.host).openai
+    codex_home = (req.codex_home or live.inv.codex_home).expanduser()
+    _check_codex_home(codex_home, live.inv.codex_home)
+    base_url = normalize_base_url(req.base_url) if req.base_url else live.host(req.host).openai
     return codex_home, base_url
 
 
@@ -543,15 +540,14 @@ def _catalog(req: ConfigureRequest, codex: Any, facts: _ModelFacts, codex_home: 
     return codex_home / f"{req.profile}{CATALOG_SUFFIX}", text, warning
 
 
-def _write(req: ConfigureRequest, facts: _ModelFacts, base_url: str, form: str, codex_home: Path,
+def _write(req: ConfigureRequest, live: Live, facts: _ModelFacts, base_url: str, form: str, codex_home: Path,
            catalog: tuple[Path, str, str] | None) -> tuple[tuple[WrittenFile, ...], str | None, list[str]]:
     """Under the lock: compute every change from what is on disk now, check conflicts, commit."""
-    from localcodex import paths
     from localcodex.adapters import codex_config
 
     config_path = codex_home / "config.toml"
-    store = codex_config.BackupStore(paths.backups_dir())
-    with codex_config.config_lock(paths.data_dir() / "codex-config.lock"):
+    store = codex_config.BackupStore(live.inv.backups_dir)
+    with codex_config.config_lock(live.inv.data_dir / "codex-config.lock"):
         planned = _plan(req, facts, base_url, form, config_path, codex_config.profile_path(codex_home, req.profile),
                         catalog[0] if catalog else None, catalog[1] if catalog else None)
         warnings = _conflicts(req, form, config_path)
@@ -613,13 +609,12 @@ def _conflicts(req: ConfigureRequest, form: str, config_path: Path) -> list[str]
 # ------------------------------------------------------------------------------------------- restore
 
 
-def restore(*, force: bool = False, dry_run: bool = False) -> RestoreResult:
+def restore(live: Live, *, force: bool = False, dry_run: bool = False) -> RestoreResult:
     """Undo the last localcodex change to Codex's files (configure, provider add…)."""
-    from localcodex import paths
     from localcodex.adapters import codex_config
 
-    store = codex_config.BackupStore(paths.backups_dir())
-    with codex_config.config_lock(paths.data_dir() / "codex-config.lock"):
+    store = codex_config.BackupStore(live.inv.backups_dir)
+    with codex_config.config_lock(live.inv.data_dir / "codex-config.lock"):
         done = codex_config.restore_last(store, force=force, dry_run=dry_run)
     files = tuple(
         WrittenFile("restored", c.path, c.target, c.created, c.changed, c.diff()) for c in done.changes

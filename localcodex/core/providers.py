@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from localcodex.adapters import codex_config, toml_edit
 from localcodex.core.configure import ConfigureRequest, configure
+from localcodex.core.ports import Live
 from localcodex.errors import ConfigError, NotFound, UsageError
 from localcodex.paths import profiles_dir
 
@@ -231,11 +232,12 @@ class ProviderAddResult:
     result: ConfigureResult
 
 
-def add_provider(req: ProviderAddRequest, on_progress: Callable[[str], None] | None = None) -> ProviderAddResult:
+def add_provider(req: ProviderAddRequest, live: Live,
+                 on_progress: Callable[[str], None] | None = None) -> ProviderAddResult:
     """Write the profile for a provider template, the same safe way `configure` does."""
 
     template = get_template(req.template)
     creq = to_configure_request(template, req)
-    result = configure(creq, on_progress=on_progress)
+    result = configure(creq, live, on_progress=on_progress)
     notes = render(template.notes, {**resolve_variables(template, req), "profile": creq.profile}, template)
     return ProviderAddResult(template.name, notes, result)

@@ -446,7 +446,7 @@ def _configure(run: _Run) -> Step:
     creq = ConfigureRequest(model=run.variant, context=run.num_ctx, host=run.host.native, profile=req.profile,
                             dry_run=True, command="setup", ask_ollama=not req.dry_run,
                             model_catalog=find_codex(run.live.inv.env) is not None)
-    preview = configure(creq)
+    preview = configure(creq, run.live)
     run.codex_command = preview.run
     run.profile_path = str(next((f.path for f in preview.files if f.role == "profile"), ""))
     if not preview.changed:
@@ -458,7 +458,7 @@ def _configure(run: _Run) -> Step:
     if not run.hooks.confirm(f"Write the Codex profile {run.profile_path}?"):
         raise _Stop(LocalcodexError(f"stopped before writing {run.profile_path}: not confirmed",
                                     f"run `{retry}` when you are ready", code="declined"))
-    result = configure(replace(creq, dry_run=False))
+    result = configure(replace(creq, dry_run=False), run.live)
     backup = f" (backup {result.backup_id})" if result.backup_id else ""
     return Step("configure", TITLES["configure"], StepStatus.DONE, f"wrote {run.profile_path}{backup}",
                 warnings=result.warnings)
