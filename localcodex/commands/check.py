@@ -46,10 +46,11 @@ def check_command(
     """Check that Ollama (or any OpenAI-compatible server) answers what Codex sends: URL, version, model,
     tools, streaming, context, auth. Exit code 0 only when no probe failed."""
     from localcodex.core.check.run import CheckRequest
+    from localcodex.invocation import Invocation
     from localcodex.render.output import run_command
 
     req = CheckRequest(model=model, host=host, base_url=base_url, env_key=env_key, min_context=min_context,
-                       timeout=timeout)
+                       timeout=timeout, env=Invocation.build(host, json=json_).env)
     run_command("check", json_, lambda out: _run(out, req), render, judge)
 
 
