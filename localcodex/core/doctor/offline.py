@@ -344,11 +344,15 @@ def base_url_mistake(url: str) -> str | None:
     'endpoint path'
     >>> base_url_mistake("https://openrouter.ai/api/v1") is None
     True
+    >>> base_url_mistake("http://localhost:11434//v1"), fixed_base_url("http://localhost:11434//v1")
+    ('double slash', 'http://localhost:11434/v1')
     """
     split = urllib.parse.urlsplit(url.strip())
     if split.scheme not in ("http", "https") or not split.hostname:
         return "not a URL"
     path = split.path.rstrip("/")
+    if "//" in path:  # Ollama answers 301 to the cleaned path (server/routes.go ~2000, ~2018)
+        return "double slash"
     if re.search(r"/v1/v1(/|$)", path):
         return "doubled /v1"
     if any(path.endswith(e) for e in _ENDPOINTS):
@@ -373,7 +377,7 @@ def fixed_base_url(url: str) -> str:
         if text.endswith(suffix):
             text = text[: -len(suffix)].rstrip("/")
     split = urllib.parse.urlsplit(text)
-    path = re.sub(r"(/v1)+(?=/|$)", "/v1", split.path)
+    path = re.sub(r"(/v1)+(?=/|$)", "/v1", re.sub(r"/{2,}", "/", split.path))
     if not re.search(r"/v1(/|$)", path):
         path = f"{path}/v1"
     return urllib.parse.urlunsplit((split.scheme, split.netloc, path, "", ""))
@@ -382,6 +386,7 @@ def fixed_base_url(url: str) -> str:
 _MISTAKES = {
     "not a URL": "is not a URL Codex can use (it needs http:// or https:// and a host)",
     "doubled /v1": "has /v1 twice",
+    "double slash": "has // in its path, which Ollama answers with a redirect (301) that the POST does not survive",
     "endpoint path": "ends with an endpoint path, but Codex appends /responses itself",
     "missing /v1": "lacks /v1, where Ollama serves its OpenAI-compatible API",
 }
