@@ -126,7 +126,6 @@ def import_gguf_here(
 ) -> GGUFImportResult:
     """`models import`: the machine is measured (`detect`) when the server runs on it, for the fit estimate."""
     from localcodex.core.detect import detect
-
     from localcodex.paths import ollama_models_dir
 
     server = OllamaServer(host, timeout=timeout)
