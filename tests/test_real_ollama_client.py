@@ -194,7 +194,7 @@ def test_gguf_import_takes_tools_from_ollama(emulator: Emulator, tmp_path) -> No
 
     path = tmp_path / "tools.gguf"
     path.write_bytes(_gguf("{% if tools %}{{ tools | tojson }}{% endif %}{% for m in messages %}{% endfor %}"))
-    result = import_gguf(OllamaServer(emulator.url), path, "local/tools", models_dir=tmp_path)
+    result = import_gguf(OllamaServer(emulator.url), path, "local/tools")
     assert "tools" in result.capabilities
     assert not [w for w in result.warnings if "tools" in w]
 
