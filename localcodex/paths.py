@@ -6,8 +6,6 @@ Nothing here reads the environment at import time: each function takes an `env` 
 
 from __future__ import annotations
 
-import contextlib
-import ipaddress
 import os
 import sys
 import urllib.parse
@@ -15,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_OLLAMA_PORT = 11434
+from localcodex.domain.urls import DEFAULT_OLLAMA_PORT, Locality, locality, parse_ollama_host  # noqa: F401 (re-exported)
 
 
 def _env(env: Mapping[str, str] | None) -> Mapping[str, str]:
@@ -86,65 +84,6 @@ def ollama_models_dir(env: Mapping[str, str] | None = None, platform: str | None
     return user
 
 
-def parse_ollama_host(value: str | None) -> str:
-    """Parse an `OLLAMA_HOST` value the way Ollama's Python client does.
-
-    Missing scheme means http; missing port means 11434 (80 for an explicit http://, 443 for https://).
-
-    >>> parse_ollama_host(None)
-    'http://127.0.0.1:11434'
-    >>> parse_ollama_host('')
-    'http://127.0.0.1:11434'
-    >>> parse_ollama_host('1.2.3.4')
-    'http://1.2.3.4:11434'
-    >>> parse_ollama_host(':1234')
-    'http://127.0.0.1:1234'
-    >>> parse_ollama_host('0.0.0.0')
-    'http://0.0.0.0:11434'
-    >>> parse_ollama_host('example.com:8080')
-    'http://example.com:8080'
-    >>> parse_ollama_host('https://example.com')
-    'https://example.com:443'
-    >>> parse_ollama_host('http://example.com')
-    'http://example.com:80'
-    >>> parse_ollama_host('example.com/path/')
-    'http://example.com:11434/path'
-    >>> parse_ollama_host('http://localhost:11434/')
-    'http://localhost:11434'
-    >>> parse_ollama_host('[::1]:11434')
-    'http://[::1]:11434'
-    >>> parse_ollama_host('::1')
-    'http://[::1]:11434'
-    >>> parse_ollama_host('http://[fe80::1]')
-    'http://[fe80::1]:80'
-    >>> parse_ollama_host('http://localhost:11434/v1')
-    'http://localhost:11434/v1'
-    """
-    raw = value or ""
-    scheme, sep, rest = raw.partition("://")
-    port = DEFAULT_OLLAMA_PORT
-    if not sep:
-        scheme, rest = "http", raw
-    elif scheme == "http":
-        port = 80
-    elif scheme == "https":
-        port = 443
-    # A bare IPv6 address has colons that urlsplit would read as a port.
-    try:
-        if isinstance(ipaddress.ip_address(rest), ipaddress.IPv6Address):
-            rest = f"[{rest}]"
-    except ValueError:
-        pass
-    split = urllib.parse.urlsplit(f"{scheme}://{rest}")
-    host = split.hostname or "127.0.0.1"
-    with contextlib.suppress(ValueError):  # an out-of-range port keeps the default, as Ollama does
-        port = split.port or port
-    if ":" in host:
-        host = f"[{host}]"
-    path = split.path.strip("/")
-    return f"{scheme}://{host}:{port}/{path}" if path else f"{scheme}://{host}:{port}"
-
-
 @dataclass(frozen=True)
 class OllamaHost:
     """An Ollama server address in the three forms localcodex needs.
@@ -159,14 +98,13 @@ class OllamaHost:
     source: str  # "--host", "OLLAMA_HOST" or "default"
 
     @property
+    def locality(self) -> Locality:
+        return locality(self.native)
+
+    @property
     def is_local(self) -> bool:
-        host = urllib.parse.urlsplit(self.native).hostname or ""
-        if host == "localhost" or host.endswith(".localhost"):
-            return True
-        try:
-            return ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            return False
+        """On this machine (loopback): its disk, memory and GPUs are the ones detect measures."""
+        return self.locality.on_this_machine
 
 
 def ollama_host(explicit: str | None = None, env: Mapping[str, str] | None = None) -> OllamaHost:

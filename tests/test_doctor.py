@@ -20,7 +20,8 @@ from emulator import Emulator, FakeModel, preset_models
 from localcodex.adapters.hostenv import HostEnv
 from localcodex.core.detect import compute_budget
 from localcodex.core.doctor.run import DoctorReport, DoctorRequest, Finding, doctor
-from localcodex.domain.machine import GPU, GiB, Machine
+from localcodex.domain.machine import GPU, Machine
+from localcodex.domain.units import GiB
 from localcodex.errors import ExitCode
 
 PRESETS = {m.name: m for m in preset_models()}

@@ -173,10 +173,10 @@ def test_configure_refuses_a_double_slash_base_url() -> None:
 
 
 def test_doctor_rule_reports_a_double_slash_base_url() -> None:
-    from localcodex.core.doctor.offline import base_url_mistake, fixed_base_url
+    from localcodex.domain.urls import BaseUrlMistake, repair_base_url
 
-    assert base_url_mistake("http://localhost:11434//v1") == "double slash"
-    assert fixed_base_url("http://localhost:11434//v1") == "http://localhost:11434/v1"
+    repaired = repair_base_url("http://localhost:11434//v1")
+    assert repaired.mistake is BaseUrlMistake.DOUBLE_SLASH and repaired.fixed == "http://localhost:11434/v1"
 
 
 # 8 ------------------------------------------------------------------ GGUF import

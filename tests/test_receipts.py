@@ -23,7 +23,8 @@ from emulator import preset_models
 from localcodex.adapters.receipts import RUN_COLUMNS, SCHEMA_VERSION, ReceiptStore
 from localcodex.core.bench.run import BenchRequest, RunResult, bench
 from localcodex.core.fingerprint import fingerprint, this_machine
-from localcodex.domain.machine import GPU, GiB, Machine
+from localcodex.domain.machine import GPU, Machine
+from localcodex.domain.units import GiB
 from localcodex.errors import ConfigError, ExitCode, NotFound
 
 REPO = Path(__file__).resolve().parent.parent

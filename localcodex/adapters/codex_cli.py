@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -22,12 +21,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from localcodex.domain.urls import parse_version
 from localcodex.errors import CodexMissing, LocalcodexError
 
-# `-p NAME` reads $CODEX_HOME/NAME.config.toml from this version on; before it, `[profiles.NAME]` tables.
-PROFILE_FILES_SINCE = (0, 134, 0)
 VERSION_TIMEOUT = 15.0
-_VERSION_RE = re.compile(r"(\d+)\.(\d+)\.(\d+)")
 INSTALL_HINT = "install it with `npm install -g @openai/codex` (or `brew install codex`), then check `codex --version`"
 
 
@@ -36,29 +33,6 @@ def find_codex(env: Mapping[str, str] | None = None) -> Path | None:
     path = (os.environ if env is None else env).get("PATH")
     found = shutil.which("codex", path=path)
     return Path(found) if found else None
-
-
-def parse_version(text: str) -> tuple[int, int, int] | None:
-    """The first x.y.z in `codex --version` output.
-
-    >>> parse_version("codex-cli 0.169.0")
-    (0, 169, 0)
-    >>> parse_version("codex-cli 0.134.0-alpha.2\\n")
-    (0, 134, 0)
-    >>> parse_version("something else") is None
-    True
-    """
-    match = _VERSION_RE.search(text)
-    return (int(match[1]), int(match[2]), int(match[3])) if match else None
-
-
-def supports_profile_files(version: tuple[int, int, int]) -> bool:
-    """Codex 0.134.0 and later read `-p NAME` from `$CODEX_HOME/NAME.config.toml`.
-
-    >>> supports_profile_files((0, 169, 0)), supports_profile_files((0, 133, 9))
-    (True, False)
-    """
-    return version >= PROFILE_FILES_SINCE
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from localcodex.adapters import toml_edit
+from localcodex.domain.codex import layered, selected_provider
 from localcodex.errors import ConfigError, NotFound
 
 NEW_FILE_MODE = 0o600
@@ -575,13 +576,6 @@ def read_profile(codex_home: Path, profile: str) -> ProfileInfo:
     if not profile_file.exists and not isinstance(legacy, Mapping):
         raise NotFound(f"no Codex profile `{profile}` ({profile_file.path} does not exist)",
                        f"run `localcodex configure --profile {profile}` first", code="profile_missing")
-    merged = {**base, **(legacy if isinstance(legacy, Mapping) else {}), **(profile_file.data or {})}
-    provider = merged.get("model_provider")
-    providers = {**(base.get("model_providers") or {}), **((profile_file.data or {}).get("model_providers") or {})}
-    table = providers.get(provider) if isinstance(provider, str) else None
-    base_url = table.get("base_url") if isinstance(table, Mapping) else None
-    return ProfileInfo(_str(merged.get("model")), _str(provider), _str(base_url))
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+    layers = [("user", base), ("profile", legacy if isinstance(legacy, Mapping) else {}),
+              ("profile", profile_file.data or {})]
+    return ProfileInfo(*selected_provider(layered(layers)))

@@ -11,7 +11,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 
-from localcodex.core.doctor.run import PROFILE_NAME, ConfigFile
+from localcodex.core.doctor.types import ConfigFile
+from localcodex.domain.codex import PROFILE_NAME
 from localcodex.domain.toml_lines import key_lines
 from localcodex.errors import CodexMissing, ConfigError
 

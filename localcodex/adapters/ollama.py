@@ -8,18 +8,17 @@ errors that leak from streaming calls) becomes one `LocalcodexError` naming the 
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from localcodex.domain.names import normalize_name, same_model  # noqa: F401 (re-exported for callers)
 from localcodex.errors import (
     LocalcodexError,
     NotFound,
     OllamaUnavailable,
     ServerError,
     StepTimeout,
-    UsageError,
 )
 from localcodex.paths import OllamaHost, ollama_host
 
@@ -31,60 +30,6 @@ START_HINT = (
     "or point --host / OLLAMA_HOST at the machine that runs it"
 )
 
-# Ollama's model-name rules (types/model/name.go): [host/][namespace/]model[:tag]
-_NAME_RE = re.compile(
-    r"^(?:(?P<host>[A-Za-z0-9_][A-Za-z0-9_.:-]{0,349})/)?"
-    r"(?:(?P<namespace>[A-Za-z0-9_][A-Za-z0-9_-]{0,79})/)?"
-    r"(?P<model>[A-Za-z0-9_][A-Za-z0-9_.-]{0,79})"
-    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}))?$"
-)
-
-
-def normalize_name(name: str) -> str:
-    """The display form Ollama uses: default host and `library/` dropped, `:latest` added when no tag.
-
-    >>> normalize_name("qwen3.5")
-    'qwen3.5:latest'
-    >>> normalize_name("registry.ollama.ai/library/qwen3:8b")
-    'qwen3:8b'
-    >>> normalize_name("hf.co/bartowski/Qwen2.5-Coder-7B-GGUF:Q4_K_M")
-    'hf.co/bartowski/Qwen2.5-Coder-7B-GGUF:Q4_K_M'
-    >>> normalize_name("user/model")
-    'user/model:latest'
-    >>> normalize_name("bad name")
-    Traceback (most recent call last):
-    ...
-    localcodex.errors.UsageError: invalid model name 'bad name'
-    """
-    text = name.strip()
-    if "@" in text:
-        text = text.split("@", 1)[0]
-    if "://" in text:
-        text = text.split("://", 1)[1]
-    parts = text.split("/")
-    last = parts[-1]
-    if ":" not in last:
-        parts[-1] = f"{last}:latest"
-    text = "/".join(parts)
-    if len(parts) == 3 and parts[0] == "registry.ollama.ai":
-        parts = parts[1:]
-    if len(parts) == 2 and parts[0] == "library":
-        parts = parts[1:]
-    text = "/".join(parts)
-    if len(parts) > 3 or not all(parts) or not _NAME_RE.match(text if len(parts) < 3 else "/".join(parts)):
-        raise UsageError(
-            f"invalid model name {name!r}",
-            "use an Ollama name such as `qwen3.5:27b`, `user/model:tag` or `hf.co/user/repo:Q4_K_M`",
-        )
-    return text
-
-
-def same_model(a: str, b: str) -> bool:
-    """Ollama matches existing names case-insensitively, with `:latest` implied."""
-    try:
-        return normalize_name(a).lower() == normalize_name(b).lower()
-    except UsageError:
-        return a.lower() == b.lower()
 
 
 @dataclass(frozen=True)

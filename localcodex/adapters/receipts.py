@@ -24,6 +24,7 @@ from typing import Any
 from localcodex import __version__
 from localcodex.core.bench.run import BenchReport, BenchStart, RunResult, SeriesSummary
 from localcodex.core.fingerprint import Fingerprint
+from localcodex.domain.names import model_key
 from localcodex.errors import ConfigError, NotFound
 from localcodex.paths import receipts_db
 from localcodex.render.output import to_jsonable
@@ -82,21 +83,6 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _BROKEN_HINT = "move the file aside (it only holds past measurements); localcodex then starts a new one"
-
-
-def model_key(name: str) -> str:
-    """How receipts match model names: Ollama's rules (`qwen3` = `qwen3:latest`, any case) when it is one.
-
-    >>> model_key("Qwen3"), model_key("registry.ollama.ai/library/qwen3:8b"), model_key("org/Some Model")
-    ('qwen3:latest', 'qwen3:8b', 'org/some model')
-    """
-    from localcodex.adapters.ollama import normalize_name
-    from localcodex.errors import UsageError
-
-    try:
-        return normalize_name(name).lower()
-    except UsageError:
-        return name.strip().lower()
 
 
 def _now() -> str:

@@ -28,28 +28,32 @@ nothing at all when nothing changes.
 from __future__ import annotations
 
 import json
-import re
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from localcodex.domain.codex import (
+    BUILT_IN_PROVIDERS,
+    ENV_NAME,
+    HEADER_NAME,
+    PROFILE_NAME,
+    PROVIDER_ID,
+    is_confusable_with_built_in,
+    is_secret_header,
+    looks_secret,
+)
+from localcodex.domain.urls import locality, supports_profile_files
 from localcodex.errors import ConfigError, OllamaUnavailable, UsageError
 
 DEFAULT_PROFILE = "local_ollama"
 DEFAULT_PROVIDER_ID = "local_ollama"
 DEFAULT_PROVIDER_NAME = "Ollama (localcodex)"
-# Codex refuses (or only partly lets you override) these ids in [model_providers] (codex-config.md A2).
-RESERVED_PROVIDER_IDS = ("openai", "ollama", "lmstudio", "amazon-bedrock", "amazon-bedrock-runtime", "gcp")
 DEFAULT_STREAM_IDLE_TIMEOUT_MS = 600_000  # Codex's default is 300000; a big prompt on a CPU can take longer
 REQUEST_MAX_RETRIES = 1  # Codex default 4 (×6 stream attempts = 30 requests on a 500)
 STREAM_MAX_RETRIES = 2  # Codex default 5
 AUTO_COMPACT_RATIO = 0.9
-_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$")
-_ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_HEADER_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-_SECRET_HEADER_RE = re.compile(r"(authorization|api[-_]?key|token|secret|password|cookie)", re.IGNORECASE)
 CATALOG_SUFFIX = ".model-catalog.json"
 
 Progress = Callable[[str], None]
@@ -134,7 +138,7 @@ def validate_profile_name(name: str) -> str:
     ...
     localcodex.errors.UsageError: invalid profile name 'a.b'
     """
-    if not _NAME_RE.match(name):
+    if not PROFILE_NAME.match(name):
         raise UsageError(
             f"invalid profile name {name!r}",
             "Codex accepts only plain names for -p: letters, digits, '-' and '_' (not starting with '-'), "
@@ -144,14 +148,14 @@ def validate_profile_name(name: str) -> str:
 
 
 def validate_provider_id(provider_id: str) -> str:
-    if provider_id.lower() in RESERVED_PROVIDER_IDS:
+    if is_confusable_with_built_in(provider_id):
         raise ConfigError(
             f"provider id {provider_id!r} is reserved by Codex",
             "Codex refuses to load a config that redefines its built-in providers "
-            f"({', '.join(RESERVED_PROVIDER_IDS)}); pick another --provider-id, e.g. `local_ollama`",
+            f"({', '.join(BUILT_IN_PROVIDERS)}); pick another --provider-id, e.g. `local_ollama`",
             code="reserved_id",
         )
-    if not _NAME_RE.match(provider_id):
+    if not PROVIDER_ID.match(provider_id):
         raise UsageError(
             f"invalid provider id {provider_id!r}",
             "use letters, digits, '-' and '_' only, e.g. `local_ollama`",
@@ -160,11 +164,10 @@ def validate_provider_id(provider_id: str) -> str:
 
 
 def validate_env_name(name: str, what: str) -> str:
-    if _ENV_RE.match(name):
+    if ENV_NAME.match(name):
         return name
-    looks_secret = len(name) >= 16 or name.startswith(("sk-", "sk_", "Bearer "))
     raise UsageError(
-        f"{what}: {'that looks like a secret, not' if looks_secret else 'not'} an environment variable name",
+        f"{what}: {'that looks like a secret, not' if looks_secret(name) else 'not'} an environment variable name",
         f"{what} takes the NAME of a variable (e.g. GLM_API_KEY) that holds the secret; "
         "localcodex never writes secrets into Codex's files",
     )
@@ -172,9 +175,9 @@ def validate_env_name(name: str, what: str) -> str:
 
 def _validate_headers(req: ConfigureRequest) -> None:
     for name, value in req.http_headers:
-        if not _HEADER_RE.match(name):
+        if not HEADER_NAME.match(name):
             raise UsageError(f"invalid HTTP header name {name!r}", "header names are tokens like X-Team-Id")
-        if _SECRET_HEADER_RE.search(name):
+        if is_secret_header(name):
             raise UsageError(
                 f"header {name!r} looks like it carries a secret; localcodex does not write secrets to disk",
                 f"use --env-header {name}=VARIABLE_NAME so Codex reads the value from that variable",
@@ -182,7 +185,7 @@ def _validate_headers(req: ConfigureRequest) -> None:
         if not value:
             raise UsageError(f"header {name!r} has an empty value", f"use --header {name}=VALUE")
     for name, var in req.env_http_headers:
-        if not _HEADER_RE.match(name):
+        if not HEADER_NAME.match(name):
             raise UsageError(f"invalid HTTP header name {name!r}", "header names are tokens like X-Api-Key")
         validate_env_name(var, f"--env-header {name}")
 
@@ -197,8 +200,9 @@ def normalize_base_url(url: str) -> str:
     if split.scheme not in ("http", "https") or not split.netloc:
         raise UsageError(f"invalid --base-url {url!r}", "give a full URL such as http://127.0.0.1:8080/v1")
     if "//" in split.path:  # Ollama answers 301 for it (server/routes.go ~2000, ~2018); Codex's POST fails
-        clean = urllib.parse.urlunsplit((split.scheme, split.netloc, re.sub(r"/{2,}", "/", split.path).rstrip("/"),
-                                         "", ""))
+        from localcodex.domain.urls import fixed_base
+
+        clean = fixed_base(url)
         raise UsageError(f"--base-url {url!r} has // in its path: servers redirect it and Codex's POST fails",
                          f"use --base-url {clean}")
     return url.strip().rstrip("/")
@@ -303,23 +307,15 @@ def _context_from(server: Any, model: str, details: Any, explicit: int | None) -
 
 
 def is_local_url(url: str) -> bool:
-    """Loopback, private-network and `.local` hosts: a server that is down will not come back by waiting.
+    """Loopback or private network (domain.urls.locality): a server that is down will not come back by waiting,
+    so the profile gets fail-fast retries.
 
     >>> is_local_url("http://127.0.0.1:11434/v1"), is_local_url("http://192.168.1.20:8080/v1")
     (True, True)
     >>> is_local_url("https://openrouter.ai/api/v1")
     False
     """
-    import ipaddress
-
-    host = (urllib.parse.urlsplit(url).hostname or "").lower()
-    if host == "localhost" or host.endswith((".localhost", ".local", ".lan", ".home.arpa")) or "." not in host:
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return address.is_loopback or address.is_private or address.is_link_local
+    return locality(url).on_local_network
 
 
 def provider_table(req: ConfigureRequest, base_url: str) -> dict[str, Any]:
@@ -510,7 +506,7 @@ def _form(req: ConfigureRequest, codex: Any, base_url: str) -> tuple[str, list[s
     if codex is None:
         warnings.append("Codex is not installed (no `codex` on PATH): wrote the profile-file form of "
                         f"Codex 0.134 and later; {codex_cli.INSTALL_HINT}")
-    elif codex.version and not codex_cli.supports_profile_files(codex.version):
+    elif codex.version and not supports_profile_files(codex.version):
         form = "profiles_table"
         warnings.append(f"Codex {codex.version_str} predates profile files: wrote [profiles.{req.profile}] in "
                         "config.toml; that form cannot set the context window per profile; upgrade Codex "

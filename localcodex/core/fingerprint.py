@@ -17,7 +17,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from localcodex.domain.machine import GiB, Machine
+from localcodex.domain.machine import Machine
+from localcodex.domain.units import GiB
 
 FINGERPRINT_VERSION = 1
 

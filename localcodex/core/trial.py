@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from localcodex.adapters import codex_config
+from localcodex.domain.urls import locality
 from localcodex.errors import CodexMissing, UsageError
 
 READ_ONLY = "read-only"
@@ -375,6 +376,5 @@ def _save(report: TrialReport, notify: Progress) -> TrialReport:
 
 
 def _is_local(url: str | None) -> bool:
-    from localcodex.paths import ollama_host
-
-    return ollama_host(url, {}).is_local if url else True
+    """Receipts record whether the endpoint ran on this machine (loopback), the one the fingerprint describes."""
+    return locality(url).on_this_machine if url else True

@@ -14,7 +14,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from localcodex.adapters.ollama import ModelDetails, OllamaServer, RunningModel, normalize_name, same_model
+from localcodex.adapters.ollama import ModelDetails, OllamaServer, RunningModel
+from localcodex.domain.names import base_of, normalize_name, same_model  # noqa: F401 (base_of re-exported)
 from localcodex.errors import NotFound, ServerError, UsageError
 from localcodex.render.output import human_bytes
 
@@ -61,15 +62,6 @@ def ctx_label(num_ctx: int) -> str:
     ('64k', '32k', '40k', '100000', '1024k')
     """
     return f"{num_ctx // 1024}k" if num_ctx % 1024 == 0 else str(num_ctx)
-
-
-def base_of(name: str) -> str:
-    """The model a context variant was made from (a name without a -ctx suffix is returned as it is).
-
-    >>> base_of("qwen3.5:27b-ctx64k"), base_of("qwen3.5:27b"), base_of("user/coder:7b-q8_0-ctx100000")
-    ('qwen3.5:27b', 'qwen3.5:27b', 'user/coder:7b-q8_0')
-    """
-    return _CTX_SUFFIX.sub("", name)
 
 
 def variant_name(base: str, num_ctx: int) -> str:

@@ -76,6 +76,8 @@ try:  # Python 3.11+
 except ModuleNotFoundError:  # pragma: no cover - Python 3.10 with the tomli backport installed
     import tomli as _toml  # type: ignore[no-redef]
 
+from localcodex.domain.names import model_key
+
 __all__ = [
     "CACHE_BYTES_PER_ELEMENT",
     "Catalog",
@@ -109,7 +111,6 @@ DEFAULT_UBATCH = 512
 
 _DISPLAY_RE = re.compile(r"^(\d+)(?:\.(\d+))?(MB|GB|TB)$")
 _UNIT = {"MB": 10**6, "GB": 10**9, "TB": 10**12}
-_DEFAULT_REGISTRY_PREFIXES = ("registry.ollama.ai/library/", "registry.ollama.ai/", "library/")
 
 
 class CatalogError(ValueError):
@@ -130,22 +131,14 @@ def cache_bytes_per_element(cache_type: str) -> float:
 
 
 def normalize_tag(name: str) -> str:
-    """Lower-case an Ollama model name, drop the default registry/namespace, add ``:latest`` if untagged.
+    """The catalog's look-up key for a name: domain.names.model_key (Ollama's rules, lower-cased).
 
     >>> normalize_tag("Qwen3.5")
     'qwen3.5:latest'
     >>> normalize_tag("registry.ollama.ai/library/gpt-oss:20b")
     'gpt-oss:20b'
     """
-    n = name.strip().lower()
-    for prefix in _DEFAULT_REGISTRY_PREFIXES:
-        if n.startswith(prefix):
-            n = n[len(prefix) :]
-            break
-    last = n.rsplit("/", 1)[-1]
-    if ":" not in last:
-        n += ":latest"
-    return n
+    return model_key(name)
 
 
 def _pad(n: int, to: int) -> int:

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-GiB = 1024**3
-MiB = 1024**2
-
 
 @dataclass(frozen=True)
 class GPU:

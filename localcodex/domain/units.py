@@ -59,28 +59,44 @@ def parse_size(text: str) -> int:
     return value
 
 
-def format_bytes(n: int | float | None) -> str:
-    """Binary units, one decimal: what the budget explanation prints.
+def format_bytes(n: int | float | None, *, decimal: bool = False) -> str:
+    """The one byte formatter: binary units (GiB) by default, decimal (GB) for download sizes.
+
+    Three significant figures: one decimal below 100 of a unit, whole numbers from 100 up.
 
     >>> format_bytes(7 * GiB + 200 * MiB)
     '7.2 GiB'
+    >>> format_bytes(17 * GiB)
+    '17.0 GiB'
     >>> format_bytes(457 * MiB)
     '457 MiB'
     >>> format_bytes(0)
     '0 B'
+    >>> format_bytes(512)
+    '512 B'
     >>> format_bytes(None)
     'unknown'
     >>> format_bytes(-2 * GiB)
     '-2.0 GiB'
+    >>> format_bytes(17_000_000_000, decimal=True)
+    '17.0 GB'
+    >>> format_bytes(345_600_000, decimal=True), format_bytes(98_400_000, decimal=True)
+    ('346 MB', '98.4 MB')
+    >>> format_bytes(1536)
+    '1.5 KiB'
+    >>> format_bytes(3 * TiB)
+    '3.0 TiB'
     """
     if n is None:
         return "unknown"
     size = abs(float(n))
     sign = "-" if n < 0 else ""
-    if size >= GiB:
-        return f"{sign}{size / GiB:.1f} GiB"
-    if size >= MiB:
-        return f"{sign}{size / MiB:.0f} MiB"
-    if size >= KiB:
-        return f"{sign}{size / KiB:.0f} KiB"
-    return f"{sign}{int(size)} B"
+    base = 1000 if decimal else 1024
+    names = ("B", "KB", "MB", "GB", "TB") if decimal else ("B", "KiB", "MiB", "GiB", "TiB")
+    power = 0
+    while power < len(names) - 1 and size >= base ** (power + 1):
+        power += 1
+    if power == 0:
+        return f"{sign}{int(size)} B"
+    value = size / base**power
+    return f"{sign}{value:.1f} {names[power]}" if round(value, 1) < 100 else f"{sign}{value:.0f} {names[power]}"

@@ -26,6 +26,7 @@ from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from localcodex import __version__
+from localcodex.domain.units import format_bytes
 from localcodex.errors import ExitCode, LocalcodexError, UsageError
 
 if TYPE_CHECKING:
@@ -223,24 +224,9 @@ def run_command(
 
 
 def human_bytes(n: float | None, *, decimal: bool = False) -> str:
-    """Bytes for people: binary units (GiB) by default, decimal (GB) for download sizes.
+    """Bytes for people: domain.units.format_bytes, the one byte formatter.
 
-    >>> human_bytes(17 * 1024**3)
-    '17.0 GiB'
-    >>> human_bytes(17_000_000_000, decimal=True)
-    '17.0 GB'
-    >>> human_bytes(None)
-    'unknown'
-    >>> human_bytes(512)
-    '512 B'
+    >>> human_bytes(17 * 1024**3), human_bytes(17_000_000_000, decimal=True), human_bytes(None), human_bytes(512)
+    ('17.0 GiB', '17.0 GB', 'unknown', '512 B')
     """
-    if n is None:
-        return "unknown"
-    base = 1000.0 if decimal else 1024.0
-    units = ["B", "KB", "MB", "GB", "TB"] if decimal else ["B", "KiB", "MiB", "GiB", "TiB"]
-    value = float(n)
-    for unit in units:
-        if abs(value) < base or unit == units[-1]:
-            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= base
-    return f"{value:.1f} {units[-1]}"
+    return format_bytes(n, decimal=decimal)

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from localcodex.domain.urls import locality
 from localcodex.errors import LocalcodexError, ServerError, UsageError
 
 
@@ -184,14 +185,10 @@ class OpenAIEndpoint:
     has_counters = False
 
     def __init__(self, base_url: str, env_key: str | None) -> None:
-        import urllib.parse
-
-        from localcodex.paths import ollama_host
-
         self.endpoint = base_url.rstrip("/")
         self.env_key = env_key
-        host = urllib.parse.urlsplit(self.endpoint).netloc
-        self.is_local = ollama_host(host).is_local if host else False
+        # Measured on this machine (loopback) or not: a LAN server's speed says nothing about this machine.
+        self.is_local = locality(self.endpoint).on_this_machine
         self._local = threading.local()
 
     def _client(self) -> Any:

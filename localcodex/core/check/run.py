@@ -23,21 +23,41 @@ import math
 import re
 import time
 import urllib.parse
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from localcodex.domain.urls import BaseUrlMistake, diagnose, fixed_base, native_root, parse_version
 from localcodex.errors import ConfigError, LocalcodexError, UsageError
 
 if TYPE_CHECKING:
     from localcodex.adapters.ollama import OllamaServer
     from localcodex.adapters.openai_compat import EventStream, OpenAICompatClient, Reply, Timeouts
 
-DEFAULT_MIN_CONTEXT = 16384
-DEFAULT_TIMEOUT = 60.0  # seconds per generation probe (a slow local model, a cold load)
-DEFAULT_CONNECT_TIMEOUT = 5.0
+from localcodex.core.check.types import (
+    CheckReport,
+    CheckRequest,
+    Probe,
+    ProbeStarted,
+    Status,
+    Verdict,
+    failed,
+    passed,
+    skipped,
+    warned,
+)
+from localcodex.core.check.wire import (  # noqa: F401 (re-exported)
+    DEVELOPER,
+    FILE_CONTENT,
+    TOOL_NAMES,
+    StreamReading,
+    codex_body,
+    items_summary,
+    message,
+    message_text,
+    read_responses_stream,
+)
+
 QUICK_DEADLINE = 15.0  # seconds for a non-generating request (list, show, version)
 OLLAMA_PORT = 11434
 RESPONSES_SINCE = (0, 13, 3)  # Ollama added /v1/responses in v0.13.3
@@ -68,104 +88,6 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "chat": ("model",),
     "auth": ("reachable",),  # an unset env_key fails it before anything else runs
 }
-
-
-class Status(str, Enum):
-    PASS = "pass"
-    WARN = "warn"
-    FAIL = "fail"
-    SKIP = "skip"
-
-
-@dataclass(frozen=True)
-class Probe:
-    """One probe's result. `detail` says what was seen; `fix` (on warn/fail) says what to do."""
-
-    name: str
-    title: str
-    status: Status
-    duration_s: float
-    detail: str
-    fix: str | None = None
-    data: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ProbeStarted:
-    """Progress: a probe is about to run (the finished `Probe` follows)."""
-
-    name: str
-    title: str
-
-
-@dataclass(frozen=True)
-class CheckRequest:
-    """What to check. `model=None` means: the model of the `local_ollama` Codex profile, if there is one.
-
-    `base_url` (any OpenAI-compatible server, exactly as it would go into Codex's `base_url`) wins over `host`
-    (an Ollama server as OLLAMA_HOST takes it); with neither, OLLAMA_HOST or 127.0.0.1:11434 is used.
-    """
-
-    model: str | None = None
-    host: str | None = None
-    base_url: str | None = None
-    env_key: str | None = None
-    min_context: int = DEFAULT_MIN_CONTEXT
-    timeout: float = DEFAULT_TIMEOUT
-    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
-    headers: Mapping[str, str] = field(default_factory=dict)
-    env: Mapping[str, str] | None = None  # default os.environ (OLLAMA_HOST, CODEX_HOME, the env_key variable)
-    only: frozenset[str] | None = None  # run just these probes (doctor: the quick ones); the rest are `skip`
-
-
-@dataclass(frozen=True)
-class CheckReport:
-    model: str
-    base_url: str  # the base URL checked, as given
-    suggested_base_url: str | None  # the exact base_url to give Codex (None when no working one was found)
-    server: str  # "ollama", "openai-compatible" or "unknown"
-    server_version: str | None
-    context_length: int | None  # the effective context seen (/api/ps, num_ctx, or the truncation test)
-    min_context: int
-    env_key: str | None
-    ok: bool  # nothing failed (warnings allowed)
-    counts: dict[str, int]
-    duration_s: float
-    probes: tuple[Probe, ...]
-
-    def probe(self, name: str) -> Probe:
-        return next(p for p in self.probes if p.name == name)
-
-    @property
-    def failed(self) -> tuple[Probe, ...]:
-        return tuple(p for p in self.probes if p.status is Status.FAIL)
-
-
-# -- verdicts ---------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Verdict:
-    status: Status
-    detail: str
-    fix: str | None = None
-    data: dict[str, Any] = field(default_factory=dict)
-
-
-def passed(detail: str, **data: Any) -> Verdict:
-    return Verdict(Status.PASS, detail, None, data)
-
-
-def warned(detail: str, fix: str | None = None, **data: Any) -> Verdict:
-    return Verdict(Status.WARN, detail, fix, data)
-
-
-def failed(detail: str, fix: str | None = None, **data: Any) -> Verdict:
-    return Verdict(Status.FAIL, detail, fix, data)
-
-
-def skipped(detail: str, **data: Any) -> Verdict:
-    return Verdict(Status.SKIP, detail, None, data)
 
 
 class _ProbeDeadline(LocalcodexError):
@@ -355,76 +277,16 @@ def _report(run: _Run, duration: float) -> CheckReport:
 
 # -- URLs -------------------------------------------------------------------------------------------------------
 
-_ENDPOINT_SUFFIXES = ("/responses", "/chat/completions", "/completions", "/models")
-
-
-def strip_base(url: str) -> str:
-    """A base URL's path without trailing slashes or a pasted endpoint path.
-
-    >>> strip_base("http://h:1/v1/chat/completions/")
-    'http://h:1/v1'
-    """
-    text = url.strip().rstrip("/")
-    for suffix in _ENDPOINT_SUFFIXES:
-        if text.endswith(suffix):
-            text = text[: -len(suffix)].rstrip("/")
-    return text
-
-
-def native_root(base: str) -> str:
-    """Where Ollama's native `/api` lives for a `/v1` base URL (every trailing `/v1` dropped).
-
-    >>> native_root("http://h:11434/v1/v1/")
-    'http://h:11434'
-    >>> native_root("https://gw.example/ollama/v1")
-    'https://gw.example/ollama'
-    """
-    text = strip_base(base)
-    while text.endswith("/v1"):
-        text = text[: -len("/v1")]
-    return text
-
-
-def fixed_base(base: str) -> str:
-    """The base URL with the classic mistakes repaired: pasted endpoint, doubled `/v1`, missing `/v1`.
-
-    >>> fixed_base("http://h:11434")
-    'http://h:11434/v1'
-    >>> fixed_base("http://h:11434/v1/v1/")
-    'http://h:11434/v1'
-    >>> fixed_base("http://h:8080/v1/responses")
-    'http://h:8080/v1'
-    """
-    text = strip_base(base)
-    split = urllib.parse.urlsplit(text)
-    path = re.sub(r"(/v1)+(?=/|$)", "/v1", re.sub(r"/{2,}", "/", split.path))
-    if not re.search(r"/v1(/|$)", path):
-        path = f"{path}/v1"
-    return urllib.parse.urlunsplit((split.scheme, split.netloc, path, "", ""))
-
-
-def _mistake(given: str, is_ollama_root: bool) -> str:
-    path = urllib.parse.urlsplit(given.strip()).path
-    if "//" in path.rstrip("/"):  # Ollama's mux answers 301 (server/routes.go ~2000, ~2018)
-        return "double slash"
-    if re.search(r"/v1/v1(/|$)", path):
-        return "doubled /v1"
-    stripped = path.rstrip("/")
-    if any(stripped.endswith(s) for s in _ENDPOINT_SUFFIXES):
-        return "endpoint path in base_url"
-    if not re.search(r"/v1(/|$)", path):
-        return "Ollama port without /v1" if is_ollama_root else "missing /v1"
-    return "wrong server or port"
-
-
 _MISTAKE_TEXT = {
-    "doubled /v1": "/v1 appears twice",
-    "double slash": "the path has // in it, which Ollama answers with a 301 redirect that a POST does not survive",
-    "endpoint path in base_url": "base_url must stop before the endpoint (Codex appends /responses itself)",
-    "Ollama port without /v1": "this is Ollama's native API; its OpenAI-compatible API (what Codex needs) "
+    BaseUrlMistake.NOT_A_URL: "it has no http:// or https://",
+    BaseUrlMistake.DOUBLED_V1: "/v1 appears twice",
+    BaseUrlMistake.DOUBLE_SLASH: "the path has // in it, which Ollama answers with a 301 redirect that a POST "
+                                 "does not survive",
+    BaseUrlMistake.ENDPOINT_PATH: "base_url must stop before the endpoint (Codex appends /responses itself)",
+    BaseUrlMistake.OLLAMA_ROOT: "this is Ollama's native API; its OpenAI-compatible API (what Codex needs) "
     "lives under /v1",
-    "missing /v1": "the path lacks /v1",
-    "wrong server or port": "this is not an OpenAI-compatible API",
+    BaseUrlMistake.MISSING_V1: "the path lacks /v1",
+    BaseUrlMistake.WRONG_SERVER: "this is not an OpenAI-compatible API",
 }
 
 
@@ -551,7 +413,7 @@ def probe_url(run: _Run) -> Verdict:
             _key_fix(run), url=reply.url, http_status=reply.status,
         )
     ollama_here = _who(run, given).startswith("Ollama")
-    mistake = _mistake(given, ollama_here)
+    mistake = diagnose(given, ollama_here)
     would = f"{given.rstrip('/')}/responses"
     found = _find_working(run, exclude=(given,))
     detail = f"{given}: {_MISTAKE_TEXT[mistake]}. Codex would POST {would}; {reply.url} answered {reply.describe()}"
@@ -560,12 +422,12 @@ def probe_url(run: _Run) -> Verdict:
             detail,
             "check the port and path: Ollama serves the API at http://HOST:11434/v1; llama-server, LM Studio and "
             "vLLM at http://HOST:PORT/v1",
-            given=given, mistake=mistake, answered=reply.describe(), suggested=None,
+            given=given, mistake=mistake.value, answered=reply.describe(), suggested=None,
         )
     good, who = found
     run.suggested = good
     return failed(f"{detail}; {who} answers at {good}", f'use base_url = "{good}"',
-                  given=given, mistake=mistake, answered=reply.describe(), suggested=good)
+                  given=given, mistake=mistake.value, answered=reply.describe(), suggested=good)
 
 
 def _url_ok(run: _Run, given: str) -> Verdict:
@@ -609,18 +471,6 @@ def _version_of(reply: Reply) -> str | None:
     return str(version) if isinstance(version, str) and version else None
 
 
-def parse_version(text: str) -> tuple[int, int, int] | None:
-    """`0.13.3` → (0, 13, 3); `v0.33.0-rc2` → (0, 33, 0); anything else → None.
-
-    >>> parse_version("v0.33.0-rc2")
-    (0, 33, 0)
-    >>> parse_version("dev") is None
-    True
-    """
-    match = re.match(r"v?(\d+)\.(\d+)\.(\d+)", text.strip())
-    return (int(match[1]), int(match[2]), int(match[3])) if match else None
-
-
 def probe_server(run: _Run) -> Verdict:
     assert run.client is not None
     root = native_root(run.base)
@@ -635,7 +485,7 @@ def probe_server(run: _Run) -> Verdict:
             server=reply.server, ollama=False,
         )
     _attach_ollama(run, root, version)
-    return _judge_version(version)
+    return judge_version(version)
 
 
 def _attach_ollama(run: _Run, root: str, version: str) -> None:
@@ -647,7 +497,7 @@ def _attach_ollama(run: _Run, root: str, version: str) -> None:
     run.ollama = OllamaServer(ollama_host(root, {}), timeout=run.quick().total)
 
 
-def _judge_version(version: str) -> Verdict:
+def judge_version(version: str) -> Verdict:
     parsed = parse_version(version)
     upgrade = "upgrade Ollama to 0.13.4 or newer: https://ollama.com/download"
     if parsed is None or parsed == (0, 0, 0):
@@ -732,163 +582,6 @@ def _model_on_ollama(run: _Run, listed: str) -> Verdict:
                   **data)
 
 
-# -- Codex-shaped requests --------------------------------------------------------------------------------------
-
-DEVELOPER = (
-    "You are Codex, a coding agent running in a terminal on the user's computer. You work through the tools "
-    "you are given: to learn anything about a file you must call a tool; never invent file contents."
-)
-ENVIRONMENT = "<environment_context>\n  <cwd>/home/user/project</cwd>\n  <shell>bash</shell>\n</environment_context>"
-
-READ_FILE_TOOL = {
-    "type": "function",
-    "name": "read_file",
-    "description": "Read a text file from the workspace and return its contents.",
-    "strict": False,
-    "parameters": {
-        "type": "object",
-        "properties": {"path": {"type": "string", "description": "Path of the file, relative to the workspace."}},
-        "required": ["path"],
-        "additionalProperties": False,
-    },
-}
-EXEC_TOOL = {
-    "type": "function",
-    "name": "exec_command",
-    "description": "Run a shell command and return its output.",
-    "strict": False,
-    "parameters": {
-        "type": "object",
-        "properties": {"cmd": {"type": "string", "description": "The command to run."}},
-        "required": ["cmd"],
-        "additionalProperties": False,
-    },
-}
-TOOL_NAMES = {"read_file", "exec_command"}
-FILE_CONTENT = "The release is planned for Thursday."
-
-
-def message(role: str, text: str) -> dict[str, Any]:
-    kind = "output_text" if role == "assistant" else "input_text"
-    return {"type": "message", "role": role, "content": [{"type": kind, "text": text}]}
-
-
-def codex_body(model: str, prompt: str, *, developer: str = DEVELOPER, extra: Iterable[dict[str, Any]] = (),
-               tools: Iterable[dict[str, Any]] = (READ_FILE_TOOL, EXEC_TOOL)) -> dict[str, Any]:
-    """A `/responses` body with the keys Codex 0.169 sends (codex-config.md Part B)."""
-    return {
-        "model": model,
-        "input": [message("developer", developer), message("user", ENVIRONMENT), message("user", prompt), *extra],
-        "tools": list(tools),
-        "tool_choice": "auto",
-        "parallel_tool_calls": True,
-        "reasoning": {"summary": "auto"},
-        "store": False,
-        "include": ["reasoning.encrypted_content"],
-        "prompt_cache_key": str(uuid.uuid4()),
-    }
-
-
-# -- reading a Responses stream the way Codex does --------------------------------------------------------------
-
-
-@dataclass
-class StreamReading:
-    events: list[str] = field(default_factory=list)
-    items: list[dict[str, Any]] = field(default_factory=list)
-    text: str = ""
-    completed: dict[str, Any] | None = None
-    problems: list[str] = field(default_factory=list)  # Codex would fail
-    oddities: list[str] = field(default_factory=list)  # Codex copes, but it is not right
-    first_event_s: float | None = None
-    first_text_s: float | None = None
-    total_s: float = 0.0
-
-
-def read_responses_stream(stream: EventStream) -> StreamReading:
-    """Consume a `/responses` SSE stream and judge it by Codex's rules."""
-    out = StreamReading()
-    if stream.content_type != "text/event-stream":
-        out.oddities.append(f"content-type is {stream.content_type or 'missing'}, not text/event-stream")
-    added: set[int] = set()
-    for event in stream:
-        if not _read_event(out, event, added, stream.sent_at):
-            break
-    out.total_s = time.perf_counter() - stream.sent_at
-    _judge_stream(out)
-    return out
-
-
-def _read_event(out: StreamReading, event: Any, added: set[int], sent_at: float) -> bool:
-    """Take one event; False once the stream is over for Codex (completed or failed)."""
-    if out.first_event_s is None:
-        out.first_event_s = event.received_at - sent_at
-    try:
-        data = event.json()
-    except ValueError:
-        out.problems.append(f"Failed to parse SSE event: {event.data[:80]!r}")
-        return False
-    if not isinstance(data, dict):
-        out.problems.append(f"an event's data is not a JSON object: {event.data[:80]!r}")
-        return False
-    kind = data.get("type") or event.event or "?"
-    if event.event and data.get("type") and event.event != data.get("type"):
-        out.oddities.append(f"event name {event.event!r} differs from its type {data.get('type')!r}")
-    out.events.append(kind)
-    return _apply_event(out, kind, data, added, event.received_at - sent_at)
-
-
-def _apply_event(out: StreamReading, kind: str, data: dict[str, Any], added: set[int], at: float) -> bool:
-    index = data.get("output_index")
-    if kind == "response.created" and len(out.events) > 1:
-        out.problems.append("response.created is not the first event")
-    elif kind == "response.output_item.added" and isinstance(index, int):
-        added.add(index)
-    elif kind == "response.output_text.delta":
-        out.text += str(data.get("delta", ""))
-        out.first_text_s = at if out.first_text_s is None else out.first_text_s
-    elif kind == "response.output_item.done":
-        if isinstance(index, int) and added and index not in added:
-            out.problems.append(f"response.output_item.done for output {index} came before its .added")
-        if isinstance(data.get("item"), dict):
-            out.items.append(data["item"])
-    elif kind == "response.failed":
-        error = (data.get("response") or {}).get("error") or {}
-        out.problems.append(f"the server sent response.failed: {error.get('message') or json.dumps(error)}")
-        return False
-    elif kind == "response.completed":
-        out.completed = data.get("response") if isinstance(data.get("response"), dict) else {}
-        return False
-    return True
-
-
-def _judge_stream(out: StreamReading) -> None:
-    if out.completed is None and not out.problems:
-        out.problems.append("the stream ended without response.completed (or response.failed): the server failed "
-                            "in the middle of the answer (Ollama does not forward the error once a /v1 stream has "
-                            "started)")
-    elif out.completed is not None and not out.completed.get("id"):
-        out.problems.append("response.completed carries no response id")
-    if out.completed is not None and not out.items:
-        out.problems.append("no response.output_item.done event: Codex would show nothing")
-    if out.events and out.events[0] != "response.created":
-        out.oddities.append(f"the stream starts with {out.events[0]}, not response.created")
-
-
-def _items_summary(items: list[dict[str, Any]]) -> list[str]:
-    return [str(i.get("type")) for i in items]
-
-
-def _message_text(items: Iterable[dict[str, Any]]) -> str:
-    parts: list[str] = []
-    for item in items:
-        if item.get("type") == "message":
-            for part in item.get("content") or []:
-                if isinstance(part, dict) and isinstance(part.get("text"), str):
-                    parts.append(part["text"])
-    return "".join(parts)
-
-
 # -- probe 5: the Responses API as Codex uses it ----------------------------------------------------------------
 
 
@@ -942,12 +635,12 @@ def _judge_responses(run: _Run, plain: dict[str, Any], reading: StreamReading) -
     data = {
         "response_id": (reading.completed or {}).get("id"),
         "events": reading.events,
-        "items": _items_summary(reading.items),
+        "items": items_summary(reading.items),
         "first_event_s": _r(reading.first_event_s),
         "first_text_s": _r(reading.first_text_s),
         "total_s": _r(reading.total_s),
         "usage": (reading.completed or {}).get("usage") or plain.get("usage"),
-        "non_streamed_items": _items_summary(plain.get("output") or []),
+        "non_streamed_items": items_summary(plain.get("output") or []),
     }
     if reading.problems:
         return failed(f"streamed answer: {'; '.join(reading.problems)}", _server_fix(run), **data)
@@ -982,7 +675,7 @@ def probe_tools(run: _Run) -> Verdict:
         return failed(f"the answer to a tool request broke: {'; '.join(first.problems)}", _server_fix(run))
     calls = [i for i in first.items if i.get("type") == "function_call"]
     if not calls:
-        return _prose_verdict(_message_text(first.items) or first.text)
+        return _prose_verdict(message_text(first.items) or first.text)
     call = calls[0]
     broken = _call_problem(call)
     if broken:
@@ -1036,7 +729,7 @@ def _round_trip(run: _Run, body: dict[str, Any], call: dict[str, Any]) -> Verdic
     if reading.problems:
         return failed(f"called {shown}, but the answer after the tool output broke: {'; '.join(reading.problems)}",
                       _server_fix(run), **data)
-    final = _message_text(reading.items) or reading.text
+    final = message_text(reading.items) or reading.text
     data["final"] = final[:500]
     if final.strip():
         return passed(f"called {shown}, then answered from the tool output: {_clip(final, 80)!r}", **data)

@@ -14,16 +14,18 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from localcodex.core.doctor.offline import configure_command, host_flag, ollama_root, provider_table
-from localcodex.core.doctor.run import (
+from localcodex.core.doctor.fixes import configure_command, host_flag, ollama_root
+from localcodex.core.doctor.offline import provider_table
+from localcodex.core.doctor.types import (
     CODEX_MIN_CONTEXT,
+    DoctorRun,
     DoctorStep,
     Finding,
     Target,
-    _Run,
     dotted,
-    is_loopback_url,
 )
+from localcodex.domain.units import format_bytes
+from localcodex.domain.urls import is_loopback_url
 from localcodex.errors import LocalcodexError
 
 if TYPE_CHECKING:
@@ -68,7 +70,7 @@ class Endpoint:
                                  host=ollama_root(url))
 
 
-def endpoint_groups(run: _Run, targets: tuple[Target, ...]) -> list[list[Endpoint]]:
+def endpoint_groups(run: DoctorRun, targets: tuple[Target, ...]) -> list[list[Endpoint]]:
     """The targets' endpoints, grouped by what check needs to probe (base_url, model, env_key): each group is
     probed once, and per-target findings (base_url, model_context_window) are still reported for every one."""
     groups: dict[tuple[str, str | None, str | None], list[Endpoint]] = {}
@@ -80,7 +82,7 @@ def endpoint_groups(run: _Run, targets: tuple[Target, ...]) -> list[list[Endpoin
     return list(groups.values())
 
 
-def _endpoint(run: _Run, target: Target) -> Endpoint | None:
+def _endpoint(run: DoctorRun, target: Target) -> Endpoint | None:
     provider = target.merged.get("model_provider")
     if not isinstance(provider, str):
         return None
@@ -100,7 +102,7 @@ def _endpoint(run: _Run, target: Target) -> Endpoint | None:
     )
 
 
-def _oss_base(run: _Run, provider: str) -> str:
+def _oss_base(run: DoctorRun, provider: str) -> str:
     """Where Codex's built-in `ollama`/`lmstudio` provider goes: $CODEX_OSS_BASE_URL, else localhost:PORT/v1."""
     explicit = run.env.get("CODEX_OSS_BASE_URL", "").strip()
     if explicit:
@@ -112,7 +114,7 @@ def _oss_base(run: _Run, provider: str) -> str:
 # -- the run ----------------------------------------------------------------------------------------------------
 
 
-def live_findings(run: _Run, targets: tuple[Target, ...]) -> None:
+def live_findings(run: DoctorRun, targets: tuple[Target, ...]) -> None:
     from localcodex.paths import ollama_host
 
     probed_roots: set[str] = set()
@@ -127,7 +129,7 @@ def live_findings(run: _Run, targets: tuple[Target, ...]) -> None:
         run.add(*_default_server(run, default.native, bool(targets)))
 
 
-def _probe_group(run: _Run, group: list[Endpoint]) -> str | None:
+def _probe_group(run: DoctorRun, group: list[Endpoint]) -> str | None:
     """Run check once for a group of endpoints and turn its probes into findings; returns Ollama's root.
 
     What concerns a file (base_url, auth) is reported at every target's own file; what concerns the server or
@@ -149,7 +151,7 @@ _URL_FINDINGS = ("base-url-unreachable", "base-url-wrong")
 _PER_FILE = (*_URL_FINDINGS, "auth-rejected")
 
 
-def _probes(run: _Run, endpoint: Endpoint) -> frozenset[str]:
+def _probes(run: DoctorRun, endpoint: Endpoint) -> frozenset[str]:
     from localcodex.core.check.run import PROBES
 
     if endpoint.model is None:
@@ -157,7 +159,7 @@ def _probes(run: _Run, endpoint: Endpoint) -> frozenset[str]:
     return frozenset(name for name, _ in PROBES) if run.req.deep else QUICK_PROBES
 
 
-def _check(run: _Run, endpoint: Endpoint, base_url: str, only: frozenset[str]) -> CheckReport:
+def _check(run: DoctorRun, endpoint: Endpoint, base_url: str, only: frozenset[str]) -> CheckReport:
     from localcodex.core.check.run import CheckRequest, check
 
     return check(CheckRequest(
@@ -167,8 +169,8 @@ def _check(run: _Run, endpoint: Endpoint, base_url: str, only: frozenset[str]) -
     ))
 
 
-def _ollama_facts(run: _Run, group: list[Endpoint], report: CheckReport) -> str | None:
-    from localcodex.core.check.run import native_root
+def _ollama_facts(run: DoctorRun, group: list[Endpoint], report: CheckReport) -> str | None:
+    from localcodex.domain.urls import native_root
 
     if report.server != "ollama":
         return None
@@ -183,7 +185,7 @@ def _ollama_facts(run: _Run, group: list[Endpoint], report: CheckReport) -> str 
 # -- check's probes as findings ---------------------------------------------------------------------------------
 
 
-def probe_findings(run: _Run, endpoint: Endpoint, report: CheckReport) -> Iterator[Finding]:
+def probe_findings(run: DoctorRun, endpoint: Endpoint, report: CheckReport) -> Iterator[Finding]:
     for probe in report.probes:
         if probe.status.value not in ("fail", "warn") or probe.data.get("requested") is False:
             continue
@@ -191,7 +193,7 @@ def probe_findings(run: _Run, endpoint: Endpoint, report: CheckReport) -> Iterat
         yield from handler(run, endpoint, report, probe)
 
 
-def _reachable(run: _Run, endpoint: Endpoint, report: CheckReport, probe: Probe) -> Iterator[Finding]:
+def _reachable(run: DoctorRun, endpoint: Endpoint, report: CheckReport, probe: Probe) -> Iterator[Finding]:
     suggested = probe.data.get("suggested")
     local = is_loopback_url(endpoint.base_url)
     message = (f"{endpoint.target.command} cannot reach its server: {probe.detail}. Codex retries a dead server "
@@ -211,7 +213,7 @@ def _ollama_port(url: str) -> bool:
     return urllib.parse.urlsplit(url).port == 11434
 
 
-def _url(run: _Run, endpoint: Endpoint, report: CheckReport, probe: Probe) -> Iterator[Finding]:
+def _url(run: DoctorRun, endpoint: Endpoint, report: CheckReport, probe: Probe) -> Iterator[Finding]:
     if probe.status.value == "warn":  # a trailing slash: Codex trims it
         return
     suggested = probe.data.get("suggested")
@@ -225,20 +227,20 @@ def _url(run: _Run, endpoint: Endpoint, report: CheckReport, probe: Probe) -> It
                            probe.fix or "correct base_url", command)
 
 
-def _drop_static_base_url(run: _Run, endpoint: Endpoint) -> None:
+def _drop_static_base_url(run: DoctorRun, endpoint: Endpoint) -> None:
     """The probe's finding says the same as the offline one, with what actually answered: keep only it."""
     origin = endpoint.target.origin(endpoint.base_key)
     where, key = (str(origin.path) if origin else None), dotted(endpoint.base_key)
     run.findings[:] = [f for f in run.findings if not (f.id == "base-url-wrong" and f.file == where and f.key == key)]
 
 
-def _server(run: _Run, endpoint: Endpoint, report: CheckReport, probe: Probe) -> Iterator[Finding]:
+def _server(run: DoctorRun, endpoint: Endpoint, report: CheckReport, probe: Probe) -> Iterator[Finding]:
     severity = "error" if probe.status.value == "fail" else "warning"
     yield Finding("ollama-too-old", severity, f"{endpoint.base_url}: {probe.detail}", None, None, None,
                   probe.fix or "upgrade Ollama: https://ollama.com/download", None)
 
 
-def _model(run: _Run, endpoint: Endpoint, report: CheckReport, probe: Probe) -> Iterator[Finding]:
+def _model(run: DoctorRun, endpoint: Endpoint, report: CheckReport, probe: Probe) -> Iterator[Finding]:
     model = endpoint.model or ""
     if probe.status.value == "warn":
         yield endpoint.located(("model",), "model-unverified", "warning", probe.detail, probe.fix or "")
@@ -253,12 +255,12 @@ def _model(run: _Run, endpoint: Endpoint, report: CheckReport, probe: Probe) -> 
 
 
 def _root(report: CheckReport) -> str:
-    from localcodex.core.check.run import native_root
+    from localcodex.domain.urls import native_root
 
     return native_root(report.suggested_base_url or report.base_url)
 
 
-def _auth(run: _Run, endpoint: Endpoint, report: CheckReport, probe: Probe) -> Iterator[Finding]:
+def _auth(run: DoctorRun, endpoint: Endpoint, report: CheckReport, probe: Probe) -> Iterator[Finding]:
     key = ("model_providers", endpoint.provider, "env_key")
     if any(f.id == "env-key-unset" and f.key == dotted(key) for f in run.findings):
         return  # already reported offline, with the shell start-up story
@@ -271,7 +273,7 @@ def _auth(run: _Run, endpoint: Endpoint, report: CheckReport, probe: Probe) -> I
                            f"{endpoint.target.command}: {probe.detail}", probe.fix or "check the key")
 
 
-def _generic(run: _Run, endpoint: Endpoint, report: CheckReport, probe: Probe) -> Iterator[Finding]:
+def _generic(run: DoctorRun, endpoint: Endpoint, report: CheckReport, probe: Probe) -> Iterator[Finding]:
     severity = "error" if probe.status.value == "fail" else "warning"
     yield endpoint.located(("model",), f"endpoint-{probe.name}", severity,
                            f"{endpoint.target.command}: {probe.title}: {probe.detail}", probe.fix or "")
@@ -283,9 +285,9 @@ _HANDLERS = {"reachable": _reachable, "url": _url, "server": _server, "model": _
 # -- the default Ollama host, when no configured provider pointed at it -----------------------------------------
 
 
-def _default_server(run: _Run, native: str, configured: bool) -> Iterator[Finding]:
+def _default_server(run: DoctorRun, native: str, configured: bool) -> Iterator[Finding]:
     from localcodex.adapters.ollama import OllamaServer
-    from localcodex.core.check.run import _judge_version
+    from localcodex.core.check.run import judge_version
     from localcodex.paths import ollama_host
 
     server = OllamaServer(ollama_host(native, {}), timeout=5.0)
@@ -298,7 +300,7 @@ def _default_server(run: _Run, native: str, configured: bool) -> Iterator[Findin
                       "ollama serve")
         return
     run.ollama_version = run.ollama_version or version
-    verdict = _judge_version(version)
+    verdict = judge_version(version)
     if verdict.status.value in ("fail", "warn"):
         severity = "error" if verdict.status.value == "fail" else "warning"
         yield Finding("ollama-too-old", severity, f"{native}: {verdict.detail}", None, None, None,
@@ -318,7 +320,7 @@ class ModelFacts:
     default_context: int | None = None  # Ollama's default when the model has no num_ctx (an estimate)
 
 
-def ollama_model_findings(run: _Run, group: list[Endpoint], root: str) -> Iterator[Finding]:
+def ollama_model_findings(run: DoctorRun, group: list[Endpoint], root: str) -> Iterator[Finding]:
     """Context and placement of the model (once, at the first target), model_context_window (every target)."""
     from localcodex.adapters.ollama import OllamaServer
     from localcodex.paths import ollama_host
@@ -339,7 +341,7 @@ def ollama_model_findings(run: _Run, group: list[Endpoint], root: str) -> Iterat
     yield from _placement_findings(run, first, root, facts)
 
 
-def _facts(run: _Run, server: OllamaServer, model: str, root: str) -> ModelFacts:
+def _facts(run: DoctorRun, server: OllamaServer, model: str, root: str) -> ModelFacts:
     from localcodex.adapters.ollama import same_model
 
     details = server.show(model)
@@ -352,7 +354,7 @@ def _facts(run: _Run, server: OllamaServer, model: str, root: str) -> ModelFacts
     return ModelFacts(details, running, None, "", root, default)
 
 
-def _default_context(run: _Run, root: str, details: ModelDetails) -> int:
+def _default_context(run: DoctorRun, root: str, details: ModelDetails) -> int:
     """Ollama's context for a model without num_ctx: OLLAMA_CONTEXT_LENGTH, else the VRAM tier (fact sheet §3)."""
     service = run.hostenv.service_environment().get("OLLAMA_CONTEXT_LENGTH")
     text = service.value if service else run.env.get("OLLAMA_CONTEXT_LENGTH", "")
@@ -366,14 +368,14 @@ def _default_context(run: _Run, root: str, details: ModelDetails) -> int:
     return min(value, details.context_length) if details.context_length else value
 
 
-def _total_vram(run: _Run) -> int:
+def _total_vram(run: DoctorRun) -> int:
     machine = _machine(run)
     if machine is None:
         return 0
     return sum(g.memory_total or 0 for g in machine.gpus if g.used_by_ollama)
 
 
-def _machine(run: _Run) -> Machine | None:
+def _machine(run: DoctorRun) -> Machine | None:
     """This machine as detect measures it (once per run), or the one the caller passed."""
     if run.req.machine is not None:
         return run.req.machine
@@ -405,7 +407,7 @@ def _window_findings(endpoint: Endpoint, facts: ModelFacts) -> Iterator[Finding]
             f"set model_context_window = {facts.context}", endpoint.configure())
 
 
-def _context_small(run: _Run, endpoint: Endpoint, facts: ModelFacts, context: int) -> Finding:
+def _context_small(run: DoctorRun, endpoint: Endpoint, facts: ModelFacts, context: int) -> Finding:
     model = endpoint.model or ""
     if facts.context is None:
         how = (f"has no num_ctx of its own, so Ollama gives it its default context, {context:,} tokens here "
@@ -426,7 +428,7 @@ def _context_small(run: _Run, endpoint: Endpoint, facts: ModelFacts, context: in
         f"the profile at it: `{point}`", create)
 
 
-def _suggested_context(run: _Run, endpoint: Endpoint, facts: ModelFacts) -> int:
+def _suggested_context(run: DoctorRun, endpoint: Endpoint, facts: ModelFacts) -> int:
     """A context that fits this machine (fit.choose_context), else 32,768."""
     resolved = _resolved(run, endpoint, facts)
     machine = _machine(run) if is_loopback_url(endpoint.base_url) else None
@@ -457,7 +459,7 @@ def _window_mismatch(endpoint: Endpoint, facts: ModelFacts, window: int) -> Iter
             f"set model_context_window = {facts.context}", endpoint.configure())
 
 
-def _placement_findings(run: _Run, endpoint: Endpoint, root: str, facts: ModelFacts) -> Iterator[Finding]:
+def _placement_findings(run: DoctorRun, endpoint: Endpoint, root: str, facts: ModelFacts) -> Iterator[Finding]:
     running = facts.running
     if running is not None and running.size:
         yield from _on_cpu(run, endpoint, running, is_loopback_url(root))
@@ -466,7 +468,7 @@ def _placement_findings(run: _Run, endpoint: Endpoint, root: str, facts: ModelFa
         yield from _fit(run, endpoint, facts)
 
 
-def _on_cpu(run: _Run, endpoint: Endpoint, running: RunningModel, local: bool) -> Iterator[Finding]:
+def _on_cpu(run: DoctorRun, endpoint: Endpoint, running: RunningModel, local: bool) -> Iterator[Finding]:
     if running.size_vram >= running.size:
         return
     machine = _machine(run) if local else None
@@ -474,32 +476,28 @@ def _on_cpu(run: _Run, endpoint: Endpoint, running: RunningModel, local: bool) -
     if running.size_vram == 0 and not has_gpu:
         return  # a CPU-only machine: nothing better is possible
     share = 100 * (running.size - running.size_vram) / running.size
-    from localcodex.render.output import human_bytes
-
     yield endpoint.located(
         ("model",), "model-on-cpu", "warning",
-        f"{endpoint.model} is loaded with {share:.0f}% of it on the CPU ({human_bytes(running.size_vram)} of "
-        f"{human_bytes(running.size)} in VRAM, /api/ps): every token waits for the CPU-resident layers",
+        f"{endpoint.model} is loaded with {share:.0f}% of it on the CPU ({format_bytes(running.size_vram)} of "
+        f"{format_bytes(running.size)} in VRAM, /api/ps): every token waits for the CPU-resident layers",
         "use a smaller context or a smaller model that fits the GPU (`localcodex recommend` shows what fits)",
         "localcodex recommend")
 
 
-def _fit(run: _Run, endpoint: Endpoint, facts: ModelFacts) -> Iterator[Finding]:
+def _fit(run: DoctorRun, endpoint: Endpoint, facts: ModelFacts) -> Iterator[Finding]:
     context = facts.context or facts.default_context
     machine = _machine(run)
     resolved = _resolved(run, endpoint, facts)
     if machine is None or resolved is None or context is None:
         return
     from localcodex.core.recommend.fit import Settings, place
-    from localcodex.render.output import human_bytes
-
     fit = place(resolved.model, context, machine, Settings.from_env(_server_env(run), run.ollama_version))
     others = machine.ollama.loaded if machine.ollama else ()
     held = f" ({len(others)} other loaded model(s) hold memory now; Ollama unloads idle ones)" if others else ""
     if not fit.fits:
         yield endpoint.located(
             ("model",), "model-no-fit", "warning" if others else "error",
-            f"{endpoint.model} at {context:,} tokens needs about {human_bytes(fit.need.total)}, more than this "
+            f"{endpoint.model} at {context:,} tokens needs about {format_bytes(fit.need.total)}, more than this "
             f"machine can give it ({_budget_text(machine)}){held}: it will fail to load or swap",
             "pick a model that fits (`localcodex recommend`), or a smaller context", "localcodex recommend")
     elif fit.slow:
@@ -511,16 +509,14 @@ def _fit(run: _Run, endpoint: Endpoint, facts: ModelFacts) -> Iterator[Finding]:
 
 
 def _budget_text(machine: Machine) -> str:
-    from localcodex.render.output import human_bytes
-
     budget = machine.budget
     if budget is None:
         return "budget unknown"
-    gpu = f"GPU {human_bytes(budget.gpu_total)}, " if budget.gpu else ""
-    return f"{gpu}RAM {human_bytes(budget.ram)}"
+    gpu = f"GPU {format_bytes(budget.gpu_total)}, " if budget.gpu else ""
+    return f"{gpu}RAM {format_bytes(budget.ram)}"
 
 
-def _resolved(run: _Run, endpoint: Endpoint, facts: ModelFacts) -> Any:
+def _resolved(run: DoctorRun, endpoint: Endpoint, facts: ModelFacts) -> Any:
     """The model as fit sees it (catalog entry, live-overridden), or None when there is too little to go on."""
     from localcodex.adapters.ollama import InstalledModel
     from localcodex.core.recommend.live import LiveModel, resolve_installed
@@ -546,7 +542,7 @@ def _installed_size(root: str, endpoint: Endpoint) -> int:
     return found.size if found else 0
 
 
-def _server_env(run: _Run) -> dict[str, str]:
+def _server_env(run: DoctorRun) -> dict[str, str]:
     """The Ollama server's memory settings: its service's Environment= wins over this shell's variables."""
     merged = dict(run.env)
     merged.update({name: s.value for name, s in run.hostenv.service_environment().items()})

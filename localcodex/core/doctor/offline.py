@@ -1,44 +1,43 @@
 """The offline half of `doctor`: findings from config files, the environment and the installed Codex.
 
-Each rule is a small function from what was read to findings; `doctor.py` holds the types and the run.
+Each rule is a small function from what was read to findings; types.py holds the types, run.py the run,
+providers.py the provider-table checks, environment.py the machine checks, fixes.py the suggested commands.
 """
 
 from __future__ import annotations
 
-import re
-import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from localcodex.core.doctor.run import (
-    AWS_FIELDS,
-    BUILT_IN_PROVIDERS,
-    CHAT_REMOVED,
-    ENV_NAME,
+from localcodex.core.doctor.fixes import configure_command
+from localcodex.core.doctor.providers import provider_table_findings
+from localcodex.core.doctor.types import (
     NPM_INSTALL,
+    ConfigFile,
+    DoctorRun,
+    Finding,
+    Target,
+    closest,
+    dotted,
+)
+from localcodex.domain.codex import (
+    BUILT_IN_PROVIDERS,
+    ENV_NAME,
     OLLAMA_CHAT_REMOVED,
-    PROFILE_FILES_SINCE,
     PROFILE_NAME,
     PROJECT_DENYLIST,
     PROJECT_DENYLIST_NESTED,
-    RESERVED_HARD,
-    RESERVED_PARTIAL,
-    ConfigFile,
-    Finding,
-    Target,
-    _Run,
-    closest,
-    dotted,
-    looks_secret,
-    mask,
-    version_tuple,
+)
+from localcodex.domain.urls import (
+    parse_version,
+    supports_profile_files,
 )
 
 # -- reading ----------------------------------------------------------------------------------------------------
 
 
-def read_files(run: _Run) -> tuple[ConfigFile, ...]:
+def read_files(run: DoctorRun) -> tuple[ConfigFile, ...]:
     """The files `codex` would load here: user config, profile files, project-local configs (root → cwd).
 
     With `--profile NAME` only that profile file is examined (the others are still read, for hints).
@@ -71,7 +70,7 @@ def _with_trust(file: ConfigFile, user: ConfigFile | None, cwd: Path) -> ConfigF
     return replace(file, trusted=level == "trusted")
 
 
-def codex_home_findings(run: _Run) -> None:
+def codex_home_findings(run: DoctorRun) -> None:
     """CODEX_HOME pointing at a folder that does not exist stops Codex before it reads anything."""
     explicit = run.env.get("CODEX_HOME", "").strip()
     if explicit and not run.codex_home.exists():
@@ -86,7 +85,7 @@ def codex_home_findings(run: _Run) -> None:
 # -- Codex itself -----------------------------------------------------------------------------------------------
 
 
-def codex_findings(run: _Run, files: Iterable[ConfigFile]) -> None:
+def codex_findings(run: DoctorRun, files: Iterable[ConfigFile]) -> None:
     from localcodex.adapters import codex_files
 
     found = codex_files.codex_version(run.env)
@@ -99,8 +98,8 @@ def codex_findings(run: _Run, files: Iterable[ConfigFile]) -> None:
             fix_command=NPM_INSTALL,
         ))
         return
-    version = version_tuple(run.codex_version)
-    if version is None or version >= PROFILE_FILES_SINCE:
+    version = parse_version(run.codex_version)
+    if version is None or supports_profile_files(version):
         return
     profiles = [f for f in files if f.kind == "profile"]
     what = f"codex {'.'.join(map(str, version))}"
@@ -119,16 +118,15 @@ def codex_findings(run: _Run, files: Iterable[ConfigFile]) -> None:
 _UPGRADE = "upgrade Codex to the latest release"
 
 
-def codex_reads_profile_files(run: _Run) -> bool:
+def codex_reads_profile_files(run: DoctorRun) -> bool:
     """Profile files and no legacy profiles: true for current Codex, and when the version is unknown."""
-    version = version_tuple(run.codex_version)
-    return version is None or version >= PROFILE_FILES_SINCE
+    return supports_profile_files(parse_version(run.codex_version))
 
 
 # -- config files -----------------------------------------------------------------------------------------------
 
 
-def config_findings(run: _Run, files: tuple[ConfigFile, ...], targets: tuple[Target, ...]) -> None:
+def config_findings(run: DoctorRun, files: tuple[ConfigFile, ...], targets: tuple[Target, ...]) -> None:
     for file in files:
         if not file.ok:
             run.add(_parse_error(file))
@@ -163,7 +161,7 @@ def _parse_error(file: ConfigFile) -> Finding:
     )
 
 
-def _profile_missing(run: _Run, files: Iterable[ConfigFile]) -> Finding:
+def _profile_missing(run: DoctorRun, files: Iterable[ConfigFile]) -> Finding:
     name = run.req.profile
     path = run.codex_home / f"{name}.config.toml"
     user = next((f for f in files if f.kind == "user" and f.ok), None)
@@ -178,296 +176,10 @@ def _profile_missing(run: _Run, files: Iterable[ConfigFile]) -> Finding:
     )
 
 
-DEFAULT_ROOTS = ("http://127.0.0.1:11434", "http://localhost:11434")
-CONFIGURE_PROVIDER = "local_ollama"  # configure's default --provider-id
-
-
-def configure_command(profile: str | None, *, provider: str | None = None, model: str | None = None,
-                      host: str | None = None) -> str:
-    """The `localcodex configure …` that rewrites a local Ollama provider's keys (base_url, wire_api, model,
-    model_context_window) in a profile file, or with `--default` in config.toml.
-
-    >>> configure_command("work", provider="my_ollama", model="qwen3.5:27b", host="http://gpu:11434")
-    'localcodex configure --profile work --provider-id my_ollama --model qwen3.5:27b --host http://gpu:11434'
-    >>> configure_command(None, provider="local_ollama", host="http://localhost:11434")
-    'localcodex configure --default'
-    """
-    parts = ["localcodex configure", f"--profile {profile}" if profile else "--default"]
-    if provider and provider != CONFIGURE_PROVIDER:
-        parts.append(f"--provider-id {provider}")
-    if model:
-        parts.append(f"--model {model}")
-    return " ".join(parts) + host_flag(host)
-
-
-def host_flag(host: str | None) -> str:
-    """` --host ROOT` when the Ollama server is not the default one, else nothing."""
-    return f" --host {host.rstrip('/')}" if host and host.rstrip("/") not in DEFAULT_ROOTS else ""
-
-
-def file_configure(file: ConfigFile, provider: str | None = None, host: str | None = None) -> str:
-    """configure_command for a provider table in this file (the model too, when this file selects it)."""
-    model = file.get(("model",)) if provider and file.get(("model_provider",)) == provider else None
-    profile = file.profile if file.kind == "profile" else None
-    return configure_command(profile, provider=provider, model=model if isinstance(model, str) else None, host=host)
-
-
-def ollama_root(base_url: str) -> str:
-    """Where Ollama lives for a /v1 base URL (what configure's --host takes).
-
-    >>> ollama_root("http://localhost:11434/v1/v1/")
-    'http://localhost:11434'
-    """
-    text = fixed_base_url(base_url)
-    return text[: -len("/v1")] if text.endswith("/v1") else text
-
-
-# -- provider tables (what Codex checks while loading the file) -------------------------------------------------
-
-
-def providers_of(file: ConfigFile) -> Iterator[tuple[str, Mapping[str, Any]]]:
-    tables = file.get(("model_providers",))
-    if isinstance(tables, Mapping):
-        for pid, table in tables.items():
-            if isinstance(table, Mapping):
-                yield str(pid), table
-
-
-def provider_table_findings(file: ConfigFile) -> Iterator[Finding]:
-    for pid, table in providers_of(file):
-        key = ("model_providers", pid)
-        if pid in RESERVED_HARD:
-            yield _reserved_hard(file, pid)
-        elif pid in RESERVED_PARTIAL:
-            yield from _reserved_partial(file, pid, table)
-        else:
-            yield from _custom_provider(file, pid, table, key)
-
-
-def _reserved_hard(file: ConfigFile, pid: str) -> Finding:
-    codex_says = (f"model_providers contains reserved built-in provider IDs: `{pid}`. Built-in providers cannot be "
-                  "overridden. Rename your custom provider (for example, `openai-custom`).")
-    local = pid in ("ollama", "lmstudio")
-    taken = {other for other, _ in providers_of(file)}
-    choices = {"ollama": ("local_ollama", "ollama-local"), "lmstudio": ("local_lmstudio", "lmstudio-local")}
-    options = choices.get(pid, ("openai-custom", "openai-compatible"))
-    rename = next((c for c in options if c not in taken), f"{pid}-custom")
-    fix = f"rename [model_providers.{pid}] to [model_providers.{rename}] and set model_provider = \"{rename}\""
-    if local:
-        fix += " (that id is yours to choose: `ollama`, `lmstudio` and `openai` are Codex's built-in providers)"
-    return file.finding("provider-reserved-id", "error", f"Codex refuses to start: {codex_says}",
-                        ("model_providers", pid), fix)
-
-
-def _reserved_partial(file: ConfigFile, pid: str, table: Mapping[str, Any]) -> Iterator[Finding]:
-    allowed = RESERVED_PARTIAL[pid]
-    bad = [k for k in table if k not in allowed and not (k == "wire_api" and table[k] == "responses")]
-    aws = table.get("aws")
-    if isinstance(aws, Mapping):
-        bad += [f"aws.{k}" for k in aws if k not in AWS_FIELDS]
-    if not bad:
-        return
-    if pid == "gcp":
-        fields = "`base_url`, `auth`, `http_headers`, `project_id`, `location`, and `credential_file`"
-    else:
-        fields = ("`base_url`, `auth`, `http_headers`, `aws.profile`, `aws.region`, `aws.credential_export`, "
-                  "and `aws.auth_refresh`")
-    codex_says = (f"model_providers.{pid} only supports changing {fields}; other non-default provider fields "
-                  "are not supported")
-    first = bad[0].split(".")
-    yield file.finding(
-        "provider-reserved-id", "error",
-        f"`{pid}` is a built-in provider and only some fields can be changed ({', '.join(bad)} cannot): {codex_says}",
-        ("model_providers", pid, *first),
-        f"remove {', '.join(bad)} from [model_providers.{pid}], or define your own provider under another id",
-    )
-
-
-def _custom_provider(file: ConfigFile, pid: str, table: Mapping[str, Any], key: tuple[str, ...]) -> Iterator[Finding]:
-    name = table.get("name")
-    if not isinstance(name, str) or not name.strip():
-        yield file.finding(
-            "provider-name-missing", "error",
-            f"Codex refuses to start: model_providers.{pid}: provider name must not be empty",
-            (*key, "name") if "name" in table else key, f'add name = "{pid}" to [model_providers.{pid}]',
-        )
-    yield from _wire_api(file, pid, table, key)
-    yield from _base_url_static(file, pid, table, key)
-    yield from _secrets(file, pid, table, key)
-    yield from _env_key_shape(file, pid, table, key)
-
-
-def _wire_api(file: ConfigFile, pid: str, table: Mapping[str, Any], key: tuple[str, ...]) -> Iterator[Finding]:
-    wire = table.get("wire_api")
-    if wire is None or wire == "responses":
-        return
-    if wire == "chat":
-        message = f"Codex refuses to start: {CHAT_REMOVED}\nin `model_providers.{pid}.wire_api`"
-    else:
-        message = f"Codex refuses to start: unknown variant `{wire}`, expected `responses`"
-    command = _local_configure(file, pid, table)
-    yield file.finding(
-        "wire-api", "error", message, (*key, "wire_api"),
-        'set wire_api = "responses" (the only value Codex accepts; Ollama serves /v1/responses since 0.13.3)'
-        + (f", or rewrite the provider with `{command}`" if command else ""),
-        command,
-    )
-
-
-def _local_configure(file: ConfigFile, pid: str, table: Mapping[str, Any]) -> str | None:
-    """configure can rewrite this table only when it is a local Ollama provider."""
-    base = table.get("base_url")
-    if not isinstance(base, str) or not _looks_local_ollama(table):
-        return None
-    return file_configure(file, pid, ollama_root(base))
-
-
-def _looks_local_ollama(table: Mapping[str, Any]) -> bool:
-    base = table.get("base_url")
-    if not isinstance(base, str):
-        return False
-    split = urllib.parse.urlsplit(base.strip())
-    return split.port == 11434 or (split.hostname or "") in ("localhost", "127.0.0.1", "::1")
-
-
-_ENDPOINTS = ("/responses", "/chat/completions", "/completions", "/models")
-
-
-def base_url_mistake(url: str) -> str | None:
-    """The classic base_url mistake in a URL, judged from its text alone (None when it looks right).
-
-    >>> base_url_mistake("http://localhost:11434/v1/v1")
-    'doubled /v1'
-    >>> base_url_mistake("http://localhost:11434")
-    'missing /v1'
-    >>> base_url_mistake("http://localhost:11434/v1/responses")
-    'endpoint path'
-    >>> base_url_mistake("https://openrouter.ai/api/v1") is None
-    True
-    >>> base_url_mistake("http://localhost:11434//v1"), fixed_base_url("http://localhost:11434//v1")
-    ('double slash', 'http://localhost:11434/v1')
-    """
-    split = urllib.parse.urlsplit(url.strip())
-    if split.scheme not in ("http", "https") or not split.hostname:
-        return "not a URL"
-    path = split.path.rstrip("/")
-    if "//" in path:  # Ollama answers 301 to the cleaned path (server/routes.go ~2000, ~2018)
-        return "double slash"
-    if re.search(r"/v1/v1(/|$)", path):
-        return "doubled /v1"
-    if any(path.endswith(e) for e in _ENDPOINTS):
-        return "endpoint path"
-    if not re.search(r"/v1(/|$)", path) and (split.port == 11434 or not path):
-        return "missing /v1"
-    return None
-
-
-def fixed_base_url(url: str) -> str:
-    """The base URL with the mistake repaired (same rules as `check`'s suggestion).
-
-    >>> fixed_base_url("http://localhost:11434/v1/v1/")
-    'http://localhost:11434/v1'
-    >>> fixed_base_url("localhost:11434")
-    'http://localhost:11434/v1'
-    """
-    text = url.strip().rstrip("/")
-    if "://" not in text:
-        text = f"http://{text}"
-    for suffix in _ENDPOINTS:
-        if text.endswith(suffix):
-            text = text[: -len(suffix)].rstrip("/")
-    split = urllib.parse.urlsplit(text)
-    path = re.sub(r"(/v1)+(?=/|$)", "/v1", re.sub(r"/{2,}", "/", split.path))
-    if not re.search(r"/v1(/|$)", path):
-        path = f"{path}/v1"
-    return urllib.parse.urlunsplit((split.scheme, split.netloc, path, "", ""))
-
-
-_MISTAKES = {
-    "not a URL": "is not a URL Codex can use (it needs http:// or https:// and a host)",
-    "doubled /v1": "has /v1 twice",
-    "double slash": "has // in its path, which Ollama answers with a redirect (301) that the POST does not survive",
-    "endpoint path": "ends with an endpoint path, but Codex appends /responses itself",
-    "missing /v1": "lacks /v1, where Ollama serves its OpenAI-compatible API",
-}
-
-
-def _base_url_static(file: ConfigFile, pid: str, table: Mapping[str, Any], key: tuple[str, ...]) -> Iterator[Finding]:
-    base = table.get("base_url")
-    if base is None:
-        yield file.finding(
-            "base-url-missing", "warning",
-            f"[model_providers.{pid}] has no base_url, so Codex sends its requests to OpenAI "
-            "(https://api.openai.com/v1), not to a local server", key,
-            f'add base_url = "http://localhost:11434/v1" (Ollama) or your server\'s /v1 URL to [model_providers.{pid}]',
-        )
-    if not isinstance(base, str):
-        return
-    mistake = base_url_mistake(base)
-    if mistake is None:
-        return
-    good = fixed_base_url(base)
-    posts = f"{base.strip().rstrip('/')}/responses"
-    yield file.finding(
-        "base-url-wrong", "error",
-        f"base_url {base!r} {_MISTAKES[mistake]}: Codex would POST {posts}, which answers 404",
-        (*key, "base_url"), f'set base_url = "{good}"', _local_configure(file, pid, table),
-    )
-
-
-def _secrets(file: ConfigFile, pid: str, table: Mapping[str, Any], key: tuple[str, ...]) -> Iterator[Finding]:
-    token = table.get("experimental_bearer_token")
-    if isinstance(token, str) and token.strip():
-        yield file.finding(
-            "secret-in-config", "warning",
-            f"a bearer token is written literally in {file.path.name} ({mask(token)}): anyone who can read the "
-            "file, a backup or a screen share has the key",
-            (*key, "experimental_bearer_token"),
-            f'delete it; put the key in an environment variable and reference it: env_key = "{_var_for(pid)}" '
-            f"(and `export {_var_for(pid)}=…` in your shell start-up file)",
-        )
-    headers = table.get("http_headers")
-    if isinstance(headers, Mapping):
-        for header, value in headers.items():
-            if isinstance(value, str) and looks_secret(value, str(header)):
-                var = _var_for(pid, str(header))
-                yield file.finding(
-                    "secret-in-config", "warning",
-                    f"http_headers.{header} looks like a secret written literally ({mask(value)})",
-                    (*key, "http_headers", str(header)),
-                    f'move it to env_http_headers = {{ "{header}" = "{var}" }} and `export {var}=…` '
-                    "(Codex sends the header when the variable is set)",
-                )
-
-
-def _var_for(pid: str, header: str = "") -> str:
-    stem = re.sub(r"[^A-Za-z0-9]+", "_", f"{pid}_{header or 'api_key'}").strip("_").upper()
-    return stem if ENV_NAME.match(stem) else f"X_{stem}"
-
-
-def _env_key_shape(file: ConfigFile, pid: str, table: Mapping[str, Any], key: tuple[str, ...]) -> Iterator[Finding]:
-    var = table.get("env_key")
-    if not isinstance(var, str) or ENV_NAME.match(var.strip()):
-        return
-    if looks_secret(var):
-        yield file.finding(
-            "env-key-is-secret", "error",
-            f"env_key holds what looks like the key itself ({mask(var)}), not the name of a variable: Codex looks "
-            "for a variable with that name and fails every turn; the key also sits in the file in clear",
-            (*key, "env_key"),
-            f'export the key as a variable (`export {_var_for(pid)}=…`) and set env_key = "{_var_for(pid)}"',
-        )
-    else:
-        yield file.finding(
-            "env-key-invalid", "error", f"env_key {var!r} is not a valid environment variable name",
-            (*key, "env_key"), 'use a name like "MY_PROVIDER_API_KEY" (letters, digits, underscores)',
-        )
-
-
 # -- legacy profiles --------------------------------------------------------------------------------------------
 
 
-def legacy_profile_findings(run: _Run, file: ConfigFile) -> Iterator[Finding]:
+def legacy_profile_findings(run: DoctorRun, file: ConfigFile) -> Iterator[Finding]:
     current = codex_reads_profile_files(run)
     selector = file.get(("profile",))
     if isinstance(selector, str):
@@ -478,7 +190,7 @@ def legacy_profile_findings(run: _Run, file: ConfigFile) -> Iterator[Finding]:
             yield _legacy_table(run, file, str(name), current)
 
 
-def _legacy_selector(run: _Run, file: ConfigFile, name: str, current: bool) -> Finding:
+def _legacy_selector(run: DoctorRun, file: ConfigFile, name: str, current: bool) -> Finding:
     command = _legacy_command(file, name)
     if not current:
         return file.finding(
@@ -493,7 +205,7 @@ def _legacy_selector(run: _Run, file: ConfigFile, name: str, current: bool) -> F
         if command else "delete the `profile = …` line", command)
 
 
-def _legacy_table(run: _Run, file: ConfigFile, name: str, current: bool) -> Finding:
+def _legacy_table(run: DoctorRun, file: ConfigFile, name: str, current: bool) -> Finding:
     key = ("profiles", name)
     command = _legacy_command(file, name)
     if not current:
@@ -567,7 +279,7 @@ def _ignored(file: ConfigFile, key: tuple[str, ...]) -> Finding:
 # -- per target: what `codex` / `codex -p NAME` will do ---------------------------------------------------------
 
 
-def target_findings(run: _Run, target: Target, files: tuple[ConfigFile, ...]) -> Iterator[Finding]:
+def target_findings(run: DoctorRun, target: Target, files: tuple[ConfigFile, ...]) -> Iterator[Finding]:
     provider = target.merged.get("model_provider")
     if provider is None:
         yield from _no_provider(target)
@@ -622,7 +334,7 @@ def _no_provider(target: Target) -> Iterator[Finding]:
             _configure_for(target))
 
 
-def _provider_missing(run: _Run, target: Target, provider: str, files: tuple[ConfigFile, ...]) -> Finding:
+def _provider_missing(run: DoctorRun, target: Target, provider: str, files: tuple[ConfigFile, ...]) -> Finding:
     message = f"`{target.command}` stops at once: Model provider `{provider}` not found"
     elsewhere = _defined_elsewhere(run, target, provider, files)
     defined = [pid for pid in (target.merged.get("model_providers") or {})]
@@ -644,14 +356,16 @@ def _provider_missing(run: _Run, target: Target, provider: str, files: tuple[Con
     return _located(target, ("model_provider",), "provider-missing", "error", message, fix)
 
 
-def _defined_elsewhere(run: _Run, target: Target, provider: str, files: tuple[ConfigFile, ...]) -> ConfigFile | None:
+def _defined_elsewhere(
+    run: DoctorRun, target: Target, provider: str, files: tuple[ConfigFile, ...]
+) -> ConfigFile | None:
     loaded = {f.path for f in target.layers if f.kind != "project"}
     candidates = [*files, *getattr(run, "all_profiles", ())]
     return next((f for f in candidates if f.ok and f.path not in loaded
                  and isinstance(f.get(("model_providers", provider)), Mapping)), None)
 
 
-def _env_key_set(run: _Run, target: Target, pid: str, table: Mapping[str, Any]) -> Iterator[Finding]:
+def _env_key_set(run: DoctorRun, target: Target, pid: str, table: Mapping[str, Any]) -> Iterator[Finding]:
     var = table.get("env_key")
     if not isinstance(var, str) or not ENV_NAME.match(var.strip()):
         return
@@ -667,7 +381,7 @@ def _env_key_set(run: _Run, target: Target, pid: str, table: Mapping[str, Any]) 
     yield _located(target, key, "env-key-unset", "error", message + hint, fix)
 
 
-def _shell_story(run: _Run, var: str) -> tuple[str, str]:
+def _shell_story(run: DoctorRun, var: str) -> tuple[str, str]:
     """Why a variable is missing here, read from the shell start-up files: (message tail, fix)."""
     found = run.hostenv.shell_assignments(var)
     plain = [a for a in found if not a.exported]
@@ -684,14 +398,14 @@ def _shell_story(run: _Run, var: str) -> tuple[str, str]:
     return "", f"`export {var}=…` in your shell start-up file (e.g. ~/.bashrc or ~/.zshrc), then open a new terminal"
 
 
-def _tilde(run: _Run, path: Path) -> str:
+def _tilde(run: DoctorRun, path: Path) -> str:
     try:
         return f"~/{path.relative_to(run.home).as_posix()}"
     except ValueError:
         return str(path)
 
 
-def _env_headers_set(run: _Run, target: Target, pid: str, table: Mapping[str, Any]) -> Iterator[Finding]:
+def _env_headers_set(run: DoctorRun, target: Target, pid: str, table: Mapping[str, Any]) -> Iterator[Finding]:
     headers = table.get("env_http_headers")
     if not isinstance(headers, Mapping):
         return
@@ -703,136 +417,3 @@ def _env_headers_set(run: _Run, target: Target, pid: str, table: Mapping[str, An
                 target, key, "env-header-unset", "warning",
                 f"env_http_headers.{header} reads ${var}, which is unset or not exported here: {target.command} "
                 f"sends no {header} header, and a server that needs it refuses the request{hint}", fix)
-
-
-# -- environment and machine ------------------------------------------------------------------------------------
-
-
-def environment_findings(run: _Run, files: Iterable[ConfigFile]) -> None:
-    run.add(*_origins_env(run))
-    run.add(*_service_findings(run))
-    run.add(*_file_mode_findings(run, files))
-
-
-def _wildcard_origins(value: str) -> bool:
-    return any(part.strip().strip("\"'") in ("*", "http://*", "https://*") for part in value.split(","))
-
-
-def _origins_env(run: _Run) -> Iterator[Finding]:
-    value = run.env.get("OLLAMA_ORIGINS", "")
-    if _wildcard_origins(value):
-        yield Finding(
-            "ollama-origins-wildcard", "warning",
-            f"OLLAMA_ORIGINS={value} in this environment: an Ollama started from it lets any website you visit "
-            "call it from your browser", None, "OLLAMA_ORIGINS", None,
-            "unset it, or list only the origins that need access (e.g. chrome-extension://ID)")
-
-
-def _service_findings(run: _Run) -> Iterator[Finding]:
-    settings = run.hostenv.service_environment()
-    host = settings.get("OLLAMA_HOST")
-    exposed = _exposed_bind(host.value) if host else None
-    port = _service_port(host.value if host else None)
-    if host is not None and exposed:
-        yield Finding(
-            "ollama-exposed", "warning",
-            f"the Ollama service listens on {exposed}:{port} (Environment=OLLAMA_HOST={host.value}): anyone who can "
-            "reach this machine can use it and pull or delete models (Ollama has no authentication)",
-            str(host.file), "OLLAMA_HOST", host.line, _EXPOSED_FIX)
-    else:
-        yield from _socket_findings(run, port)
-    origins = settings.get("OLLAMA_ORIGINS")
-    if origins is not None and _wildcard_origins(origins.value):
-        yield Finding(
-            "ollama-origins-wildcard", "warning",
-            f"the Ollama service allows every web origin (Environment=OLLAMA_ORIGINS={origins.value}): any website "
-            "you visit can call your Ollama from the browser", str(origins.file), "OLLAMA_ORIGINS", origins.line,
-            "remove OLLAMA_ORIGINS=* (or list only the origins that need it), then `sudo systemctl daemon-reload "
-            "&& sudo systemctl restart ollama`")
-
-
-_EXPOSED_FIX = (
-    "bind it to loopback (OLLAMA_HOST=127.0.0.1:11434; `sudo systemctl edit ollama`, then "
-    "`sudo systemctl restart ollama`), or keep port 11434 firewalled behind an authenticating reverse proxy"
-)
-
-
-def _exposed_bind(value: str) -> str | None:
-    """The address an OLLAMA_HOST value binds when that is not loopback (`0.0.0.0`, `::`, a LAN address)."""
-    import ipaddress
-
-    text = value.strip().strip("\"'")
-    if text.startswith(":"):
-        return "0.0.0.0"
-    host = urllib.parse.urlsplit(text if "://" in text else f"http://{text}").hostname or ""
-    if host in ("", "localhost"):
-        return None
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return host  # a host name the service resolves: not loopback as far as we can tell
-    return None if address.is_loopback else str(address)
-
-
-def _service_port(value: str | None) -> int:
-    if not value:
-        return 11434
-    text = value.strip().strip("\"'")
-    try:
-        split = urllib.parse.urlsplit(text if "://" in text else f"http://{text}")
-        return split.port or 11434
-    except ValueError:
-        return 11434
-
-
-def _socket_findings(run: _Run, service_port: int) -> Iterator[Finding]:
-    from localcodex.paths import ollama_host
-
-    host = ollama_host(run.req.host, run.env)
-    if not host.is_local:
-        return
-    port = urllib.parse.urlsplit(host.native).port or service_port
-    addresses = run.hostenv.listening_addresses(port) or ()
-    exposed = [a for a in addresses if _exposed_bind(a if ":" not in a else f"[{a}]")]
-    if exposed:
-        shown = ", ".join(f"[{a}]:{port}" if ":" in a else f"{a}:{port}" for a in exposed)
-        yield Finding(
-            "ollama-exposed", "warning",
-            f"a server (Ollama, at the configured port) listens on {shown}: anyone who can reach this machine can "
-            "use it (Ollama has no authentication)", None, "OLLAMA_HOST", None, _EXPOSED_FIX)
-
-
-def _file_mode_findings(run: _Run, files: Iterable[ConfigFile]) -> Iterator[Finding]:
-    for file in files:
-        if file.kind == "project":
-            continue
-        mode = run.hostenv.file_mode(file.path)
-        if mode is not None and mode & 0o077:
-            yield _mode_finding(file.path, mode, _has_secret(file))
-    auth = run.codex_home / "auth.json"
-    if run.hostenv.exists(auth):
-        mode = run.hostenv.file_mode(auth)
-        if mode is not None and mode & 0o077:
-            yield _mode_finding(auth, mode, True)
-
-
-def _mode_finding(path: Path, mode: int, secret: bool) -> Finding:
-    writable = bool(mode & 0o022)
-    who = "other users can change it (and point Codex at their server)" if writable else "other users can read it"
-    holds = " It holds credentials." if secret else ""
-    return Finding(
-        "config-permissions", "warning" if (secret or writable) else "info",
-        f"{path.name} has mode {mode:04o}: {who}.{holds}", str(path), None, None,
-        f"make it private: `chmod 600 {path}`", f"chmod 600 {path}")
-
-
-def _has_secret(file: ConfigFile) -> bool:
-    for _pid, table in providers_of(file):
-        if isinstance(table.get("experimental_bearer_token"), str):
-            return True
-        headers = table.get("http_headers")
-        if isinstance(headers, Mapping) and any(
-            isinstance(v, str) and looks_secret(v, str(k)) for k, v in headers.items()
-        ):
-            return True
-    return False

@@ -15,265 +15,29 @@ for `codex -p NAME` the user config deep-merged with `NAME.config.toml`; in both
 
 from __future__ import annotations
 
-import difflib
-import math
-import re
-import urllib.parse
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
-from localcodex.adapters.toml_edit import get_path
-from localcodex.domain.toml_lines import KeyPath, line_of
-
-if TYPE_CHECKING:
-    from localcodex.adapters.hostenv import HostEnv
-    from localcodex.domain.machine import Machine
-
-Severity = Literal["error", "warning", "info"]
-SEVERITIES: tuple[Severity, ...] = ("error", "warning", "info")
-
-# Codex 0.169 facts (shared/reference/codex-config.md).
-RESERVED_HARD = ("openai", "ollama", "lmstudio")
-RESERVED_PARTIAL: dict[str, tuple[str, ...]] = {
-    "amazon-bedrock": ("base_url", "auth", "http_headers", "aws"),
-    "amazon-bedrock-runtime": ("base_url", "auth", "http_headers", "aws"),
-    "gcp": ("base_url", "auth", "http_headers", "project_id", "location", "credential_file"),
-}
-AWS_FIELDS = ("profile", "region", "credential_export", "auth_refresh")
-BUILT_IN_PROVIDERS = (*RESERVED_HARD, *RESERVED_PARTIAL)
-PROJECT_DENYLIST = (
-    "openai_base_url", "chatgpt_base_url", "apps_mcp_product_sku", "model_provider", "model_providers", "notify",
-    "profile", "profiles", "experimental_realtime_webrtc_call_base_url", "experimental_realtime_ws_base_url", "otel",
-)  # fmt: skip
-PROJECT_DENYLIST_NESTED = (("features", "respect_system_proxy"),)
-PROFILE_FILES_SINCE = (0, 134, 0)  # Codex reads NAME.config.toml and rejects `profile = …` from here on
-CODEX_MIN_CONTEXT = 16_384  # below this a Codex turn (4-6k tokens of instructions and tools) has no room
-PROFILE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-CHAT_REMOVED = (
-    '`wire_api = "chat"` is no longer supported.\nHow to fix: set `wire_api = "responses"` in your provider '
-    "config.\nMore info: https://github.com/openai/codex/discussions/7782"
+from localcodex.core.doctor.types import (
+    SEVERITIES,
+    DoctorReport,
+    DoctorRequest,
+    DoctorRun,
+    DoctorStep,
+    ExaminedFile,
+    Finding,
+    build_targets,
 )
-OLLAMA_CHAT_REMOVED = (
-    "`ollama-chat` is no longer supported.\nHow to fix: replace `ollama-chat` with `ollama` in `model_provider`, "
-    "`oss_provider`, or `--local-provider`.\nMore info: https://github.com/openai/codex/discussions/7782"
-)
-NPM_INSTALL = "npm install -g @openai/codex"
+from localcodex.domain.codex import PROFILE_NAME
 
-
-# -- results ----------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One problem: what (`message`), where (`file`, `key`, `line`), and how to fix it (`fix`, `fix_command`).
-
-    `id` is stable (scripts may match on it); `column` is set for parse errors.
-    """
-
-    id: str
-    severity: Severity
-    message: str
-    file: str | None = None
-    key: str | None = None
-    line: int | None = None
-    fix: str = ""
-    fix_command: str | None = None
-    column: int | None = None
-
-    @property
-    def where(self) -> str:
-        """`file:line key` for people; empty when the finding is about the machine, not a file."""
-        place = self.file or ""
-        if place and self.line:
-            place += f":{self.line}" + (f":{self.column}" if self.column else "")
-        return f"{place} {self.key}".strip() if self.key else place
-
-
-@dataclass(frozen=True)
-class ExaminedFile:
-    path: str
-    kind: str  # "user" | "profile" | "project"
-    profile: str | None
-    readable: bool
-
-
-@dataclass(frozen=True)
-class DoctorReport:
-    findings: tuple[Finding, ...]
-    files: tuple[ExaminedFile, ...]
-    profiles: tuple[str, ...]  # the profiles looked at (`codex -p NAME`); "" stands for plain `codex`
-    codex_version: str | None
-    ollama_host: str
-    ollama_version: str | None
-    probes_run: bool
-
-    @property
-    def errors(self) -> tuple[Finding, ...]:
-        return tuple(f for f in self.findings if f.severity == "error")
-
-    @property
-    def warnings(self) -> tuple[Finding, ...]:
-        return tuple(f for f in self.findings if f.severity == "warning")
-
-    @property
-    def ok(self) -> bool:
-        """True when nothing is an error (warnings and notes allowed): the exit code is 0."""
-        return not self.errors
-
-
-@dataclass(frozen=True)
-class DoctorStep:
-    """Progress: what doctor is looking at now."""
-
-    step: str
-    detail: str = ""
-
-
-@dataclass(frozen=True)
-class DoctorRequest:
-    """Where to look. `env` defaults to os.environ, `cwd` to the current folder, `codex_home` to $CODEX_HOME.
-
-    `root` is the filesystem root for system files (the Ollama systemd unit); tests pass a fake tree.
-    `machine` skips hardware detection (setup passes the one it has). `hostenv` replaces machine probes in tests.
-    """
-
-    codex_home: Path | None = None
-    cwd: Path | None = None
-    env: Mapping[str, str] | None = None
-    host: str | None = None
-    run_probes: bool = True
-    profile: str | None = None
-    root: Path = Path("/")
-    machine: Machine | None = None
-    hostenv: HostEnv | None = None
-    probe_timeout: float = 60.0
-    deep: bool = False  # also run check's generating probes (responses, tool call, chat): slow on real hardware
-
-
-# -- the configuration as Codex reads it ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ConfigFile:
-    """One config file as read: its data (None when missing or malformed), key lines, and parse error."""
-
-    path: Path
-    kind: str  # "user" | "profile" | "project"
-    profile: str | None = None
-    data: Mapping[str, Any] | None = None
-    lines: Mapping[KeyPath, int] = field(default_factory=dict)
-    error: str | None = None
-    error_line: int | None = None
-    error_column: int | None = None
-    trusted: bool = True  # project files only: Codex disables an untrusted project's config
-
-    @property
-    def ok(self) -> bool:
-        return self.data is not None
-
-    def get(self, path: KeyPath) -> Any:
-        return get_path(self.data or {}, path)
-
-    def line(self, path: KeyPath) -> int | None:
-        return line_of(self.lines, path)
-
-    def finding(self, id: str, severity: Severity, message: str, key: KeyPath | None, fix: str,
-                fix_command: str | None = None) -> Finding:
-        """A finding located at `key` in this file."""
-        return Finding(id, severity, message, str(self.path), dotted(key) if key else None,
-                       self.line(key) if key else None, fix, fix_command)
-
-
-@dataclass(frozen=True)
-class Target:
-    """One way of running Codex (`codex`, or `codex -p NAME`): the files it loads, in order, and their merge."""
-
-    profile: str | None
-    layers: tuple[ConfigFile, ...]
-    merged: Mapping[str, Any]
-
-    @property
-    def command(self) -> str:
-        return f"codex -p {self.profile}" if self.profile else "codex"
-
-    def origin(self, path: KeyPath) -> ConfigFile | None:
-        """The last layer that sets `path` (the one whose value Codex uses)."""
-        return next((f for f in reversed(self.layers) if get_path(f.data or {}, path) is not None), None)
-
-
-def dotted(path: KeyPath) -> str:
-    """A key path as Codex prints it: `model_providers.local.base_url` (quoted where a part needs it)."""
-    return ".".join(p if re.fullmatch(r"[A-Za-z0-9_-]+", p) else f'"{p}"' for p in path)
-
-
-def deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in top.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def project_effective(data: Mapping[str, Any]) -> dict[str, Any]:
-    """What Codex keeps of a trusted project-local config: everything but the denylisted keys."""
-    out = {k: v for k, v in data.items() if k not in PROJECT_DENYLIST}
-    for parent, child in PROJECT_DENYLIST_NESTED:
-        if isinstance(out.get(parent), Mapping) and child in out[parent]:
-            out[parent] = {k: v for k, v in out[parent].items() if k != child}
-    return out
-
-
-def build_targets(files: Iterable[ConfigFile], only_profile: str | None = None) -> tuple[Target, ...]:
-    """Plain `codex` and one `codex -p NAME` per profile file (or just `only_profile`)."""
-    files = tuple(files)
-    user = next((f for f in files if f.kind == "user" and f.ok), None)
-    projects = tuple(f for f in files if f.kind == "project" and f.ok and f.trusted)
-    profiles = [f for f in files if f.kind == "profile" and f.ok and (only_profile in (None, f.profile))]
-    bases = [None] if only_profile is None else []
-    targets = []
-    for profile_file in [*bases, *profiles]:
-        layers = tuple(x for x in (user, profile_file) if x is not None) + projects
-        merged: dict[str, Any] = {}
-        for layer in layers:
-            data = layer.data or {}
-            merged = deep_merge(merged, project_effective(data) if layer.kind == "project" else data)
-        targets.append(Target(profile_file.profile if profile_file else None, layers, merged))
-    return tuple(targets)
-
-
-# -- the run ----------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Run:
-    req: DoctorRequest
-    env: Mapping[str, str]
-    home: Path
-    codex_home: Path
-    cwd: Path
-    hostenv: HostEnv
-    report: Callable[[DoctorStep], None]
-    findings: list[Finding] = field(default_factory=list)
-    all_profiles: tuple[ConfigFile, ...] = ()
-    codex_version: str | None = None
-    codex_found: bool = False
-    ollama_version: str | None = None
-    machine: Machine | None = None
-    machine_detected: bool = False
-
-    def add(self, *found: Finding | None) -> None:
-        self.findings.extend(f for f in found if f is not None)
+__all__ = ["DoctorReport", "DoctorRequest", "DoctorStep", "Finding", "doctor"]
 
 
 def doctor(req: DoctorRequest, on_progress: Callable[[DoctorStep], None] | None = None) -> DoctorReport:
     """Look at everything Codex and Ollama read, and report what is wrong and how to fix it. Never writes."""
     run = _start(req, on_progress)
+    from localcodex.core.doctor import environment
     from localcodex.core.doctor import offline as checks
 
     run.report(DoctorStep("config", str(run.codex_home)))
@@ -284,7 +48,7 @@ def doctor(req: DoctorRequest, on_progress: Callable[[DoctorStep], None] | None 
     checks.codex_findings(run, files)
     checks.config_findings(run, files, targets)
     run.report(DoctorStep("environment"))
-    checks.environment_findings(run, files)
+    environment.environment_findings(run, files)
     if req.run_probes:
         from localcodex.core.doctor import live as doctor_live
 
@@ -300,7 +64,7 @@ def doctor(req: DoctorRequest, on_progress: Callable[[DoctorStep], None] | None 
     )
 
 
-def _start(req: DoctorRequest, on_progress: Callable[[DoctorStep], None] | None) -> _Run:
+def _start(req: DoctorRequest, on_progress: Callable[[DoctorStep], None] | None) -> DoctorRun:
     import os
 
     from localcodex.adapters.hostenv import HostEnv
@@ -311,7 +75,7 @@ def _start(req: DoctorRequest, on_progress: Callable[[DoctorStep], None] | None)
         raise UsageError(f"invalid --profile value {req.profile!r}", "pass a plain name such as `local_ollama`")
     env = os.environ if req.env is None else req.env
     home = home_dir(env)
-    return _Run(
+    return DoctorRun(
         req=req,
         env=env,
         home=home,
@@ -322,7 +86,7 @@ def _start(req: DoctorRequest, on_progress: Callable[[DoctorStep], None] | None)
     )
 
 
-def _host(run: _Run) -> Any:
+def _host(run: DoctorRun) -> Any:
     from localcodex.paths import ollama_host
 
     return ollama_host(run.req.host, run.env)
@@ -340,89 +104,3 @@ def order_findings(findings: Iterable[Finding]) -> tuple[Finding, ...]:
     return tuple(sorted(unique, key=lambda f: SEVERITIES.index(f.severity)))
 
 
-# -- small shared helpers ---------------------------------------------------------------------------------------
-
-
-def closest(name: str, choices: Iterable[str]) -> str | None:
-    """The likeliest intended name for a typo (difflib), or None."""
-    matches = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
-    return matches[0] if matches else None
-
-
-def version_tuple(text: str | None) -> tuple[int, int, int] | None:
-    """`codex-cli 0.169.0` or `0.13.3` → (0, 169, 0) / (0, 13, 3); None when there is no version in it.
-
-    >>> version_tuple("codex-cli 0.169.0")
-    (0, 169, 0)
-    >>> version_tuple(None) is None
-    True
-    """
-    match = re.search(r"(\d+)\.(\d+)\.(\d+)", text or "")
-    return (int(match[1]), int(match[2]), int(match[3])) if match else None
-
-
-SECRET_HEADER_NAMES = {"authorization", "proxy-authorization", "x-api-key", "api-key", "x-auth-token", "cookie"}
-_KEY_PREFIX = re.compile(r"^(?:sk|pk|rk|ghp|gho|ghs|ghu|github_pat|glpat|xox[abprs]|hf|AKIA|AIza)[-_A-Za-z0-9]{8,}")
-_SCHEME = re.compile(r"^(?:bearer|basic|token|apikey)\s+(?P<token>\S{8,})$", re.IGNORECASE)
-
-
-def entropy(text: str) -> float:
-    """Shannon entropy in bits per character (a random key is near 4-6; words and names are lower).
-
-    >>> round(entropy("aaaa"), 2)
-    0.0
-    """
-    if not text:
-        return 0.0
-    counts = {c: text.count(c) for c in set(text)}
-    return sum(n / len(text) * math.log2(len(text) / n) for n in counts.values())
-
-
-def looks_secret(value: str, name: str = "") -> bool:
-    """Does a literal value look like a key or token? (A header named like one counts, whatever its value.)
-
-    >>> looks_secret("Bearer sk-live-0123456789abcdef")
-    True
-    >>> looks_secret("x7Hq9LmP2vR8sK4tW6yZ1nB3cD5fG0jA")
-    True
-    >>> looks_secret("my-team-client")
-    False
-    >>> looks_secret("anything-at-all", "Authorization")
-    True
-    """
-    text = value.strip()
-    if len(text) < 8:
-        return False
-    if name.lower() in SECRET_HEADER_NAMES or _SCHEME.match(text) or _KEY_PREFIX.match(text):
-        return True
-    random_like = re.fullmatch(r"[A-Za-z0-9+/=_\-.~]{20,}", text) is not None
-    has_mix = bool(re.search(r"\d", text)) and bool(re.search(r"[A-Za-z]", text))
-    return random_like and has_mix and entropy(text) >= 3.5
-
-
-def mask(value: str) -> str:
-    """Enough of a secret to recognise it, never enough to use it.
-
-    >>> mask("Bearer sk-live-0123456789abcdef")
-    'Bearer sk-…(24 characters)'
-    >>> mask("x7Hq9LmP2vR8sK4tW6yZ1nB3cD5fG0jA")
-    'x7H…(32 characters)'
-    """
-    text = value.strip()
-    scheme = _SCHEME.match(text)
-    prefix = text[: scheme.start("token")] if scheme else ""
-    token = text[len(prefix) :]
-    shown = token[:3] if len(token) >= 12 else ""
-    return f"{prefix}{shown}…({len(token)} characters)"
-
-
-def is_loopback_url(url: str) -> bool:
-    host = (urllib.parse.urlsplit(url).hostname or "").lower()
-    if host in ("localhost",) or host.endswith(".localhost"):
-        return True
-    import ipaddress
-
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -77,10 +77,11 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from localcodex.domain.machine import GPU, Budget, Machine
+from localcodex.domain.units import GiB
+from localcodex.domain.urls import parse_version
 
 KiB = 1024
 MiB = 1024**2
-GiB = 1024**3
 
 DEFAULT_CONTEXT = 65_536  # what Codex needs to work comfortably (Ollama's docs: >= 64k for coding agents)
 MIN_CONTEXT = 16_384  # below this a Codex turn (4-6k of instructions + tool schemas) leaves too little room
@@ -206,8 +207,7 @@ def _env_int(value: str | None) -> int | None:
 
 
 def _version(text: str) -> tuple[int, int, int]:
-    parts = [*(int(p) if p.isdigit() else 0 for p in text.split("-")[0].split(".")[:3]), 0, 0, 0]
-    return parts[0], parts[1], parts[2]
+    return parse_version(text) or (0, 0, 0)  # no x.y.z in it: judged as an old server
 
 
 # -- the need -------------------------------------------------------------------------------------------

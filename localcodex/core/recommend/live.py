@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from localcodex.adapters.ollama import InstalledModel, ModelDetails
-from localcodex.domain.catalog import Catalog, CatalogModel, normalize_tag
+from localcodex.domain.catalog import Catalog, CatalogModel
+from localcodex.domain.names import display_name
 
 UNRATED_TIER = 5  # an installed model no benchmark in the catalog speaks for ranks with the weakest
 SAME_WEIGHTS_TOLERANCE = 0.03  # size difference below which a variant is taken for its catalog base
@@ -70,7 +71,7 @@ def resolve_installed(live: LiveModel, catalog: Catalog) -> Resolved | None:
     base = _same_weights(live.installed, details, catalog)
     if base is not None:
         model, notes = _override(base, live.installed, details)
-        model = dataclasses.replace(model, tag=normalize_tag(live.installed.name), aliases=())
+        model = dataclasses.replace(model, tag=display_name(live.installed.name), aliases=())
         return Resolved(model, True, f"live /api/show, same weights as {base.tag}", True, details.num_ctx, notes)
     model, notes = from_show(live.installed, details)
     if model is None:
@@ -136,7 +137,7 @@ def from_show(installed: InstalledModel, details: ModelDetails) -> tuple[Catalog
     if window:
         notes.append("sliding-window layers not visible in /api/show: KV counted as if every layer were global")
     model = CatalogModel(
-        tag=normalize_tag(installed.name), family=details.family or details.architecture or "unknown",
+        tag=display_name(installed.name), family=details.family or details.architecture or "unknown",
         architecture=details.architecture or "unknown", download_bytes=installed.size,
         download_display="", params_total=params, params_active=active,
         quantization=details.quantization_level or installed.quantization_level or "unknown",

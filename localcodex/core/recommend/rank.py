@@ -276,7 +276,7 @@ def _one(name: str, resolved: Sequence[Resolved], catalog: Catalog) -> Resolved:
     key = normalize_tag(normalize_name(name))
     entry = catalog.get(name)
     for r in resolved:
-        if r.model.tag == key or (entry is not None and r.model.tag == entry.tag):
+        if normalize_tag(r.model.tag) == key or (entry is not None and r.model.tag == entry.tag):
             return r
     raise NotFound(
         f"model {name!r} is neither in the catalog nor installed in Ollama",
