@@ -489,7 +489,7 @@ def test_stream_without_response_completed_fails_like_codex(cli):
         server.stop()
     responses = probes(result)["responses"]
     assert responses["status"] == "fail"
-    assert "stream closed before response.completed" in responses["detail"]
+    assert "the stream ended without response.completed" in responses["detail"]
 
 
 def test_env_key_unset_fails_before_any_request(cli, emu):

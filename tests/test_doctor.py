@@ -5,11 +5,13 @@ line and column; nothing on disk changes; no Ollama and no Codex still give a re
 from __future__ import annotations
 
 import dataclasses
+import http.server
 import json
 import os
 import shlex
 import stat
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -820,3 +822,46 @@ def test_no_codex_configuration_yet_points_to_setup(cli):
     found = [f for f in doc["data"]["findings"] if f["id"] == "no-local-provider"]
     assert found and found[0]["severity"] == "info" and found[0]["fix_command"] == "localcodex setup"
     assert doc["status"] == "ok"  # a note, not an error
+
+
+# -- real Ollama behaviour (shared/reference/ollama-corrections.md 4 and 7) -----------------------------------
+
+
+def test_double_slash_base_url_offline(setup, emu):
+    setup.write("local_ollama.config.toml", profile_text(f"{emu.url}//v1"))
+    f = only(setup.run(), "base-url-wrong")
+    assert "has // in its path" in f.message and f.fix == f'set base_url = "{emu.url}/v1"'
+
+
+class _HostCheck(http.server.BaseHTTPRequestHandler):
+    """Ollama on loopback answering a non-local Host header: 403, empty body (server/routes.go ~1776-1839)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def _refuse(self) -> None:
+        self.send_response(403)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_POST = _refuse
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_empty_403_is_the_host_check_not_a_key(setup):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HostCheck)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        setup.write("local_ollama.config.toml", profile_text(f"{url}/v1"))
+        report = setup.run(run_probes=True, host=url)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    found = [f for f in report.findings if "allowed-host" in f.message]
+    assert found, [(f.id, f.message) for f in report.findings]
+    assert "auth-rejected" not in ids(report)
+    assert all("--env-key" not in (f.fix or "") for f in found) and "Host" in found[0].fix

@@ -277,7 +277,9 @@ def test_blob_upload_and_create_from_gguf(emulator: Emulator, tmp_path: Path) ->
 
     statuses = [p.status for p in c.create("local/tiny", files={"tiny.gguf": digest},
                                            template="{{ .Prompt }}{{ if .Tools }}{{ end }}", stream=True)]
-    assert statuses[0] == "parsing GGUF" and statuses[1] == f"using existing layer {digest}"
+    assert statuses[:4] == ["parsing GGUF", "validating GGUF model", "validating GGUF model",
+                            "verifying conversion"]
+    assert statuses[4].startswith("creating new layer sha256:") and digest not in statuses[4]
     show = c.show("local/tiny")
     assert show.modelinfo["general.architecture"] == "llama"
     assert show.modelinfo["llama.context_length"] == 2048
@@ -895,7 +897,7 @@ def test_keep_alive_content_length_and_chunking(emulator_factory) -> None:
     assert answer.count(b"HTTP/1.1 200 OK") == 2, "two answers on one connection"
     assert b"Content-Length: 21\r\n" in answer and b"Content-Type: application/json; charset=utf-8" in answer
     body = json.dumps({"model": "llama3.2:3b", "prompt": "x", "options": {"num_predict": 2}}).encode()
-    streamed = _raw_exchange(emu, b"POST /api/generate HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
+    streamed = _raw_exchange(emu, b"POST /api/generate HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n\r\n%s"
                              % (len(body), body))
     head, _, rest = streamed.partition(b"\r\n\r\n")
     assert b"Transfer-Encoding: chunked" in head and b"Content-Length" not in head

@@ -94,6 +94,21 @@ class MalformedAnswer(EndpointError, ServerError):
     kind = "malformed"
 
 
+class StreamCut(EndpointError, ServerError):
+    """A stream ended without its terminator (`data: [DONE]`, `response.completed`): a failed answer.
+
+    Ollama does not forward an error once a `/v1` stream has started: chat completions get one empty chunk,
+    Responses nothing more, then the connection ends (server/routes.go ~2120, middleware/openai.go ~80-131)."""
+
+    kind = "stream_cut"
+
+    def __init__(self, url: str, terminator: str) -> None:
+        super().__init__(
+            f"{url}: the stream ended without {terminator}: the server failed in the middle of the answer "
+            "(Ollama does not forward the error once a /v1 stream has started)",
+            "check the server's log (out of memory? runner crashed?) and retry", url=url)
+
+
 class MissingEnvKey(LocalcodexError):
     """The `env_key` variable is unset or blank: Codex refuses to send a request, and so do we."""
 

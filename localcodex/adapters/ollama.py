@@ -113,10 +113,20 @@ def parse_parameters(text: str | None) -> dict[str, str]:
 
 
 def _int(value: Any) -> int | None:
+    """An integer, also from Go's float formatting of `/api/show` `parameters` ("1.048576e+06").
+
+    >>> _int("1.048576e+06"), _int("8192"), _int(None), _int("x")
+    (1048576, 8192, None, None)
+    """
     try:
         return int(value)
     except (TypeError, ValueError):
+        pass
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
         return None
+    return int(number) if number.is_integer() else None
 
 
 def _min_int(value: Any) -> int | None:

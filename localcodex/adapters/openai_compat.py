@@ -135,7 +135,8 @@ class Reply:
     def raise_for_status(self) -> Reply:
         if not self.ok:
             raise HTTPStatusError(
-                f"{self.url} answered HTTP {self.status}: {self.error_message()}", _status_hint(self.status),
+                f"{self.url} answered HTTP {self.status}: {self.error_message()}",
+                _status_hint(self.status, self.text),
                 url=self.url, reply=self,
             )
         return self
@@ -146,7 +147,20 @@ def _snippet(text: str, limit: int = _SNIPPET) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-def _status_hint(status: int) -> str | None:
+HOST_CHECK_FIX = ("not a key problem: Ollama listening on loopback refuses requests whose Host (or Origin) header is "
+                  "not a local name. Use http://127.0.0.1:11434 or localhost instead of an /etc/hosts alias; behind a "
+                  "reverse proxy rewrite Host to localhost:11434 (nginx: proxy_set_header Host localhost:11434); "
+                  "for browser origins add them to OLLAMA_ORIGINS")
+
+
+def host_check_refusal(status: int, text: str) -> bool:
+    """Ollama's allowed-hosts check: 403 with an empty body (server/routes.go ~1776-1839), not an auth refusal."""
+    return status == 403 and not text.strip()
+
+
+def _status_hint(status: int, text: str = "x") -> str | None:
+    if host_check_refusal(status, text):
+        return HOST_CHECK_FIX
     if status in (401, 403):
         return "the server wants a valid API key: set env_key in the provider and export the variable"
     if status == 404:

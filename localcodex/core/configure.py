@@ -200,6 +200,12 @@ def normalize_base_url(url: str) -> str:
     split = urllib.parse.urlsplit(url.strip())
     if split.scheme not in ("http", "https") or not split.netloc:
         raise UsageError(f"invalid --base-url {url!r}", "give a full URL such as http://127.0.0.1:8080/v1")
+    if "//" in split.path:  # Ollama answers 301 for it (server/routes.go ~2000, ~2018); Codex's POST fails
+        from localcodex.domain.urls import fixed_base
+
+        clean = fixed_base(url)
+        raise UsageError(f"--base-url {url!r} has // in its path: servers redirect it and Codex's POST fails",
+                         f"use --base-url {clean}")
     return url.strip().rstrip("/")
 
 

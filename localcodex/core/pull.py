@@ -8,7 +8,8 @@ goes ahead with a note saying the disk was not checked.
 During the pull, Ollama's NDJSON statuses become typed `PullEvent`s for the caller's display. A mid-stream
 `{"error": …}` becomes one error carrying the server's reason, classified: unknown model → NotFound,
 registry unreachable → Offline (pointing at the air-gapped import), disk full → NoFit. Ctrl-C closes the
-stream (Ollama cancels the download and keeps the finished parts, so re-running resumes).
+stream (Ollama cancels the download and keeps the finished parts, so re-running resumes, until a restart of
+Ollama prunes parts older than an hour).
 """
 
 from __future__ import annotations
@@ -42,7 +43,10 @@ AIRGAP_HINT = (
     "or export it on a connected machine (`localcodex models export NAME --to bundle.tar`) and run "
     "`localcodex models import-bundle bundle.tar` here"
 )
-RESUME_NOTE = "run the same command again to resume: Ollama keeps the parts already downloaded"
+# Ollama deletes `-partial` files older than an hour when it starts (PruneLayers: server/images.go ~874-919,
+# called from server/routes.go ~1963), so the parts survive a restart of Ollama only within that hour.
+RESUME_NOTE = ("run the same command again to resume: Ollama keeps the parts already downloaded, but deletes "
+               "parts older than an hour when it restarts, so resume before restarting Ollama")
 
 
 @dataclass(frozen=True)

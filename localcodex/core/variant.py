@@ -17,7 +17,7 @@ from typing import Any, Literal
 from localcodex.adapters.ollama import ModelDetails, OllamaServer, RunningModel
 from localcodex.domain.names import base_of, normalize_name, same_model  # noqa: F401 (base_of re-exported)
 from localcodex.domain.units import format_bytes
-from localcodex.errors import ServerError, UsageError
+from localcodex.errors import NotFound, ServerError, UsageError
 
 CODEX_MIN_CONTEXT = 16384  # below this a Codex session runs out of room within a few turns
 _CTX_SUFFIX = re.compile(r"-ctx\d+k?$")
@@ -102,12 +102,15 @@ def _go_value(text: str) -> Any:
             return text.strip('"')
     if text in ("true", "false"):
         return text == "true"
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        number = float(text)  # Go prints 1,000,000 and above as 1.048576e+06 (server/routes.go ~1496-1508)
+    except ValueError:
+        return text
+    return int(number) if number.is_integer() and "e" in text.lower() else number
 
 
 def base_parameters(details: ModelDetails) -> dict[str, Any]:
@@ -193,13 +196,36 @@ def _matches(variant: ModelDetails, base: ModelDetails, wanted: dict[str, Any]) 
 # -- verify --------------------------------------------------------------------------------------------------
 
 
+def loaded_runner(server: OllamaServer, name: str) -> RunningModel | None:
+    """The `/api/ps` entry of the runner serving `name`: by name, else by the weights blob.
+
+    Ollama keys runners by the weights file and reuses one whose options are equal without renaming it
+    (server/sched.go ~109-117, ~201-202, ~475-491), so after `MODEL` was loaded with the same num_ctx, a
+    request for `MODEL-ctx32k` leaves `/api/ps` showing `MODEL`. Its `context_length` is the variant's.
+    """
+    running = server.ps()
+    named = next((m for m in running if same_model(m.name, name)), None)
+    if named is not None or not running:
+        return named
+    wanted = weights_blob(server.show(name))
+    if wanted is None:
+        return None
+    for entry in running:
+        try:
+            if weights_blob(server.show(entry.name)) == wanted:
+                return entry
+        except (ServerError, NotFound):
+            continue
+    return None
+
+
 def verify_variant(server: OllamaServer, name: str, num_ctx: int, *, load_timeout: float = 600.0) -> Verification:
     """Load `name` with one tiny request (no options: the model's own `num_ctx` must apply), then read
     `/api/ps`: the loaded context must equal `num_ctx`; report how much of the model is in VRAM."""
     name = normalize_name(name)
     loader = server.with_timeout(max(server.timeout or 0.0, load_timeout))
     loader.generate(name, "Reply with OK.", options={"num_predict": 1})
-    running = next((m for m in server.ps() if same_model(m.name, name)), None)
+    running = loaded_runner(server, name)
     if running is None:
         return Verification(name, num_ctx, "not_loaded", None, None, None,
                             f"{name} answered but is not listed by /api/ps (unloaded at once? keep_alive 0?)")

@@ -208,6 +208,7 @@ class BaseUrlMistake(str, Enum):
     """The classic base_url mistakes. The values are what `check --json` reports as `mistake`."""
 
     NOT_A_URL = "not a URL"
+    DOUBLE_SLASH = "double slash"  # Ollama answers 301 to the cleaned path (server/routes.go ~2000, ~2018)
     DOUBLED_V1 = "doubled /v1"
     ENDPOINT_PATH = "endpoint path in base_url"
     OLLAMA_ROOT = "Ollama port without /v1"
@@ -276,7 +277,7 @@ def fixed_base(base: str) -> str:
     if "://" not in text:
         text = f"http://{text}"
     split = urllib.parse.urlsplit(text)
-    path = re.sub(r"(/v1)+(?=/|$)", "/v1", split.path)
+    path = re.sub(r"(/v1)+(?=/|$)", "/v1", re.sub(r"/{2,}", "/", split.path))
     if not re.search(r"/v1(/|$)", path):
         path = f"{path}/v1"
     return urllib.parse.urlunsplit((split.scheme, split.netloc, path, "", ""))
@@ -296,6 +297,8 @@ def static_mistake(url: str) -> BaseUrlMistake | None:
     (True, True)
     >>> static_mistake("localhost:11434").value
     'not a URL'
+    >>> static_mistake("http://localhost:11434//v1").value, fixed_base("http://localhost:11434//v1")
+    ('double slash', 'http://localhost:11434/v1')
     """
     try:
         split = urllib.parse.urlsplit(url.strip())
@@ -305,6 +308,8 @@ def static_mistake(url: str) -> BaseUrlMistake | None:
     if split.scheme not in ("http", "https") or not split.hostname:
         return BaseUrlMistake.NOT_A_URL
     path = split.path.rstrip("/")
+    if "//" in path:
+        return BaseUrlMistake.DOUBLE_SLASH
     if re.search(r"/v1/v1(/|$)", path):
         return BaseUrlMistake.DOUBLED_V1
     if any(path.endswith(e) for e in ENDPOINT_SUFFIXES):
@@ -326,6 +331,8 @@ def diagnose(given: str, is_ollama_root: bool) -> BaseUrlMistake:
     'wrong server or port'
     """
     path = urllib.parse.urlsplit(given.strip()).path
+    if "//" in path.rstrip("/"):
+        return BaseUrlMistake.DOUBLE_SLASH
     if re.search(r"/v1/v1(/|$)", path):
         return BaseUrlMistake.DOUBLED_V1
     stripped = path.rstrip("/")

@@ -25,6 +25,17 @@ Where the rules live: ``tokens`` (tokenizer, truncation), ``engine`` (timing), `
 ``store`` / ``models`` (disk layout, presets), ``native`` / ``generation`` / ``transfer``
 (``/api``), ``openai_layer`` / ``responses`` (``/v1``), ``pytest_plugin`` (fixtures
 ``emulator``, ``emulator_factory``, ``dead_url``). ``scripts/ollama-emulator`` runs it by hand.
+
+Where real Ollama is strict, so is the emulator (``shared/reference/ollama-corrections.md`` 1-10, tested in
+``tests/test_emulator_real.py``): ``developer`` messages vanish on models whose template does not render them
+(``FakeModel.renders_developer``, by architecture by default: qwen3.5, gemma4 and gpt-oss keep them);
+``/api/ps`` names the model that first loaded a runner (runners are keyed by weights); an error after a
+``/v1`` stream started ends it without a terminator (chat: one empty chunk; Responses: nothing); a
+non-local ``Host`` header gets 403 with an empty body; overflow is a 400 for ``native_template=True``
+models and ``context_shift=False`` ones; ``/api/show`` ``parameters`` are Go floats in random order;
+non-canonical paths (``//v1``, ``/./``) get 301; GGUF creates validate, convert into a new layer and take
+capabilities from the file's chat template; old ``-partial`` / non-digest blob files are pruned at
+start-up; unknown Responses items/content types and malformed blob digests are 400s.
 """
 
 from .faults import Fault

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import tokens
 from .httpbase import ApiError
+from .models import renders_developer
 from .responder import THINKING_TEXT, Reply, ResponderRequest, as_prose, coerce, default_reply
 from .store import Installed
 
@@ -95,13 +96,36 @@ def _rates(emu: Emulator, installed: Installed) -> tuple[float, float, float]:
             float(extras.get("decode_rate", emu.decode_rate)))
 
 
+def rendered_messages(installed: Installed, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The messages the model's template renders: ``developer`` ones vanish on most models."""
+    arch = installed.info.architecture if installed.info else str(installed.config.get("model_family", ""))
+    if renders_developer(arch, installed.emulator_extras.get("renders_developer")):
+        return messages
+    return [m for m in messages if m.get("role") != "developer"]
+
+
 def prompt_count(emu: Emulator, gen: Generation, num_ctx: int) -> int:
+    """Prompt tokens the runner evaluates, or the 400 real Ollama answers on overflow."""
+    extras = gen.installed.emulator_extras
+    messages = rendered_messages(gen.installed, gen.messages)
     if gen.generate:
-        count = gen.context_tokens + tokens.prompt_tokens(gen.messages)
+        count = gen.context_tokens + tokens.prompt_tokens(messages)
+    elif extras.get("native_template"):
+        count = tokens.prompt_tokens(messages, gen.tools)
     else:
-        kept = tokens.drop_old_messages(gen.messages, gen.tools, num_ctx)
+        kept = tokens.drop_old_messages(messages, gen.tools, num_ctx)
         count = tokens.prompt_tokens(kept, gen.tools)
-    return tokens.runner_truncate(count, num_ctx, emu.features.llama_server_truncation)
+    llama_server = emu.features.llama_server_truncation
+    if count > (num_ctx - 1 if llama_server else num_ctx):
+        if extras.get("native_template"):
+            # llama-server renders the prompt itself and refuses; Ollama passes its body on
+            # (llm/llama_server.go ~1942-1948, server/routes.go ~3030).
+            raise ApiError(400, f"request ({count} tokens) exceeds the available context size "
+                                f"({num_ctx} tokens), try increasing it")
+        if extras.get("context_shift") is False:
+            # No context shift: no truncation either (llm/llama_server.go ~279-331).
+            raise ApiError(400, "the prompt is longer than the context length currently available")
+    return tokens.runner_truncate(count, num_ctx, llama_server)
 
 
 def _reply(emu: Emulator, gen: Generation) -> Reply:

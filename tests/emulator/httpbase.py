@@ -8,8 +8,8 @@ when gin flushes its first write).
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
-import re
 import socket
 import struct
 import time
@@ -72,6 +72,61 @@ def go_decode_error(body: bytes) -> str:
     if text and text[0] not in '{["-0123456789tfn':
         return f"invalid character {text[0]!r} looking for beginning of value"
     return "unexpected EOF"
+
+
+# ---------------------------------------------------------------- canonical paths and hosts
+
+
+def clean_path(path: str) -> str:
+    """Go's ``path.Clean`` as the mux applies it (a trailing slash is kept).
+
+    >>> clean_path("//v1/models"), clean_path("/./api/tags"), clean_path("/api/"), clean_path("")
+    ('/v1/models', '/api/tags', '/api/', '/')
+    """
+    if not path:
+        return "/"
+    parts: list[str] = []
+    for part in path.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if parts:
+                parts.pop()
+            continue
+        parts.append(part)
+    cleaned = "/" + "/".join(parts)
+    if path.endswith("/") and cleaned != "/":
+        cleaned += "/"
+    return cleaned
+
+
+def allowed_host(listen: str, host_header: str) -> bool:
+    """Ollama's allowed-hosts check (server/routes.go ~1776-1839).
+
+    >>> allowed_host("127.0.0.1", "127.0.0.1:11434"), allowed_host("127.0.0.1", "ollama.example.com")
+    (True, False)
+    >>> allowed_host("127.0.0.1", "box.local"), allowed_host("0.0.0.0", "ollama.example.com")
+    (True, True)
+    """
+    try:
+        if not ipaddress.ip_address(listen).is_loopback:
+            return True
+    except ValueError:
+        return True
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        host = host[1:].split("]", 1)[0]
+    elif host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    if address is not None and (address.is_loopback or address.is_private or address.is_unspecified):
+        return True
+    if host in ("", "localhost") or host == socket.gethostname().lower():
+        return True
+    return host.endswith((".localhost", ".local", ".internal"))
 
 
 # ---------------------------------------------------------------- routing
@@ -280,14 +335,18 @@ class StreamWriter:
         self.send(prefix + b"data: " + data + b"\n\n")
 
     def error(self, message: str) -> None:
+        """An error after the stream started. Natively an ``{"error"}`` line. Under ``/v1`` the
+        OpenAI writer parses the error as an empty chunk (server/routes.go ~2120,
+        middleware/openai.go ~80-131, ~513-529): chat gets one empty-content chunk, Responses
+        nothing; then the stream ends with no finish chunk, no ``[DONE]``, no ``response.failed``."""
         if self.kind == "ndjson":
             self._chunk(go_json({"error": message}) + b"\n")
-        elif self.kind == "responses":
-            failed = {"type": "response.failed", "sequence_number": self.sent,
-                      "response": {"status": "failed", "error": {"code": "server_error", "message": message}}}
-            self._chunk(b"event: response.failed\ndata: " + go_json(failed) + b"\n\n")
-        else:
-            self._chunk(b"data: " + go_json(openai_error(500, message)) + b"\n\n")
+        elif self.kind == "sse":
+            empty = {"id": "chatcmpl-0", "object": "chat.completion.chunk", "created": int(time.time()),
+                     "model": "", "system_fingerprint": "fp_ollama",
+                     "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                  "finish_reason": None}]}
+            self._chunk(b"data: " + go_json(empty) + b"\n\n")
         self.end()
 
     def end(self) -> None:
@@ -362,8 +421,24 @@ class RequestHandler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         emu: Emulator = self.server.emulator  # type: ignore[attr-defined]
-        url = urlsplit(self.path)
-        path = re.sub(r"/{2,}", "/", url.path) or "/"
+        # The request line as sent (http.server folds a leading "//" away), and no bare urlsplit,
+        # which would take "//v1" in "//v1/models" for a host name.
+        words = self.requestline.split()
+        raw_path, _, query = (words[1] if len(words) >= 2 else self.path).partition("?")
+        url = urlsplit("http://emulator" + raw_path.split("#")[0] + (f"?{query}" if query else ""))
+        clean = clean_path(url.path)
+        if clean != url.path:
+            # gin sits on Go's default mux, which redirects non-canonical paths with 301, POST
+            # included (server/routes.go ~2000, ~2018); the body is not read.
+            self._redirect(clean + (f"?{url.query}" if url.query else ""))
+            return
+        if not allowed_host(self.server.server_address[0], self.headers.get("Host", "")):  # type: ignore[attr-defined]
+            # Listening on loopback, a non-local Host header gets 403 with an empty body
+            # (server/routes.go ~1776-1839).
+            self.close_connection = True
+            self.write_head(403, [("Content-Length", "0")])
+            return
+        path = url.path
         verdict, route, params = emu.router.resolve(self.command, path)
         raw = route is not None and route.raw_body
         body = None if raw else self._read_body()
@@ -404,5 +479,16 @@ class RequestHandler(BaseHTTPRequestHandler):
         else:
             assert route is not None
             route.handler(exchange, **params)
+
+    def _redirect(self, location: str) -> None:
+        self.close_connection = True
+        body = b""
+        head = [("Location", location)]
+        if self.command in ("GET", "HEAD"):
+            body = f'<a href="{location}">Moved Permanently</a>.\n\n'.encode()
+            head.append(("Content-Type", "text/html; charset=utf-8"))
+        self.write_head(301, [*head, ("Content-Length", str(len(body)))])
+        if self.command != "HEAD":
+            self.write(body)
 
     do_GET = do_POST = do_HEAD = do_DELETE = do_PUT = do_PATCH = do_OPTIONS = _dispatch

@@ -66,6 +66,9 @@ class FakeModel:
     prompt_rate: float | None = None
     load_time: float | None = None
     extra_info: dict[str, Any] = field(default_factory=dict)
+    renders_developer: bool | None = None
+    native_template: bool = False
+    context_shift: bool = True
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,25 @@ def default_template(capabilities: list[str]) -> str:
         parts.append("{{ if and $.Think .Thinking }}<think>{{ .Thinking }}</think>\n{{ end }}")
     parts.append("{{ .Content }}<|im_end|>\n{{ end }}<|im_start|>assistant\n")
     return "".join(parts)
+
+
+# Architectures whose renderer or library template handles role ``developer`` (Ollama
+# model/renderers/qwen35.go ~143, gemma4.go ~38). The others (qwen3, qwen2.5-coder Go templates,
+# GLM-4.7: model/renderers/glm47.go ~73-100) render only system/user/assistant/tool, so a
+# developer message vanishes from the prompt and counts zero (server/prompt.go ~23-90).
+# gpt-oss's harmony renderer has a developer role of its own.
+DEVELOPER_ARCHITECTURES = frozenset({"qwen35", "qwen35moe", "gemma4", "gptoss"})
+
+
+def renders_developer(architecture: str, explicit: Any = None) -> bool:
+    """Whether a model's prompt keeps ``developer`` messages.
+
+    >>> renders_developer("qwen3"), renders_developer("qwen35"), renders_developer("qwen3", True)
+    (False, True, True)
+    """
+    if explicit is not None:
+        return bool(explicit)
+    return architecture in DEVELOPER_ARCHITECTURES
 
 
 def gguf_metadata(model: FakeModel) -> dict[str, Any]:
@@ -163,6 +185,12 @@ def config_blob(model: FakeModel) -> dict[str, Any]:
               if getattr(model, key) is not None}
     if model.tool_style != "call":
         extras["tool_style"] = model.tool_style
+    if model.renders_developer is not None:
+        extras["renders_developer"] = model.renders_developer
+    if model.native_template:
+        extras["native_template"] = True
+    if not model.context_shift:
+        extras["context_shift"] = False
     if extras:
         config["emulator"] = extras
     return config

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import decimal
 import json
+import math
+import random
 from typing import Any
 
 from .clock import go_time_ns
@@ -74,11 +77,43 @@ def go_value(value: Any) -> str:
     return str(value)
 
 
+def go_float(value: float) -> str:
+    """Go's ``%v`` / ``%#v`` of a float64: shortest digits, exponent form from 1e+06 and below 1e-04.
+
+    >>> go_float(1048576), go_float(1), go_float(0.95), go_float(100000), go_float(0.00001)
+    ('1.048576e+06', '1', '0.95', '100000', '1e-05')
+    """
+    number = float(value)
+    if number != number or number in (math.inf, -math.inf):
+        return {True: "+Inf", False: "-Inf"}[number > 0] if number == number else "NaN"
+    if number == 0:
+        return "0"
+    _sign, digits, exponent = decimal.Decimal(repr(abs(number))).normalize().as_tuple()
+    text = "".join(str(d) for d in digits)
+    point = len(text) + int(exponent)  # decimal point position after the first `point` digits
+    exp = point - 1
+    prefix = "-" if number < 0 else ""
+    if exp < -4 or exp >= 6:
+        mantissa = text[0] + ("." + text[1:] if len(text) > 1 else "")
+        return f"{prefix}{mantissa}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
+    if point <= 0:
+        return f"{prefix}0.{'0' * -point}{text}"
+    if point >= len(text):
+        return prefix + text + "0" * (point - len(text))
+    return f"{prefix}{text[:point]}.{text[point:]}"
+
+
 def format_parameters(params: dict[str, Any]) -> str:
+    """Decoded as float64 and printed with ``%#v`` in map order, which Go randomises
+    (server/routes.go ~1496-1508)."""
+    keys = list(params)
+    random.shuffle(keys)
     lines = []
-    for key in sorted(params):
+    for key in keys:
         values = params[key] if isinstance(params[key], list) else [params[key]]
-        lines += [f"{key:<30} {go_value(v)}" for v in values]
+        for one in values:
+            number = isinstance(one, (int, float)) and not isinstance(one, bool)
+            lines.append(f"{key:<30} {go_float(one) if number else go_value(one)}")
     return "\n".join(lines)
 
 

@@ -30,15 +30,23 @@ WEB_SEARCH_TOOL = {"type": "function", "function": {
 # ---------------------------------------------------------------- request conversion
 
 
-def _text(content: Any) -> str:
+ITEM_TYPES = ("message", "function_call", "function_call_output", "reasoning")
+CONTENT_TYPES = ("input_text", "output_text", "input_image", "input_file")
+
+
+def _text(content: Any, where: str = "input") -> str:
     if isinstance(content, str):
         return content
     parts = []
     for part in content or []:
-        if part.get("type") in ("input_text", "output_text", "text"):
+        kind = part.get("type")
+        if kind in ("input_text", "output_text"):
             parts.append(part.get("text", ""))
-        elif part.get("type") == "input_file":
+        elif kind == "input_file":
             raise ApiError(400, "file inputs are not currently supported")
+        elif kind not in CONTENT_TYPES:
+            # Unknown content types are refused (openai/responses.go ~289-293).
+            raise ApiError(400, f"{where}: unknown content type: {json.dumps(kind)}")
     return "".join(parts)
 
 
@@ -61,12 +69,15 @@ def input_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
     if isinstance(items, str):
         return [*messages, {"role": "user", "content": items}]
     thinking = ""
-    for item in items or []:
+    for index, item in enumerate(items or []):
         kind = item.get("type", "message")
+        if kind not in ITEM_TYPES:
+            # openai/responses.go ~289-293
+            raise ApiError(400, f"input[{index}]: unknown input item type: {json.dumps(kind)}")
         if kind == "reasoning":
             thinking = str(item.get("encrypted_content") or "")
         elif kind == "message":
-            message = {"role": item.get("role", "user"), "content": _text(item.get("content"))}
+            message = {"role": item.get("role", "user"), "content": _text(item.get("content"), f"input[{index}]")}
             if message["role"] == "assistant" and thinking:
                 message["thinking"], thinking = thinking, ""
             messages.append(message)

@@ -10,7 +10,10 @@
 * ``size_vram`` = the part of ``size`` that fits in the VRAM left by other loaded models
   (``0`` when ``vram_bytes == 0``); loading a model that does not fit first evicts the
   others, the one expiring soonest first.
-* A model is one runner per model blob: a request that needs another ``num_ctx`` reloads it.
+* A model is one runner per model blob (``server/sched.go`` ~109-117): a request that needs
+  another ``num_ctx`` reloads it; one with equal options reuses it (~201-202), and the runner
+  keeps the name of the model that loaded it, so ``/api/ps`` may name ``MODEL`` after a request
+  for ``MODEL-ctx32k`` that shares its weights.
 * Requests to one model run one at a time (``OLLAMA_NUM_PARALLEL=1``).
 """
 
@@ -168,7 +171,8 @@ class Runtime:
                 with self.lock:
                     entry.busy -= 1
                 raise Aborted("server stopping")
-        entry.installed = installed
+        # A reused runner keeps the name of the model that first loaded it (server/sched.go ~475-491),
+        # and /api/ps prints that name (server/routes.go ~2271-2295).
         return entry, not entry.ready
 
     def _new_entry(self, key: str, installed: Installed, num_ctx: int) -> Loaded:

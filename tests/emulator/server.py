@@ -131,6 +131,7 @@ class Emulator:
     def start(self) -> Emulator:
         self._stopping.clear()
         if self._listener is None:
+            self.store.prune_stale()
             self._open_listener()
         return self
 

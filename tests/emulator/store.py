@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,6 +34,8 @@ from .models import (
     go_json,
 )
 from .names import Name, parse_name
+
+_BLOB_NAME = re.compile(r"^sha256-[0-9a-f]{64}$")
 
 
 def blob_name(digest: str) -> str:
@@ -175,6 +179,20 @@ class Store:
 
     def blob_path(self, digest: str) -> Path:
         return self.blobs / blob_name(digest)
+
+    def prune_stale(self, grace: float = 3600.0) -> list[str]:
+        """Ollama's start-up ``PruneLayers`` (server/images.go ~874-919, called from
+        server/routes.go ~1963): files in ``blobs/`` whose names are not valid digests,
+        ``-partial`` downloads included, are deleted once older than an hour."""
+        removed = []
+        cutoff = time.time() - grace
+        for path in self.blobs.iterdir():
+            if _BLOB_NAME.match(path.name) or not path.is_file():
+                continue
+            if path.stat().st_mtime < cutoff:
+                path.unlink(missing_ok=True)
+                removed.append(path.name)
+        return removed
 
     def partial_path(self, digest: str) -> Path:
         return self.blobs / (blob_name(digest) + "-partial")

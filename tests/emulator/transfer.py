@@ -7,6 +7,7 @@ import json
 import os
 import re
 import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -23,12 +24,14 @@ from .models import (
     MEDIA_TEMPLATE,
     BlobSpec,
     blob_specs,
+    default_template,
     go_json,
 )
 from .names import Name, parse_name
 
 TICK = 0.06  # Ollama reports download progress every 60 ms
 _DIGEST = re.compile(r"^sha256[:-][0-9a-fA-F]{64}$")
+_POST_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 MISSING_MANIFEST = "pull model manifest: file does not exist"
 
 
@@ -221,15 +224,14 @@ def head_blob(ex: Exchange, digest: str) -> None:
 def post_blob(ex: Exchange, digest: str) -> None:
     """Stream the body to disk while hashing: 201 new, 200 present, 400 mismatch."""
     store = ex.emu.store
-    try:
-        digest = _checked_digest(digest)
-    except ApiError:
-        for _ in ex.handler.iter_body():
-            pass
-        raise
+    digest = unquote(digest)
+    if not _POST_DIGEST.match(digest):
+        # Exactly sha256:<64 lowercase hex> (server/routes.go ~1742); the body is not read.
+        ex.handler.close_connection = True
+        raise ApiError(400, "invalid digest format")
     if store.has_blob(digest):
-        for _ in ex.handler.iter_body():
-            pass
+        # Present already: 200 without reading the body (server/routes.go ~1742).
+        ex.handler.close_connection = True
         ex.send_empty(200)
         return
     tmp = store.blobs / f"upload-{os.getpid()}-{time.monotonic_ns()}"
@@ -291,8 +293,50 @@ def _from_files(ex: Exchange, files: dict[str, str], progress: Progress) -> tupl
               "model_type": human_number(info.parameter_count),
               "file_type": gguf.FILE_TYPE_NAMES.get(info.metadata.get("general.file_type"), "unknown"),
               "architecture": "amd64", "os": "linux"}
-    layer = {"mediaType": MEDIA_MODEL, "digest": "sha256:" + digest[7:], "size": path.stat().st_size}
-    return [(layer, f"using existing layer {layer['digest']}")], config
+    layers = [_converted(ex, path, progress)]
+    chat_template = info.metadata.get("tokenizer.chat_template")
+    if isinstance(chat_template, str) and chat_template:
+        # A chat template found in the GGUF picks a template (server/model.go ~93); tools and
+        # thinking follow from it.
+        caps = ["completion"]
+        if "tools" in chat_template:
+            caps.append("tools")
+        if "<think>" in chat_template or "enable_thinking" in chat_template:
+            caps.append("thinking")
+        layers.append(_layer(ex, MEDIA_TEMPLATE, default_template(caps).encode()))
+    return layers, config
+
+
+ZERO_DIGEST = "sha256:" + "0" * 64
+
+
+def _converted(ex: Exchange, path: Path, progress: Progress) -> tuple[dict[str, Any], str]:
+    """The model layer rewritten by ``llama-quantize`` COPY (server/create.go ~765, ~942-950,
+    ~1007-1070): a temporary copy in ``blobs/``, then a new layer; the upload stays until a prune."""
+    total = path.stat().st_size
+    progress.emit({"status": "validating GGUF model", "digest": ZERO_DIGEST, "total": total, "completed": 0})
+    store = ex.emu.store
+    tmp = store.blobs / f"quantize-{os.getpid()}-{time.monotonic_ns()}"
+    hasher = hashlib.sha256()
+    try:
+        with open(path, "rb") as source, open(tmp, "wb") as out:
+            while piece := source.read(1 << 20):
+                hasher.update(piece)
+                out.write(piece)
+            padding = b"\0" * 32  # the rewritten file differs from the upload (new alignment padding)
+            hasher.update(padding)
+            out.write(padding)
+        progress.emit({"status": "validating GGUF model", "digest": ZERO_DIGEST, "total": total,
+                       "completed": total})
+        progress.emit({"status": "verifying conversion"})
+        digest = "sha256:" + hasher.hexdigest()
+        new = not store.has_blob(digest)
+        if new:
+            os.replace(tmp, store.blob_path(digest))
+    finally:
+        tmp.unlink(missing_ok=True)
+    layer = {"mediaType": MEDIA_MODEL, "digest": digest, "size": total + 32}
+    return layer, f"{'creating new' if new else 'using existing'} layer {digest}"
 
 
 def _from_model(ex: Exchange, base_text: str, progress: Progress) -> tuple[list, dict]:

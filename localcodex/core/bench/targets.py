@@ -206,22 +206,25 @@ class OpenAIEndpoint:
             for m in models)
 
     def measure(self, model: str, prompt: str, num_predict: int, seed: int, timeout: float) -> Sample:
-        from localcodex.adapters.openai_compat import Timeouts
+        from localcodex.adapters.http_errors import StreamCut, Timeouts
 
         body = {"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": num_predict,
                 "temperature": 0, "seed": seed, "stream_options": {"include_usage": True}}
         limits = Timeouts(connect=min(10.0, timeout), read=timeout, total=timeout + 3600.0)
         watch = Stopwatch()
-        finish, usage = None, None
+        finish, usage, terminated = None, None, False
         try:
             with self._client().chat_completions(body, stream=True, timeouts=limits) as stream:
                 watch.started = stream.sent_at
                 for event in stream:
                     if event.done:
+                        terminated = True
                         break
                     text, reason, used = chat_delta(event.json(), self.endpoint)
                     watch.token(event.received_at, bool(text))
                     finish, usage = reason or finish, used or usage
+            if not terminated:
+                return watch.sample(StreamCut(self.endpoint, "data: [DONE]"))
         except LocalcodexError as exc:
             return watch.sample(exc)
         except ValueError as exc:

@@ -114,6 +114,7 @@ class _Run:
     served: list[str] = field(default_factory=list)
     context_length: int | None = None
     auth_rejections: list[str] = field(default_factory=list)
+    host_refusals: list[str] = field(default_factory=list)  # Ollama's Host check: 403, empty body
     deadline: float = 0.0
     blocked: dict[str, str] = field(default_factory=dict)
     results: dict[str, Probe] = field(default_factory=dict)
@@ -144,8 +145,13 @@ class _Run:
         return self.server_kind == "ollama"
 
     def note_rejection(self, exc: BaseException) -> None:
+        from localcodex.adapters.openai_compat import host_check_refusal
+
         status = getattr(exc, "status", None)
-        if status in (401, 403):
+        reply = getattr(exc, "reply", None)
+        if status == 403 and reply is not None and host_check_refusal(status, reply.text):
+            self.host_refusals.append(str(exc))
+        elif status in (401, 403):
             self.auth_rejections.append(str(exc))
 
 
@@ -274,6 +280,8 @@ def _report(run: _Run, duration: float) -> CheckReport:
 _MISTAKE_TEXT = {
     BaseUrlMistake.NOT_A_URL: "it has no http:// or https://",
     BaseUrlMistake.DOUBLED_V1: "/v1 appears twice",
+    BaseUrlMistake.DOUBLE_SLASH: "the path has // in it, which Ollama answers with a 301 redirect that a POST "
+                                 "does not survive",
     BaseUrlMistake.ENDPOINT_PATH: "base_url must stop before the endpoint (Codex appends /responses itself)",
     BaseUrlMistake.OLLAMA_ROOT: "this is Ollama's native API; its OpenAI-compatible API (what Codex needs) "
     "lives under /v1",
@@ -390,6 +398,13 @@ def probe_url(run: _Run) -> Verdict:
     given = run.base
     if _models_shape(reply):
         return _url_ok(run, given)
+    from localcodex.adapters.openai_compat import HOST_CHECK_FIX, host_check_refusal
+
+    if host_check_refusal(reply.status, reply.text):
+        run.host_refusals.append(f"{reply.url} answered HTTP 403 with an empty body")
+        return failed(f"{reply.url} answered HTTP 403 with an empty body: Ollama's allowed-host check refused the "
+                      "Host header this request carried", HOST_CHECK_FIX, url=reply.url, http_status=403,
+                      host_check=True)
     if reply.status in (401, 403):
         run.auth_rejections.append(f"{reply.url} answered HTTP {reply.status}: {reply.error_message()}")
         return failed(
@@ -417,6 +432,15 @@ def probe_url(run: _Run) -> Verdict:
 
 def _url_ok(run: _Run, given: str) -> Verdict:
     clean = given.strip().rstrip("/")
+    split = urllib.parse.urlsplit(clean)
+    if "//" in split.path:
+        # Ollama's mux answers 301 for a non-canonical path, POST included (server/routes.go ~2000, ~2018);
+        # /models answered only through the redirect.
+        good = urllib.parse.urlunsplit((split.scheme, split.netloc, re.sub(r"/{2,}", "/", split.path), "", ""))
+        run.suggested = good
+        return failed(f"{given}: the path has // in it; the server answered through a redirect (Ollama sends 301 "
+                      f"to the cleaned path), which a POST to {clean}/responses does not survive",
+                      f'use base_url = "{good}"', given=given, mistake="double slash", suggested=good)
     run.suggested = clean
     if given.strip() != clean:
         return warned(
@@ -765,9 +789,9 @@ def probe_context(run: _Run) -> Verdict:
 def _loaded_context(run: _Run) -> tuple[int | None, str | None]:
     if not run.is_ollama or run.ollama is None:
         return None, None
-    from localcodex.adapters.ollama import same_model
+    from localcodex.core.variant import loaded_runner
 
-    running = next((m for m in run.ollama.ps() if same_model(m.name, run.model)), None)
+    running = loaded_runner(run.ollama, run.model)  # by weights too: /api/ps may name the base model
     if running is not None and running.context_length:
         return running.context_length, "/api/ps"
     details = run.ollama.show(run.model)
@@ -781,8 +805,10 @@ def _truncation_test(run: _Run, words: int) -> tuple[int | None, str | None, str
     from localcodex.adapters.openai_compat import EndpointTimeout, HTTPStatusError
 
     assert run.client is not None
-    developer = f"{DEVELOPER}\n\nBackground notes (ignore them):\n{filler_words(words)}"
-    body = codex_body(run.model, "Reply with the single word OK.", developer=developer, tools=())
+    # The filler goes in a `user` message: every template renders those, while many (qwen3, qwen2.5-coder,
+    # GLM-4.7: Ollama model/renderers/glm47.go ~73-100) drop `developer` messages, which then count zero.
+    prompt = f"Background notes (ignore them):\n{filler_words(words)}\n\nReply with the single word OK."
+    body = codex_body(run.model, prompt, tools=())
     body["max_output_tokens"] = 16
     try:
         answer = run.client.responses(body, timeouts=run.budget())
@@ -897,6 +923,10 @@ def _judge_chat(seen: dict[str, Any]) -> Verdict:
         return failed(f"a chunk is not JSON: {seen['bad']!r}", "check the server log", **data)
     if not seen["chunks"]:
         return failed("the stream carried no chunks", "check the server log", **data)
+    if seen["finish"] is None and not seen["done"]:
+        return failed(f"the stream ended after {seen['chunks']} chunks without a finish_reason or data: [DONE]: the "
+                      "server failed in the middle of the answer (Ollama does not forward the error once a /v1 "
+                      "stream has started)", "check the server log (out of memory? runner crashed?)", **data)
     if seen["finish"] is None:
         return failed("no chunk carried a finish_reason: clients cannot tell the answer is complete",
                       "check the server log", **data)
@@ -924,6 +954,11 @@ def probe_auth(run: _Run) -> Verdict:
     if run.key_error is not None:
         return failed(f"{run.key_error.message} Codex stops before sending anything, and so did this check",
                       run.key_error.hint, env_key=var, key_present=False)
+    from localcodex.adapters.openai_compat import HOST_CHECK_FIX
+
+    if run.host_refusals and not run.auth_rejections:
+        return failed(f"the server refused the request by its Host header, not for a key: {run.host_refusals[0]}",
+                      HOST_CHECK_FIX, env_key=var, key_present=bool(var), host_check=True)
     if run.auth_rejections:
         return failed(f"the server refused the request: {run.auth_rejections[0]}", _key_fix(run),
                       env_key=var, key_present=bool(var))

@@ -145,7 +145,9 @@ def _apply_event(out: StreamReading, kind: str, data: dict[str, Any], added: set
 
 def _judge_stream(out: StreamReading) -> None:
     if out.completed is None and not out.problems:
-        out.problems.append("stream closed before response.completed")
+        out.problems.append("the stream ended without response.completed (or response.failed): the server failed "
+                            "in the middle of the answer (Ollama does not forward the error once a /v1 stream has "
+                            "started)")
     elif out.completed is not None and not out.completed.get("id"):
         out.problems.append("response.completed carries no response id")
     if out.completed is not None and not out.items:

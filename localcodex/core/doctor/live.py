@@ -266,6 +266,10 @@ def _auth(run: DoctorRun, endpoint: Endpoint, report: CheckReport, probe: Probe)
     if any(f.id == "env-key-unset" and f.key == dotted(key) for f in run.findings):
         return  # already reported offline, with the shell start-up story
     severity = "error" if probe.status.value == "fail" else "warning"
+    if probe.data.get("host_check"):  # Ollama's allowed-host check, not a key: point at base_url
+        yield endpoint.located(endpoint.base_key, "host-rejected", severity,
+                               f"{endpoint.target.command}: {probe.detail}", probe.fix or "")
+        return
     yield endpoint.located(key if endpoint.env_key else endpoint.base_key, "auth-rejected", severity,
                            f"{endpoint.target.command}: {probe.detail}", probe.fix or "check the key")
 

@@ -139,6 +139,8 @@ def _looks_local_ollama(table: Mapping[str, Any]) -> bool:
 _MISTAKES = {
     BaseUrlMistake.NOT_A_URL: "is not a URL Codex can use (it needs http:// or https:// and a host)",
     BaseUrlMistake.DOUBLED_V1: "has /v1 twice",
+    BaseUrlMistake.DOUBLE_SLASH: "has // in its path, which Ollama answers with a redirect (301) that the POST "
+                                 "does not survive",
     BaseUrlMistake.ENDPOINT_PATH: "ends with an endpoint path, but Codex appends /responses itself",
     BaseUrlMistake.OLLAMA_ROOT: "lacks /v1, where Ollama serves its OpenAI-compatible API",
     BaseUrlMistake.MISSING_V1: "lacks /v1, where Ollama serves its OpenAI-compatible API",

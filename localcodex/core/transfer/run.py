@@ -126,15 +126,21 @@ def import_gguf_here(
 
     server, inv = live.ollama(timeout=timeout), live.inv
     measure = (lambda: detect(ollama_host=inv.host, env=inv.env)) if inv.host.is_local else None
-    return import_gguf(server, path, name, num_ctx, force=force, measure=measure, on_progress=on_progress)
+    store = ollama_models_dir(inv.env) if inv.host.is_local else None
+    return import_gguf(server, path, name, num_ctx, force=force, measure=measure, on_progress=on_progress,
+                       models_dir=store)
 
 
 def import_gguf(
     server: OllamaServer, path: str | Path, name: str, num_ctx: int | None = None, *,
     force: bool = False, measure: Callable[[], Machine] | None = None, on_progress: TransferCallback | None = None,
+    models_dir: Path | None = None,
 ) -> GGUFImportResult:
     """Create model `name` from a local GGUF file. The header is validated before anything else happens;
-    then, with `measure` (what gives this machine, e.g. `detect`), the fit is estimated before any upload."""
+    then, with `measure` (what gives this machine, e.g. `detect`), the fit is estimated before any upload, and
+    with `models_dir` (Ollama's store, when the server runs here) the disk is checked for twice the file.
+    Capabilities come from Ollama's `/api/show` after the create: it derives them from the file's template."""
+    from localcodex.adapters import ollama_store
 
     emit = on_progress or _noop
     path = Path(path)
@@ -145,6 +151,8 @@ def import_gguf(
     existing = server.find(model)
     if existing is not None and not force:
         raise UsageError(f"a model named {model} is already installed", "pick another --name, or --force to replace it")
+    if models_dir is not None:
+        _check_import_disk(models_dir, info.file_size)
     digest = ollama_store.sha256_file(path, _Counter(emit, "hash", info.file_size, path.name))
     uploaded = not server.has_blob(digest)
     if uploaded:
@@ -159,6 +167,20 @@ def import_gguf(
         num_ctx=num_ctx, gguf=info.summary(), capabilities=caps, fit=fit,
         warnings=_gguf_warnings(info.summary(), caps) + _fit_warnings(fit),
     )
+
+
+def _check_import_disk(models_dir: Path, size: int) -> None:
+    """Ollama stores the upload, then rewrites the weights into a new layer with `llama-quantize` COPY (server/
+    create.go ~765, ~942-950, ~1007-1070), and the upload stays until a prune: about twice the file's size."""
+    from localcodex.adapters.ollama_store import free_disk
+
+    where, free = free_disk(models_dir)
+    needed = 2 * size
+    if needed > free:
+        raise NoFit(f"importing needs about {format_bytes(needed, decimal=True)} (twice the file: Ollama keeps the "
+                    f"upload and writes a converted copy), only {format_bytes(free, decimal=True)} is free in {where}",
+                    f"free {format_bytes(needed - free, decimal=True)} or more there (or move Ollama's models with "
+                    "OLLAMA_MODELS)", data={"needed": needed, "free": free, "path": str(where)})
 
 
 def estimate_fit(info: GGUFInfo, name: str, num_ctx: int | None, machine: Machine) -> ImportFit | None:
