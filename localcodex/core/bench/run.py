@@ -36,6 +36,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
+from localcodex.adapters.server_facts import Overflow, context_overflow
 from localcodex.core.bench import prompt as benchprompt
 from localcodex.core.bench.stats import Spread, is_tight, spread
 from localcodex.core.bench.targets import (
@@ -125,7 +126,7 @@ class RunResult:
     stream_tps: float | None  # decode rate from token arrivals, first token excluded (a client-side check)
     aggregate_tps: float | None  # tokens of the whole batch / its wall time (= e2e_tps when parallel is 1)
     batch_wall_s: float | None  # the batch's wall time: first request sent to last byte received
-    source: str  # "server": rates from the server's counters; "client": from timestamps and usage
+    source: str  # whose figures the rates are: "ollama" / "llama.cpp" (the server's counters) or "client" (SOURCES)
 
     @property
     def ok(self) -> bool:
@@ -158,6 +159,7 @@ class SeriesSummary:
     pct_of_ceiling: float | None
     error: str | None
     notes: tuple[str, ...] = ()
+    source: str | None = None  # whose figures (see SOURCES; "mixed" when runs differ); None: no run succeeded
 
 
 @dataclass(frozen=True)
@@ -293,24 +295,37 @@ class RunKey:
     run: int = 0
 
 
+SOURCES = {
+    "ollama": "Ollama's own counters (eval_count / eval_duration)",
+    "llama.cpp": "llama.cpp's own timings (prompt_n / prompt_ms, predicted_n / predicted_ms)",
+    "client": "client timing (prompt tokens / TTFT, a lower bound; decode from token arrival times)",
+}
+
+
 def make_run(key: RunKey, slot: int, sample: Sample, has_counters: bool, batch: BatchTotals) -> RunResult:
+    """`has_counters`: the endpoint always sends its counters (Ollama); a sample may also bring its own
+    (`sample.source`, e.g. llama.cpp's timings), which are then preferred to client timing."""
     c = sample.counters
     err = sample.error
     ok = err is None
+    source = sample.source or ("ollama" if has_counters else "client")
+    counted = source != "client"
+    # llama.cpp's prompt_n leaves out the tokens reused from its cache: the prompt's size is usage's count
+    prompt_count = sample.prompt_count if source == "llama.cpp" else c.get("prompt_eval_count", sample.prompt_count)
     return RunResult(
         model=key.model, digest=key.digest, phase=key.phase, prompt_target=key.prompt_target,
         parallel=key.parallel, run=key.run, slot=slot, status="ok" if ok else "failed",
         error=None if ok else err.message, error_code=None if ok else err.code,
         started_at=datetime.fromtimestamp(sample.started_wall, timezone.utc).isoformat(timespec="milliseconds"),
         done_reason=sample.done_reason, load_duration=c.get("load_duration"),
-        prompt_eval_count=c.get("prompt_eval_count", sample.prompt_count),
+        prompt_eval_count=prompt_count,
         prompt_eval_duration=c.get("prompt_eval_duration"),
         eval_count=c.get("eval_count", sample.completion_tokens), eval_duration=c.get("eval_duration"),
         total_duration=c.get("total_duration"), stream_tokens=sample.chunks,
         stream_span_s=sample.last_at - sample.first_at if sample.first_at is not None and sample.last_at else None,
         aggregate_tps=batch.tps if ok else None, batch_wall_s=batch.wall_s,
-        source="server" if has_counters else "client",
-        **_rates(sample, has_counters),
+        source=source,
+        **_rates(sample, counted),
     )
 
 
@@ -343,6 +358,7 @@ class _Session:
         self.runs: list[RunResult] = []
         self.failures: list[Failure] = []
         self.server_gone = False
+        self.overflow: Overflow | None = None  # the last batch was refused: its prompt exceeds the context
 
     def batch(self, key: RunKey, prompts: Sequence[str], num_predict: int, timeout: float) -> list[RunResult]:
         """Send `prompts` at once (one thread each when more than one) and record each run as it completes."""
@@ -353,16 +369,19 @@ class _Session:
                 samples = _concurrently(self.endpoint, key.model, prompts, num_predict, self.request.seed, timeout)
         totals = batch_totals(samples)
         self.server_gone = self.server_gone or any(isinstance(s.error, OllamaUnavailable) for s in samples)
+        overflows = [o for o in (context_overflow(s.error) for s in samples) if o is not None]
+        self.overflow = overflows[0] if overflows else None
         runs = [make_run(key, slot, s, self.endpoint.has_counters, totals) for slot, s in enumerate(samples)]
         for run in runs:
-            self._record(run)
+            self._record(run, counts_as_failure=self.overflow is None)
         return runs
 
-    def _record(self, run: RunResult) -> None:
+    def _record(self, run: RunResult, counts_as_failure: bool = True) -> None:
+        """A run refused for its prompt's size is recorded but is no failure: its series is skipped instead."""
         self.runs.append(run)
         if self.recorder is not None:
             self.recorder.run_done(run)
-        if not run.ok:
+        if not run.ok and counts_as_failure:
             self.failures.append(Failure(run.model, run.phase, run.prompt_target, run.parallel, run.run,
                                          run.error_code or "error", run.error or "failed"))
         self.emit(BenchEvent("run" if run.ok else "failed", _describe(run), run.model, run=run))
@@ -493,6 +512,16 @@ def _bench_model(session: _Session, info: ModelInfo, ceiling: Ceiling | None) ->
     sizes, size_notes = plan_sizes(request.prompt_tokens, context, request.num_predict)
     notes += size_notes
     calib, calib_run = _calibrate(session, info, warm, max(sizes))
+    stepped = False  # the context is stepped down once, on the server's own figure in a context-size 400
+    if calib_run is not None and session.overflow is not None:
+        stepped = True
+        context, sizes, step_notes = _step_down(request, session.overflow, sizes, context)
+        notes += step_notes
+        calib, calib_run = _calibrate(session, info, warm, max(sizes))
+        if session.overflow is not None:
+            notes.append("the server refused even the calibration prompt for its size: only the short prompt "
+                         "was measured")
+            sizes, calib_run = [benchprompt.SHORT], None
     if calib.per_unit is None and max(sizes) > calib.base:
         notes.append("the server reports no prompt token counts: long prompts cannot be sized, only the short "
                      "prompt was measured")
@@ -503,16 +532,39 @@ def _bench_model(session: _Session, info: ModelInfo, ceiling: Ceiling | None) ->
                                          warm.decode_tps or warm.stream_tps, request.num_predict)
         notes += budget_notes
     series: list[SeriesSummary] = []
-    for size in sizes:
+    pending = list(sizes)
+    while pending:
+        size = pending.pop(0)
         for parallel in request.parallel:
             if session.server_gone:
                 break
             summary = _series(session, info, size, parallel, calib, prompt_rate,
                               _ceiling_at(ceiling, info.name, context, size, request.num_predict))
             series.append(summary)
-    failed = any(s.status != "ok" for s in series) or (calib_run is not None and not calib_run.ok)
+            if summary.status == "skipped" and session.overflow and session.overflow.n_ctx and not stepped:
+                stepped = True
+                done = {s.prompt_target for s in series if s.status != "skipped"}
+                context, replanned, step_notes = _step_down(request, session.overflow, [size, *pending], context)
+                notes += step_notes
+                pending = [z for z in replanned if z not in done]
+                break
+    failed = any(s.status == "failed" for s in series) or (calib_run is not None and not calib_run.ok)
     return ModelBench(info.name, info.digest, "failed" if failed else "ok", context,
                       loaded.gpu_fraction if loaded else None, warm, calib_run, tuple(series), tuple(notes))
+
+
+def _step_down(request: BenchRequest, overflow: Overflow, sizes: Sequence[int],
+               context: int | None) -> tuple[int | None, list[int], list[str]]:
+    """Sizes re-planned for the context the server named when it refused a prompt as too long."""
+    if not overflow.n_ctx or overflow.n_ctx == context:
+        kept = [z for z in sizes if z <= LONG_PROMPT]
+        return context, kept or [benchprompt.SHORT], [
+            "the server refused the longer prompts as over its context without naming the context: "
+            f"only prompts up to {max(kept or [benchprompt.SHORT])} tokens were measured"]
+    replanned, _ = plan_sizes(sizes, overflow.n_ctx, request.num_predict)
+    return overflow.n_ctx, replanned, [
+        f"the server refused a prompt as over its {overflow.n_ctx}-token context: prompt sizes were fitted "
+        "to it"]
 
 
 def _placement_notes(loaded: Loaded | None) -> list[str]:
@@ -572,6 +624,11 @@ def _series(session: _Session, info: ModelInfo, size: int, parallel: int, calib:
             early = index < limit
             break
     summary = summarize(info, size, parallel, request.num_predict, batches, early, ceiling_tps)
+    if session.overflow is not None:  # the server refused this prompt size: skipped, not failed
+        where = f" (the server's context: {session.overflow.n_ctx} tokens)" if session.overflow.n_ctx else ""
+        summary = replace(summary, status="skipped", notes=(
+            *summary.notes, f"skipped: the server refused the ~{size}-token prompt as longer than its context"
+            f"{where}"))
     if session.recorder is not None:
         session.recorder.series_done(summary)
     session.emit(BenchEvent("series", _describe_series(summary), info.name, summary=summary))
@@ -616,7 +673,13 @@ def summarize(info: ModelInfo, size: int, parallel: int, num_predict: int, batch
         concurrency=_concurrency(batches) if parallel > 1 else None,
         ceiling_tps=ceil, pct_of_ceiling=pct, error=failed[0].error if failed else None,
         notes=tuple(_series_notes(ok, size, parallel, num_predict, batches)),
+        source=_source(ok),
     )
+
+
+def _source(ok: Sequence[RunResult]) -> str | None:
+    sources = {r.source for r in ok}
+    return sources.pop() if len(sources) == 1 else ("mixed" if sources else None)
 
 
 def _concurrency(batches: Sequence[Sequence[RunResult]]) -> float | None:
