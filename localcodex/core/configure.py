@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from localcodex.errors import ConfigError, OllamaUnavailable, UsageError
+from localcodex.errors import ConfigError, LocalcodexError, OllamaUnavailable, UsageError
 
 DEFAULT_PROFILE = "local_ollama"
 DEFAULT_PROVIDER_ID = "local_ollama"
@@ -101,7 +101,7 @@ class ConfigureResult:
     base_url: str
     context_window: int | None
     auto_compact_token_limit: int | None
-    context_source: str  # "--context" | "model num_ctx" | "loaded model" | "unknown"
+    context_source: str  # "--context" | "model num_ctx" | "loaded model" | "server: <where>" | "unknown"
     form: str  # "profile_file" (Codex ≥ 0.134) | "profiles_table" (older Codex)
     codex_version: str | None  # None: Codex not found
     files: tuple[WrittenFile, ...]
@@ -232,11 +232,15 @@ def _resolve_model(req: ConfigureRequest, on_progress: Progress) -> _ModelFacts:
     if req.base_url:
         if not req.model:
             raise UsageError("--model is required with --base-url", "name the model the server serves")
-        warn = () if req.context else (
-            "no --context given: Codex will assume a 272k-token window for this model; pass --context N "
-            "with the server's real context size so Codex compacts in time",
-        )
-        return _ModelFacts(req.model, req.context, "--context" if req.context else "unknown", warn)
+        if req.context:
+            return _ModelFacts(req.model, req.context, "--context", ())
+        stated = _server_context(req, on_progress)
+        if stated is not None:
+            return _ModelFacts(req.model, stated.tokens, f"server: {stated.source}", ())
+        return _ModelFacts(req.model, None, "unknown", (
+            "no --context given and the server does not state its context: Codex will assume a 272k-token "
+            "window for this model; pass --context N with the server's real context size so Codex compacts in time",
+        ))
     if req.model and req.context and not req.ask_ollama:
         return _ModelFacts(req.model, req.context, "--context", ())
     from localcodex.adapters.ollama import OllamaServer
@@ -255,6 +259,21 @@ def _resolve_model(req: ConfigureRequest, on_progress: Progress) -> _ModelFacts:
             f"{exc.hint}; or pass --model and --context to write the profile without asking Ollama",
         ) from None
     return _context_from(server, model, details, req.context)
+
+
+def _server_context(req: ConfigureRequest, on_progress: Progress) -> Any:
+    """The context the OpenAI-compatible server states for the model (llama-server's /props, /v1/models
+    meta.n_ctx; Ollama's /api/ps), or None: not stated, unreachable, or no key to ask with."""
+    from localcodex.adapters.openai_compat import OpenAICompatClient
+    from localcodex.adapters.server_facts import server_context
+
+    assert req.base_url
+    on_progress(f"asking {req.base_url} for the context it runs {req.model} with")
+    try:
+        with OpenAICompatClient(req.base_url, api_key_env=req.env_key) as client:
+            return server_context(client, req.model)
+    except LocalcodexError:
+        return None
 
 
 def _only_model(server: Any) -> str:
