@@ -78,9 +78,10 @@ def context_from_ps(body: Any, model: str | None) -> int | None:
     return None
 
 
-def server_context(client: Any, model: str | None) -> ServerContext | None:
+def server_context(client: Any, model: str | None, *, ollama_ps: bool = True) -> ServerContext | None:
     """The context `model` runs with as the server states it, or None. `client` is an OpenAICompatClient; every
-    failure (404, not JSON, unreachable) only means "not stated here"."""
+    failure (404, not JSON, unreachable) only means "not stated here". `ollama_ps=False`: the server is known
+    not to be Ollama, so its `/api/ps` is not asked."""
     from localcodex.adapters.openai_compat import Timeouts
 
     root = root_of(client.base_url)
@@ -89,7 +90,7 @@ def server_context(client: Any, model: str | None) -> ServerContext | None:
         (f"{root}/props", lambda b: context_from_props(b), "GET /props default_generation_settings.n_ctx"),
         ("models", lambda b: context_from_models(b, model), "GET /v1/models meta.n_ctx"),
         (f"{root}/api/ps", lambda b: context_from_ps(b, model), "GET /api/ps context_length"),
-    )
+    )[: 3 if ollama_ps else 2]
     for path, read, source in probes:
         try:
             reply = client.request("GET", path, timeouts=quick)
@@ -152,8 +153,10 @@ class Timings:
 
     def counters(self) -> dict[str, int | None]:
         """As Ollama names its counters (durations in ns), so one rate computation serves both."""
+        # one generated token has no decode time to speak of (llama.cpp reports ~0 ms): no decode rate then
+        decode_ns = round(self.predicted_ms * 1e6) if self.predicted_n >= 2 else None
         return {"prompt_eval_count": self.prompt_n, "prompt_eval_duration": round(self.prompt_ms * 1e6),
-                "eval_count": self.predicted_n, "eval_duration": round(self.predicted_ms * 1e6)}
+                "eval_count": self.predicted_n, "eval_duration": decode_ns}
 
 
 def timings_of(body: Any) -> Timings | None:
