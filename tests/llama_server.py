@@ -14,6 +14,10 @@ to start (it exits before /health answers), the fixture retries on a fresh port,
 machine that advertises AMX without granting the tile state (ours: XTILEDATA missing from ARCH_GET_XCOMP_SUPP)
 then dies with SIGILL on the first request. Disabling the extra (repacked/AMX) buffer types avoids those kernels
 everywhere at a small speed cost, which the tests do not care about.
+
+Contexts above SmolLM2's training context (8192): llama-server caps each slot at the model's
+`llama.context_length`, so `-c 16384` alone still serves 8192; the fixture raises that metadata with
+`--override-kv` (quality beyond 8k does not matter to the tests; the size the server states and enforces does).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import pytest
 ENV_BINARY = "LOCALCODEX_TEST_LLAMA_SERVER"
 ALIAS = "smollm2:135m"
 START_TIMEOUT = 120.0
+TRAINED_CONTEXT = 8192  # SmolLM2-135M's llama.context_length
 
 
 def llama_server_binary() -> Path | None:
@@ -143,6 +148,8 @@ def start_llama_server(binary: Path, model: Path, ctx: int, log_dir: Path, attem
         log = log_dir / f"llama-server-c{ctx}-{attempt}.log"
         cmd = [str(binary), "-m", str(model), "--host", "127.0.0.1", "--port", str(port), "--reuse-port",
                "-c", str(ctx), "-np", "1", "--alias", ALIAS, "--jinja", "--no-webui", "--no-repack"]
+        if ctx > TRAINED_CONTEXT:  # llama-server caps a slot at the training context unless the model says more
+            cmd += ["--override-kv", f"llama.context_length=int:{ctx}"]
         with log.open("wb") as sink:
             proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
         server = LlamaServer(port=port, ctx=ctx, log=log, proc=proc, reservation=reservation)

@@ -179,3 +179,40 @@ def timings_of(body: Any) -> Timings | None:
                        float(raw["predicted_ms"]), int(raw.get("cache_n") or 0))
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def busy_slots(client: Any) -> int | None:
+    """How many of llama-server's slots are working on a request (`GET /slots`), or None when the server has
+    no such endpoint (not llama.cpp, or started with --no-slots)."""
+    from localcodex.adapters.openai_compat import OpenAICompatClient, Timeouts
+
+    # a connection of its own, closed after the answer: a kept-alive one held by the poll delays llama-server
+    # noticing that the abandoned request's connection was closed (seen here: no cancel until it closed)
+    try:
+        with OpenAICompatClient(client.base_url, api_key_env=client.api_key_env,
+                                headers={"connection": "close"}) as fresh:
+            reply = fresh.request("GET", f"{root_of(client.base_url)}/slots",
+                                  timeouts=Timeouts(connect=2.0, read=5.0, total=5.0))
+        slots = json.loads(reply.text) if reply.ok else None
+    except (LocalcodexError, ValueError):
+        return None
+    if not isinstance(slots, list):
+        return None
+    return sum(1 for s in slots if isinstance(s, dict) and s.get("is_processing"))
+
+
+def wait_idle(client: Any, seconds: float, poll: float = 0.5) -> bool | None:
+    """Wait up to `seconds` until no slot is busy. True: idle; False: still busy; None: cannot be seen.
+
+    llama-server notices a closed connection between prefill batches on a plain request, but on a streamed one
+    only once it has a token to send, i.e. after the whole prompt: the abandoned work then still holds the slot."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while True:
+        busy = busy_slots(client)
+        if busy is None or busy == 0:
+            return None if busy is None else True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll)

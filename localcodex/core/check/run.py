@@ -324,8 +324,28 @@ def _run_probe(run: _Run, name: str, title: str) -> Probe:
     data = verdict.data
     if name in WORKLOADS and run.limit and verdict.status is not Status.SKIP:
         data = {**data, "time_limit_s": round(run.limit, 2)}
-    return Probe(name, title, verdict.status, round(time.perf_counter() - started, 3), verdict.detail,
-                 verdict.fix, data)
+    duration = round(time.perf_counter() - started, 3)
+    if name in WORKLOADS and _gave_up(verdict) and run.client is not None and not run.is_ollama:
+        data = {**data, **_let_server_finish(run)}
+    return Probe(name, title, verdict.status, duration, verdict.detail, verdict.fix, data)
+
+
+def _gave_up(verdict: Verdict) -> bool:
+    return verdict.data.get("error") == "timeout" or bool(verdict.data.get("gave_up"))
+
+
+def _let_server_finish(run: _Run) -> dict[str, Any]:
+    """After a probe gave up: its request was closed, but a server may finish the prompt it was reading before
+    it notices (llama-server does on a stream). Wait for it (its `/slots`), so the next probe is not timed
+    while the server still works on a request nobody reads."""
+    from localcodex.adapters.server_facts import wait_idle
+
+    assert run.client is not None
+    waited = time.perf_counter()
+    idle = wait_idle(run.client, run.limit)
+    if idle is None:
+        return {}
+    return {"server_idle_after_give_up": idle, "waited_for_server_s": round(time.perf_counter() - waited, 3)}
 
 
 def _measure_pace(run: _Run) -> None:
@@ -1101,7 +1121,8 @@ class _ContextSeen:
 
     def data(self) -> dict[str, Any]:
         return {"loaded_context": self.loaded, "source": self.source, "sent_at_least": self.sent,
-                "input_tokens": self.measured, "min_context": self.need, "truncated": self.cut}
+                "input_tokens": self.measured, "min_context": self.need, "truncated": self.cut,
+                "gave_up": self.late is not None}
 
 
 def _context_words(need: int, stated: int | None) -> int:
