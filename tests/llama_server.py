@@ -39,6 +39,9 @@ ENV_BINARY = "LOCALCODEX_TEST_LLAMA_SERVER"
 ALIAS = "smollm2:135m"
 START_TIMEOUT = 120.0
 TRAINED_CONTEXT = 8192  # SmolLM2-135M's llama.context_length
+# `-n`: the server's cap on an answer's tokens. Codex sets none, and a 135M model may ramble on for thousands of
+# tokens at a few tokens/s when the machine is busy; the tests want an answer, not an essay.
+MAX_ANSWER = 256
 
 
 def llama_server_binary() -> Path | None:
@@ -147,7 +150,8 @@ def start_llama_server(binary: Path, model: Path, ctx: int, log_dir: Path, attem
         port = reservation.getsockname()[1]
         log = log_dir / f"llama-server-c{ctx}-{attempt}.log"
         cmd = [str(binary), "-m", str(model), "--host", "127.0.0.1", "--port", str(port), "--reuse-port",
-               "-c", str(ctx), "-np", "1", "--alias", ALIAS, "--jinja", "--no-webui", "--no-repack"]
+               "-c", str(ctx), "-np", "1", "--alias", ALIAS, "--jinja", "--no-webui", "--no-repack",
+               "-n", str(MAX_ANSWER)]
         if ctx > TRAINED_CONTEXT:  # llama-server caps a slot at the training context unless the model says more
             cmd += ["--override-kv", f"llama.context_length=int:{ctx}"]
         with log.open("wb") as sink:
