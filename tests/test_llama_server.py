@@ -159,7 +159,8 @@ def test_trial_runs_against_llama_server(cli, llama_8k, tmp_path: Path):
     (home / "config.toml").write_text(codex_cli.QUIET_CONFIG)
     assert cli("provider", "add", "llama-cpp", "--base-url", llama_8k.v1, "--model", MODEL).code == 0
     result = cli("trial", "-p", "llama_cpp", "--timeout", "120", "--workdir", tmp_path / "scratch", "--json")
-    assert result.code in (ExitCode.OK, ExitCode.CHECK_FAILED), result.output
+    # pass, a verdict against the model (6), or a step that ran past its limit on a busy CPU (10): never a crash
+    assert result.code in (ExitCode.OK, ExitCode.CHECK_FAILED, ExitCode.TIMEOUT), result.output
     assert "Traceback" not in result.output
     steps = result.json()["data"]["steps"]
     assert steps and all(s["status"] in ("pass", "fail", "error", "timeout", "skipped") for s in steps)
