@@ -23,6 +23,7 @@ from localcodex.invocation import Invocation
 from localcodex.paths import OllamaHost, ollama_host
 
 if TYPE_CHECKING:  # sqlite3 comes with the receipts store: imported only by the commands that use receipts
+    from localcodex.adapters.openai_compat import OpenAICompatClient
     from localcodex.adapters.receipts import ReceiptStore
 
 
@@ -44,6 +45,12 @@ class Live:
     def ollama_at(self, host: OllamaHost, *, timeout: float = 30.0) -> OllamaServer:
         """An Ollama server elsewhere than the invocation's (one a Codex profile names, for example)."""
         return OllamaServer(host, timeout=timeout)
+
+    def openai_client(self, base_url: str, *, env_key: str | None = None) -> OpenAICompatClient:
+        """A client for an OpenAI-compatible `/v1` server (the key read from `env_key` in this environment)."""
+        from localcodex.adapters.openai_compat import OpenAICompatClient
+
+        return OpenAICompatClient(base_url, api_key_env=env_key, env=self.inv.env)
 
     def receipts(self) -> ReceiptStore:
         from localcodex.adapters.receipts import ReceiptStore

@@ -92,3 +92,26 @@ def cli_process():
         return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
     return run
+
+
+def _llama_server(tmp_path_factory: pytest.TempPathFactory, ctx: int):
+    from llama_server import require_llama_server, start_llama_server
+
+    binary, model = require_llama_server()
+    server = start_llama_server(binary, model, ctx, tmp_path_factory.mktemp(f"llama-c{ctx}"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def llama_8k(tmp_path_factory: pytest.TempPathFactory):
+    """A real llama-server (SmolLM2-135M, `-c 8192 -np 1 --jinja`), shared by the session: prefill is slow here."""
+    yield from _llama_server(tmp_path_factory, 8192)
+
+
+@pytest.fixture(scope="session")
+def llama_16k(tmp_path_factory: pytest.TempPathFactory):
+    """The same with `-c 16384`: a context that passes check's 16,384-token probe."""
+    yield from _llama_server(tmp_path_factory, 16384)

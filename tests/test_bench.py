@@ -424,3 +424,65 @@ def test_setup_benchmark_reports_decode_and_prompt_and_keeps_a_receipt(emulator_
     assert any(e.kind == "series" for e in events)
     (session,) = ReceiptStore(tmp_path / "localcodex-data" / "receipts.sqlite3").sessions()
     assert session.id == outcome.report.receipt_id and session.status == "ok"
+
+
+# -- a server that states no context and refuses prompts over it --------------------------------------------------
+
+
+class _Refused(Exception):
+    pass
+
+
+class ContextLimitedEndpoint:
+    """An OpenAI-compatible endpoint with a 4096-token context it does not state: longer prompts get llama-server's
+    400, as `exceed_context_size_error` says it (one token per 4 characters here)."""
+
+    api, endpoint, is_local, has_counters = "openai", "http://127.0.0.1:9/v1", True, False
+    N_CTX = 4096
+
+    def __init__(self) -> None:
+        self.prompts: list[int] = []
+
+    def preflight(self, models):
+        from localcodex.core.bench.targets import ModelInfo
+
+        return None, tuple(ModelInfo(m) for m in models)
+
+    def prepare(self, timeout):
+        return None
+
+    def loaded(self, model):
+        return None
+
+    def measure(self, model, prompt, num_predict, seed, timeout):
+        from localcodex.core.bench.targets import Sample
+        from localcodex.errors import LocalcodexError
+
+        tokens = len(prompt) // 4
+        self.prompts.append(tokens)
+        now = time.perf_counter()
+        if tokens + num_predict > self.N_CTX:
+            error = LocalcodexError(f"{self.endpoint}/chat/completions answered HTTP 400: request ({tokens} tokens) "
+                                    f"exceeds the available context size ({self.N_CTX} tokens), try increasing it")
+            error.status = 400  # as HTTPStatusError carries it
+            return Sample(now, now + 0.01, time.time(), error)
+        timings = {"prompt_eval_count": tokens, "prompt_eval_duration": tokens * 1_000_000,
+                   "eval_count": num_predict, "eval_duration": num_predict * 10_000_000}
+        return Sample(now, now + 0.1, time.time(), None, now + 0.01, now + 0.1, num_predict, "length", timings,
+                      num_predict, tokens, "llama.cpp")
+
+
+def test_a_refused_prompt_size_steps_down_once_and_never_fails_the_benchmark():
+    endpoint = ContextLimitedEndpoint()
+    report = bench(BenchRequest(models=("m",), prompt_tokens=(0, 8192), num_predict=16, runs=1,
+                                base_url=endpoint.endpoint), endpoint=endpoint)
+    assert report.status == "ok" and not report.failures
+    model = report.models[0]
+    assert model.status == "ok" and model.context_length == 4096  # learnt from the refusal
+    assert any("4096-token context" in n and "fitted" in n for n in model.notes), model.notes
+    statuses = [(s.prompt_target, s.status) for s in model.series]
+    long = [s for s in model.series if s.prompt_target > 1000 and s.status == "ok"]
+    assert long and long[0].prompt_target <= 4096 - 16, statuses
+    assert all(s.source == "llama.cpp" for s in model.series if s.status == "ok")
+    # llama.cpp's counters give the rates: 1000 prompt tok/s and 100 decode tok/s by construction
+    assert long[0].prompt_tps.median == pytest.approx(1000.0) and long[0].decode_tps.median == pytest.approx(100.0)

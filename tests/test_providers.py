@@ -109,9 +109,14 @@ def test_gateway_headers_split_static_and_secret(cli, home: Path) -> None:
     assert provider["env_http_headers"] == {"X-User-Token": "GATEWAY_USER_TOKEN"}
 
 
-def test_local_servers_need_their_context(cli, home: Path) -> None:
-    result = cli("provider", "add", "llama-cpp", "--model", "qwen3-coder")
+def test_local_servers_need_their_context(cli, home: Path, dead_url: str) -> None:
+    result = cli("provider", "add", "lm-studio", "--model", "qwen3-coder")
     assert result.code == 2 and "needs context" in result.stderr and "--context …" in result.stderr
+    # llama-server states its context (tests/test_llama_server.py); one that cannot be asked leaves it unset
+    unknown = cli("provider", "add", "llama-cpp", "--model", "qwen3-coder", "--base-url", f"{dead_url}/v1",
+                  "--profile", "unknown_ctx")
+    assert unknown.code == 0 and "does not state its context" in unknown.stderr
+    assert "model_context_window" not in load(home / "unknown_ctx.config.toml")
     assert cli("provider", "add", "llama-cpp", "--model", "qwen3-coder", "--context", "32768").code == 0
     profile = load(home / "llama_cpp.config.toml")
     assert profile["model_context_window"] == 32768

@@ -103,6 +103,12 @@ def render(out: Output, report: CheckReport) -> None:
             detail += f"\n[{colour}]fix:[/{colour}] {escape(probe.fix)}"
         table.add_row(f"[{colour}]{symbol}[/{colour}]", probe.title, duration, detail)
     out.out.print(table)
+    if report.pace:
+        p = report.pace
+        rates = ", ".join(f"{what} {p[key]:g} tok/s" for what, key in (("prefill", "prompt_tps"),
+                                                                      ("decode", "decode_tps")) if p.get(key))
+        out.out.print(f"[dim]server speed ({escape(p['source'])}, one {p['prompt_tokens']}-token request): "
+                      f"{rates}; the generation probes' time limits allow for it[/dim]")
     _summary(out, report)
 
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from localcodex.adapters.server_facts import ServerContext
 from localcodex.core.ports import Live
 from localcodex.domain.codex import (
     BUILT_IN_PROVIDERS,
@@ -46,7 +47,7 @@ from localcodex.domain.codex import (
     looks_secret,
 )
 from localcodex.domain.urls import locality, supports_profile_files
-from localcodex.errors import ConfigError, OllamaUnavailable, UsageError
+from localcodex.errors import ConfigError, LocalcodexError, OllamaUnavailable, UsageError
 
 DEFAULT_PROFILE = "local_ollama"
 DEFAULT_PROVIDER_ID = "local_ollama"
@@ -106,7 +107,7 @@ class ConfigureResult:
     base_url: str
     context_window: int | None
     auto_compact_token_limit: int | None
-    context_source: str  # "--context" | "model num_ctx" | "loaded model" | "unknown"
+    context_source: str  # "--context" | "model num_ctx" | "loaded model" | "server: <where>" | "unknown"
     form: str  # "profile_file" (Codex ≥ 0.134) | "profiles_table" (older Codex)
     codex_version: str | None  # None: Codex not found
     files: tuple[WrittenFile, ...]
@@ -242,11 +243,15 @@ def _resolve_model(req: ConfigureRequest, live: Live, on_progress: Progress) -> 
     if req.base_url:
         if not req.model:
             raise UsageError("--model is required with --base-url", "name the model the server serves")
-        warn = () if req.context else (
-            "no --context given: Codex will assume a 272k-token window for this model; pass --context N "
-            "with the server's real context size so Codex compacts in time",
-        )
-        return _ModelFacts(req.model, req.context, "--context" if req.context else "unknown", warn)
+        if req.context:
+            return _ModelFacts(req.model, req.context, "--context", ())
+        stated = _server_context(req, live, on_progress)
+        if stated is not None:
+            return _ModelFacts(req.model, stated.tokens, f"server: {stated.source}", ())
+        return _ModelFacts(req.model, None, "unknown", (
+            "no --context given and the server does not state its context: Codex will assume a 272k-token "
+            "window for this model; pass --context N with the server's real context size so Codex compacts in time",
+        ))
     if req.model and req.context and not req.ask_ollama:
         return _ModelFacts(req.model, req.context, "--context", ())
     server = live.ollama_at(live.host(req.host), timeout=10.0)
@@ -263,6 +268,20 @@ def _resolve_model(req: ConfigureRequest, live: Live, on_progress: Progress) -> 
             f"{exc.hint}; or pass --model and --context to write the profile without asking Ollama",
         ) from None
     return _context_from(server, model, details, req.context)
+
+
+def _server_context(req: ConfigureRequest, live: Live, on_progress: Progress) -> ServerContext | None:
+    """The context the OpenAI-compatible server states for the model (llama-server's /props, /v1/models
+    meta.n_ctx; Ollama's /api/ps), or None: not stated, unreachable, or no key to ask with."""
+    from localcodex.adapters.server_facts import server_context
+
+    assert req.base_url
+    on_progress(f"asking {req.base_url} for the context it runs {req.model} with")
+    try:
+        with live.openai_client(req.base_url, env_key=req.env_key) as client:
+            return server_context(client, req.model)
+    except LocalcodexError:
+        return None
 
 
 def _only_model(server: Any) -> str:

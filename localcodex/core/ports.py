@@ -13,6 +13,7 @@ from localcodex.invocation import Invocation
 from localcodex.paths import OllamaHost
 
 if TYPE_CHECKING:  # ports is imported by core/bench/run itself
+    from localcodex.adapters.openai_compat import OpenAICompatClient
     from localcodex.adapters.receipts import ReceiptStore
     from localcodex.core.bench.run import BenchRequest
     from localcodex.core.bench.targets import Endpoint
@@ -27,6 +28,8 @@ class Live(Protocol):
     def ollama(self, *, timeout: float = 30.0) -> OllamaServer: ...
 
     def ollama_at(self, host: OllamaHost, *, timeout: float = 30.0) -> OllamaServer: ...
+
+    def openai_client(self, base_url: str, *, env_key: str | None = None) -> OpenAICompatClient: ...
 
     def receipts(self) -> ReceiptStore: ...
 

@@ -58,7 +58,7 @@ class RunResult:
     stream_tps: float | None  # decode rate from token arrivals, first token excluded (a client-side check)
     aggregate_tps: float | None  # tokens of the whole batch / its wall time (= e2e_tps when parallel is 1)
     batch_wall_s: float | None  # the batch's wall time: first request sent to last byte received
-    source: str  # "server": rates from the server's counters; "client": from timestamps and usage
+    source: str  # whose figures the rates are: "ollama" / "llama.cpp" (the server's counters) or "client" (SOURCES)
 
     @property
     def ok(self) -> bool:
@@ -91,6 +91,15 @@ class SeriesSummary:
     pct_of_ceiling: float | None
     error: str | None
     notes: tuple[str, ...] = ()
+    source: str | None = None  # whose figures (see SOURCES; "mixed" when runs differ); None: no run succeeded
+
+
+# Whose figures a run's rates are, as the output names them.
+SOURCES = {
+    "ollama": "Ollama's own counters (eval_count / eval_duration)",
+    "llama.cpp": "llama.cpp's own timings (prompt_n / prompt_ms, predicted_n / predicted_ms)",
+    "client": "client timing (prompt tokens / TTFT, a lower bound; decode from token arrival times)",
+}
 
 
 @dataclass(frozen=True)

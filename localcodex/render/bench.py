@@ -7,7 +7,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from localcodex.domain.bench import BenchReport, SeriesSummary
+from localcodex.domain.bench import SOURCES, BenchReport, SeriesSummary
 from localcodex.domain.stats import Spread
 
 BAR_WIDTH = 40
@@ -148,7 +148,18 @@ def notes(report: BenchReport) -> list[str]:
             where = f"{s.model} at {s.prompt_tokens or s.prompt_target} tokens"
             where += f", {s.parallel} at once" if s.parallel > 1 else ""
             lines += [f"{where}: {n}" for n in s.notes]
-    if report.api == "openai":
-        lines.append("rates on an OpenAI-compatible endpoint come from token arrival times (no server counters); "
-                     "prompt tok/s is prompt tokens / TTFT, a lower bound")
+    lines += source_notes(report)
     return lines
+
+
+def source_notes(report: BenchReport) -> list[str]:
+    """Whose figures the prompt and decode rates are: the server's own counters or the client's clock."""
+    by_source: dict[str, list[str]] = {}
+    for s in report.series:
+        if s.source:
+            by_source.setdefault(s.source, []).append(f"{s.model} at {s.prompt_tokens or s.prompt_target} tokens")
+    if len(by_source) == 1:
+        source = next(iter(by_source))
+        return [f"prompt and decode tok/s from {SOURCES.get(source, source)}"]
+    return [f"prompt and decode tok/s of {', '.join(where)} from {SOURCES.get(source, source)}"
+            for source, where in by_source.items()]

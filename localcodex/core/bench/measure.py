@@ -69,23 +69,29 @@ class RunKey:
 
 
 def make_run(key: RunKey, slot: int, sample: Sample, has_counters: bool, batch: BatchTotals) -> RunResult:
+    """`has_counters`: the endpoint always sends its counters (Ollama); a sample may also bring its own
+    (`sample.source`, e.g. llama.cpp's timings), which are then preferred to client timing."""
     c = sample.counters
     err = sample.error
     ok = err is None
+    source = sample.source or ("ollama" if has_counters else "client")
+    counted = source != "client"
+    # llama.cpp's prompt_n leaves out the tokens reused from its cache: the prompt's size is usage's count
+    prompt_count = sample.prompt_count if source == "llama.cpp" else c.get("prompt_eval_count", sample.prompt_count)
     return RunResult(
         model=key.model, digest=key.digest, phase=key.phase, prompt_target=key.prompt_target,
         parallel=key.parallel, run=key.run, slot=slot, status="ok" if ok else "failed",
         error=err.message if err else None, error_code=err.code if err else None,
         started_at=datetime.fromtimestamp(sample.started_wall, timezone.utc).isoformat(timespec="milliseconds"),
         done_reason=sample.done_reason, load_duration=c.get("load_duration"),
-        prompt_eval_count=c.get("prompt_eval_count", sample.prompt_count),
+        prompt_eval_count=prompt_count,
         prompt_eval_duration=c.get("prompt_eval_duration"),
         eval_count=c.get("eval_count", sample.completion_tokens), eval_duration=c.get("eval_duration"),
         total_duration=c.get("total_duration"), stream_tokens=sample.chunks,
         stream_span_s=sample.last_at - sample.first_at if sample.first_at is not None and sample.last_at else None,
         aggregate_tps=batch.tps if ok else None, batch_wall_s=batch.wall_s,
-        source="server" if has_counters else "client",
-        **_rates(sample, has_counters),
+        source=source,
+        **_rates(sample, counted),
     )
 
 
@@ -146,7 +152,13 @@ def summarize(info: ModelInfo, size: int, parallel: int, num_predict: int, batch
         concurrency=_concurrency(batches) if parallel > 1 else None,
         ceiling_tps=ceil, pct_of_ceiling=pct, error=failed[0].error if failed else None,
         notes=tuple(_series_notes(ok, size, parallel, num_predict, batches)),
+        source=_source(ok),
     )
+
+
+def _source(ok: Sequence[RunResult]) -> str | None:
+    sources = {r.source for r in ok}
+    return sources.pop() if len(sources) == 1 else ("mixed" if sources else None)
 
 
 def _concurrency(batches: Sequence[Sequence[RunResult]]) -> float | None:

@@ -31,9 +31,10 @@ import gc
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from localcodex.adapters.server_facts import Overflow, context_overflow
 from localcodex.core.bench import prompt as benchprompt
 from localcodex.core.bench.measure import (
     LONG_PROMPT,
@@ -119,6 +120,7 @@ class _Session:
         self.runs: list[RunResult] = []
         self.failures: list[Failure] = []
         self.server_gone = False
+        self.overflow: Overflow | None = None  # the last batch was refused: its prompt exceeds the context
 
     def batch(self, key: RunKey, prompts: Sequence[str], num_predict: int, timeout: float) -> list[RunResult]:
         """Send `prompts` at once (one thread each when more than one) and record each run as it completes."""
@@ -129,16 +131,19 @@ class _Session:
                 samples = _concurrently(self.endpoint, key.model, prompts, num_predict, self.request.seed, timeout)
         totals = batch_totals(samples)
         self.server_gone = self.server_gone or any(isinstance(s.error, OllamaUnavailable) for s in samples)
+        overflows = [o for o in (context_overflow(s.error) for s in samples) if o is not None]
+        self.overflow = overflows[0] if overflows else None
         runs = [make_run(key, slot, s, self.endpoint.has_counters, totals) for slot, s in enumerate(samples)]
         for run in runs:
-            self._record(run)
+            self._record(run, counts_as_failure=self.overflow is None)
         return runs
 
-    def _record(self, run: RunResult) -> None:
+    def _record(self, run: RunResult, counts_as_failure: bool = True) -> None:
+        """A run refused for its prompt's size is recorded but is no failure: its series is skipped instead."""
         self.runs.append(run)
         if self.recorder is not None:
             self.recorder.run_done(run)
-        if not run.ok:
+        if not run.ok and counts_as_failure:
             self.failures.append(Failure(run.model, run.phase, run.prompt_target, run.parallel, run.run,
                                          run.error_code or "error", run.error or "failed"))
         self.emit(BenchEvent("run" if run.ok else "failed", _describe(run), run.model, run=run))
@@ -269,6 +274,16 @@ def _bench_model(session: _Session, info: ModelInfo, ceiling: Ceiling | None) ->
     sizes, size_notes = plan_sizes(request.prompt_tokens, context, request.num_predict)
     notes += size_notes
     calib, calib_run = _calibrate(session, info, warm, max(sizes))
+    stepped = False  # the context is stepped down once, on the server's own figure in a context-size 400
+    if calib_run is not None and session.overflow is not None:
+        stepped = True
+        context, sizes, step_notes = _step_down(request, session.overflow, sizes, context)
+        notes += step_notes
+        calib, calib_run = _calibrate(session, info, warm, max(sizes))
+        if session.overflow is not None:
+            notes.append("the server refused even the calibration prompt for its size: only the short prompt "
+                         "was measured")
+            sizes, calib_run = [benchprompt.SHORT], None
     if calib.per_unit is None and max(sizes) > calib.base:
         notes.append("the server reports no prompt token counts: long prompts cannot be sized, only the short "
                      "prompt was measured")
@@ -279,16 +294,39 @@ def _bench_model(session: _Session, info: ModelInfo, ceiling: Ceiling | None) ->
                                          warm.decode_tps or warm.stream_tps, request.num_predict)
         notes += budget_notes
     series: list[SeriesSummary] = []
-    for size in sizes:
+    pending = list(sizes)
+    while pending:
+        size = pending.pop(0)
         for parallel in request.parallel:
             if session.server_gone:
                 break
             summary = _series(session, info, size, parallel, calib, prompt_rate,
                               _ceiling_at(ceiling, info.name, context, size, request.num_predict))
             series.append(summary)
-    failed = any(s.status != "ok" for s in series) or (calib_run is not None and not calib_run.ok)
+            if summary.status == "skipped" and session.overflow and session.overflow.n_ctx and not stepped:
+                stepped = True
+                done = {s.prompt_target for s in series if s.status != "skipped"}
+                context, replanned, step_notes = _step_down(request, session.overflow, [size, *pending], context)
+                notes += step_notes
+                pending = [z for z in replanned if z not in done]
+                break
+    failed = any(s.status == "failed" for s in series) or (calib_run is not None and not calib_run.ok)
     return ModelBench(info.name, info.digest, "failed" if failed else "ok", context,
                       loaded.gpu_fraction if loaded else None, warm, calib_run, tuple(series), tuple(notes))
+
+
+def _step_down(request: BenchRequest, overflow: Overflow, sizes: Sequence[int],
+               context: int | None) -> tuple[int | None, list[int], list[str]]:
+    """Sizes re-planned for the context the server named when it refused a prompt as too long."""
+    if not overflow.n_ctx or overflow.n_ctx == context:
+        kept = [z for z in sizes if z <= LONG_PROMPT]
+        return context, kept or [benchprompt.SHORT], [
+            "the server refused the longer prompts as over its context without naming the context: "
+            f"only prompts up to {max(kept or [benchprompt.SHORT])} tokens were measured"]
+    replanned, _ = plan_sizes(sizes, overflow.n_ctx, request.num_predict)
+    return overflow.n_ctx, replanned, [
+        f"the server refused a prompt as over its {overflow.n_ctx}-token context: prompt sizes were fitted "
+        "to it"]
 
 
 def _placement_notes(loaded: Loaded | None) -> list[str]:
@@ -348,6 +386,11 @@ def _series(session: _Session, info: ModelInfo, size: int, parallel: int, calib:
             early = index < limit
             break
     summary = summarize(info, size, parallel, request.num_predict, batches, early, ceiling_tps)
+    if session.overflow is not None:  # the server refused this prompt size: skipped, not failed
+        where = f" (the server's context: {session.overflow.n_ctx} tokens)" if session.overflow.n_ctx else ""
+        summary = replace(summary, status="skipped", notes=(
+            *summary.notes, f"skipped: the server refused the ~{size}-token prompt as longer than its context"
+            f"{where}"))
     if session.recorder is not None:
         session.recorder.series_done(summary)
     session.emit(BenchEvent("series", describe_series(summary), info.name, summary=summary))

@@ -40,6 +40,7 @@ class Sample:
     counters: dict[str, int | None] = field(default_factory=dict)
     completion_tokens: int | None = None  # usage (OpenAI-compatible) or eval_count
     prompt_count: int | None = None  # prompt_eval_count or usage.prompt_tokens
+    source: str | None = None  # whose counters `counters` are ("ollama", "llama.cpp"); None: client timing only
 
 
 class Stopwatch:
@@ -142,7 +143,8 @@ class OllamaEndpoint:
             return watch.sample(_ended_early(model))
         counters = {name: _ns(getattr(final, name, None)) for name in _COUNTERS}
         return watch.sample(None, done_reason=final.done_reason, counters=counters,
-                            completion_tokens=counters["eval_count"], prompt_count=counters["prompt_eval_count"])
+                            completion_tokens=counters["eval_count"], prompt_count=counters["prompt_eval_count"],
+                            source="ollama")
 
     def loaded(self, model: str) -> Loaded | None:
         from localcodex.adapters.ollama import same_model
@@ -170,8 +172,9 @@ def _ended_early(model: str) -> LocalcodexError:
 
 
 class OpenAIEndpoint:
-    """Any OpenAI-compatible `/v1` server through `OpenAICompatClient`, timed from the client (no server counters
-    exist there): TTFT from the request's `sent_at` to the first event with text, decode from `received_at`."""
+    """Any OpenAI-compatible `/v1` server through `OpenAICompatClient`. Its own counters when it sends them
+    (llama.cpp's `timings` on the finish chunk); otherwise timed from the client: TTFT from the request's
+    `sent_at` to the first event with text, decode from `received_at`."""
 
     api = "openai"
     has_counters = False
@@ -200,10 +203,18 @@ class OpenAIEndpoint:
     def preflight(self, models: Sequence[str]) -> tuple[str | None, tuple[ModelInfo, ...]]:
         """Reachable, and the key accepted. A model missing from `GET /models` is only noted: some servers
         (llama-server) list one alias and answer to any name."""
-        listed = set(self._client().models())
-        return None, tuple(
-            ModelInfo(m, notes=() if not listed or m in listed else (f"{self.endpoint}/models does not list {m}",))
-            for m in models)
+        from localcodex.adapters.server_facts import server_context
+
+        client = self._client()
+        listed = set(client.models())
+        infos = []
+        for m in models:
+            notes = [] if not listed or m in listed else [f"{self.endpoint}/models does not list {m}"]
+            context = server_context(client, m)
+            if context:
+                notes.append(f"the server runs it with a {context.tokens}-token context ({context.source})")
+            infos.append(ModelInfo(m, context_length=context.tokens if context else None, notes=tuple(notes)))
+        return None, tuple(infos)
 
     def measure(self, model: str, prompt: str, num_predict: int, seed: int, timeout: float) -> Sample:
         from localcodex.adapters.http_errors import StreamCut, Timeouts
@@ -211,8 +222,10 @@ class OpenAIEndpoint:
         body = {"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": num_predict,
                 "temperature": 0, "seed": seed, "stream_options": {"include_usage": True}}
         limits = Timeouts(connect=min(10.0, timeout), read=timeout, total=timeout + 3600.0)
+        from localcodex.adapters.server_facts import timings_of
+
         watch = Stopwatch()
-        finish, usage, terminated = None, None, False
+        finish, usage, timings, terminated = None, None, None, False
         try:
             with self._client().chat_completions(body, stream=True, timeouts=limits) as stream:
                 watch.started = stream.sent_at
@@ -220,9 +233,11 @@ class OpenAIEndpoint:
                     if event.done:
                         terminated = True
                         break
-                    text, reason, used = chat_delta(event.json(), self.endpoint)
+                    chunk = event.json()
+                    text, reason, used = chat_delta(chunk, self.endpoint)
                     watch.token(event.received_at, bool(text))
                     finish, usage = reason or finish, used or usage
+                    timings = timings_of(chunk) or timings
             if not terminated:
                 return watch.sample(StreamCut(self.endpoint, "data: [DONE]"))
         except LocalcodexError as exc:
@@ -230,6 +245,11 @@ class OpenAIEndpoint:
         except ValueError as exc:
             return watch.sample(ServerError(f"{self.endpoint} sent an event that is not JSON: {exc}"))
         usage = usage or {}
+        if timings is not None:  # the server's own counters (llama.cpp), preferred to the client's clock
+            return watch.sample(None, done_reason=finish, counters=timings.counters(),
+                                completion_tokens=_int(usage.get("completion_tokens")) or timings.predicted_n,
+                                prompt_count=_int(usage.get("prompt_tokens")) or timings.prompt_n + timings.cache_n,
+                                source="llama.cpp")
         return watch.sample(None, done_reason=finish, completion_tokens=_int(usage.get("completion_tokens")),
                             prompt_count=_int(usage.get("prompt_tokens")))
 

@@ -27,12 +27,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from localcodex.core.check import pace
 from localcodex.domain.urls import BaseUrlMistake, diagnose, fixed_base, native_root, parse_version
 from localcodex.errors import ConfigError, LocalcodexError, UsageError
 
 if TYPE_CHECKING:
     from localcodex.adapters.ollama import OllamaServer
     from localcodex.adapters.openai_compat import EventStream, OpenAICompatClient, Reply, Timeouts
+    from localcodex.core.check.pace import Pace
 
 from localcodex.core.check.types import (
     CheckReport,
@@ -116,10 +118,18 @@ class _Run:
     auth_rejections: list[str] = field(default_factory=list)
     host_refusals: list[str] = field(default_factory=list)  # Ollama's Host check: 403, empty body
     deadline: float = 0.0
+    limit: float = 0.0  # the running probe's time limit: --timeout, scaled by the server's pace
+    pace: Pace | None = None
+    paced: bool = False  # the timed request was made (pace may still be None: it failed)
     blocked: dict[str, str] = field(default_factory=dict)
     results: dict[str, Probe] = field(default_factory=dict)
 
     # time limits ------------------------------------------------------------------------------------------
+
+    def quick_for(self, total: float) -> Timeouts:
+        from localcodex.adapters.openai_compat import Timeouts
+
+        return Timeouts(connect=min(self.req.connect_timeout, total), read=total, total=total)
 
     def quick(self) -> Timeouts:
         from localcodex.adapters.openai_compat import Timeouts
@@ -135,10 +145,10 @@ class _Run:
         left = self.deadline - time.perf_counter()
         if left <= 0.05:
             raise _ProbeDeadline(
-                f"the probe used up its {self.req.timeout:g} s time limit before its next request",
+                f"the probe used up its {self.limit:.0f} s time limit before its next request",
                 "a slow model on a slow machine may need more: raise --timeout",
             )
-        return Timeouts(connect=min(self.req.connect_timeout, left), read=left, total=left, limit=self.req.timeout)
+        return Timeouts(connect=min(self.req.connect_timeout, left), read=left, total=left, limit=self.limit)
 
     @property
     def is_ollama(self) -> bool:
@@ -220,12 +230,15 @@ def _open_client(run: _Run) -> None:
 
 
 def _run_probe(run: _Run, name: str, title: str) -> Probe:
-    started = time.perf_counter()
     verdict = _blocked(run, name)
     if verdict is None and run.req.only is not None and name not in run.req.only:
         verdict = skipped("not requested", requested=False)
+    if verdict is None and name in WORKLOADS and not run.paced:
+        _measure_pace(run)
+    started = time.perf_counter()
     if verdict is None:
-        run.deadline = started + run.req.timeout
+        run.limit = _probe_limit(run, name)
+        run.deadline = started + run.limit
         try:
             verdict = PROBE_FUNCTIONS[name](run)
         except LocalcodexError as exc:
@@ -235,8 +248,62 @@ def _run_probe(run: _Run, name: str, title: str) -> Probe:
             verdict = failed(f"the server's answer has an unexpected shape ({type(exc).__name__}: {exc})",
                              "this server does not follow the OpenAI API closely enough for Codex",
                              error="unexpected_shape")
-    return Probe(name, title, verdict.status, round(time.perf_counter() - started, 3), verdict.detail,
-                 verdict.fix, verdict.data)
+    data = verdict.data
+    if name in WORKLOADS and run.limit and verdict.status is not Status.SKIP:
+        data = {**data, "time_limit_s": round(run.limit, 2)}
+    duration = round(time.perf_counter() - started, 3)
+    if name in WORKLOADS and _gave_up(verdict) and run.client is not None and not run.is_ollama:
+        data = {**data, **_let_server_finish(run)}
+    return Probe(name, title, verdict.status, duration, verdict.detail, verdict.fix, data)
+
+
+def _gave_up(verdict: Verdict) -> bool:
+    return verdict.data.get("error") == "timeout" or bool(verdict.data.get("gave_up"))
+
+
+def _let_server_finish(run: _Run) -> dict[str, Any]:
+    """After a probe gave up: its request was closed, but a server may finish the prompt it was reading before
+    it notices (llama-server does on a stream). Wait for it (its `/slots`), so the next probe is not timed
+    while the server still works on a request nobody reads."""
+    from localcodex.adapters.server_facts import wait_idle
+
+    assert run.client is not None
+    waited = time.perf_counter()
+    idle = wait_idle(run.client, run.limit)
+    if idle is None:
+        return {}
+    return {"server_idle_after_give_up": idle, "waited_for_server_s": round(time.perf_counter() - waited, 3)}
+
+
+def _measure_pace(run: _Run) -> None:
+    """The short timed request that scales the generation probes' limits (before the first of them)."""
+    run.paced = True
+    if run.client is None or run.key_error is not None:
+        return
+    filler = filler_words(pace.PACE_WORDS)
+    if run.is_ollama and run.ollama is not None:
+        run.pace = pace.measure_ollama(run.ollama, run.model, run.req.timeout, filler)
+    else:
+        run.pace = pace.measure(run.client, run.model, run.quick_for(run.req.timeout), filler)
+
+
+def _workloads() -> dict[str, tuple[int, int, int]]:
+    """Per generation probe: (prompt tokens, answer tokens, requests), upper estimates."""
+    codex = pace.tokens_of(codex_body("m", "Read notes.txt and tell me what it says."))
+    return {"responses": (codex, pace.ANSWER_TOKENS, 2), "tools": (codex, pace.ANSWER_TOKENS, 3),
+            "chat": (64, pace.ANSWER_TOKENS, 1), "context": (0, 16, 1)}
+
+
+WORKLOADS = frozenset({"responses", "tools", "chat", "context"})
+
+
+def _probe_limit(run: _Run, name: str) -> float:
+    if name not in WORKLOADS:
+        return run.req.timeout
+    prompt, answer, requests = _workloads()[name]
+    if name == "context":  # the long prompt, as many tokens as words at least (and ~1.3x for most tokenizers)
+        prompt = math.ceil(1.3 * _context_words(run.req.min_context, None))
+    return pace.limit(run.req.timeout, run.pace, prompt, answer, requests)
 
 
 def _blocked(run: _Run, name: str) -> Verdict | None:
@@ -272,6 +339,7 @@ def _report(run: _Run, duration: float) -> CheckReport:
         counts=counts,
         duration_s=round(duration, 3),
         probes=probes,
+        pace=run.pace.data() if run.pace else None,
     )
 
 
@@ -772,13 +840,20 @@ class _ContextSeen:
 
     def data(self) -> dict[str, Any]:
         return {"loaded_context": self.loaded, "source": self.source, "sent_at_least": self.sent,
-                "input_tokens": self.measured, "min_context": self.need, "truncated": self.cut}
+                "input_tokens": self.measured, "min_context": self.need, "truncated": self.cut,
+                "gave_up": self.late is not None}
+
+
+def _context_words(need: int, stated: int | None) -> int:
+    """Words of the long prompt: more than the context Codex needs, and than the one the server states."""
+    return math.ceil(max(need, stated or 0) * 1.1) + 64
 
 
 def probe_context(run: _Run) -> Verdict:
     need = run.req.min_context
-    seen = _ContextSeen(need=need, sent=math.ceil(need * 1.1) + 64)
-    seen.loaded, seen.source = _loaded_context(run)
+    loaded, source = _loaded_context(run)
+    seen = _ContextSeen(need=need, sent=_context_words(need, None if run.is_ollama else loaded),
+                        loaded=loaded, source=source)
     seen.measured, seen.refusal, seen.late = _truncation_test(run, seen.sent)
     if run.is_ollama and seen.loaded is None:  # the long prompt loaded it
         seen.loaded, seen.source = _loaded_context(run)
@@ -788,7 +863,10 @@ def probe_context(run: _Run) -> Verdict:
 
 def _loaded_context(run: _Run) -> tuple[int | None, str | None]:
     if not run.is_ollama or run.ollama is None:
-        return None, None
+        from localcodex.adapters.server_facts import server_context
+
+        stated = server_context(run.client, run.model, ollama_ps=False) if run.client is not None else None
+        return (stated.tokens, stated.source) if stated else (None, None)
     from localcodex.core.variant import loaded_runner
 
     running = loaded_runner(run.ollama, run.model)  # by weights too: /api/ps may name the base model
@@ -838,6 +916,9 @@ def _judge_context(run: _Run, seen: _ContextSeen) -> Verdict:
     head = f"loaded with a context of {seen.loaded:,} tokens ({seen.source})" if seen.loaded else ""
     lead = f"{head}; " if head else ""
     fix = _context_fix(run, need)
+    if seen.refusal is not None and seen.loaded is not None and seen.loaded >= need and not run.is_ollama:
+        return passed(f"{head}, at least the {need:,} Codex needs; a longer prompt ({sent:,}+ tokens) was refused "
+                      f"({seen.refusal!r}), not cut silently", **data)
     if seen.refusal is not None:
         return failed(f"{lead}the server refused a prompt of at least {sent:,} tokens ({seen.refusal!r}): its "
                       f"context is below the {need:,} tokens Codex needs", fix, **data)

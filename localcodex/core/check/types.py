@@ -78,6 +78,7 @@ class CheckReport:
     counts: dict[str, int]
     duration_s: float
     probes: tuple[Probe, ...]
+    pace: dict[str, Any] | None = None  # the timed request that scaled the generation probes' limits
 
     def probe(self, name: str) -> Probe:
         return next(p for p in self.probes if p.name == name)
