@@ -99,6 +99,16 @@ def _baseline(first: Sequence[SummaryRecord], s: SummaryRecord) -> SummaryRecord
     return next((b for b in same if b.model == s.model), same[0] if same else None)
 
 
+def compare_any(store: ReceiptStore, ids: Sequence[int]) -> Any:
+    """`receipts compare`: eval and trial receipts give the eval report (profiles per class of work), benchmarks
+    the decode comparison."""
+    from localcodex.core.eval.report import from_receipts
+
+    if ids and all(store.session(i).session.kind in ("eval", "trial") for i in ids):
+        return from_receipts(store, ids)
+    return compare_receipts(store, ids)
+
+
 def compare_receipts(store: ReceiptStore, ids: Sequence[int]) -> Comparison:
     if len(ids) < 2:
         raise UsageError("compare needs at least two receipt ids", "e.g. `localcodex receipts compare 3 7`")

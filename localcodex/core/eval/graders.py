@@ -101,13 +101,17 @@ class Answers:
 
 @dataclass(frozen=True)
 class ChangedOnly:
-    """Only files matching `allowed` (glob patterns) changed, and every file in `required` did."""
+    """Only files matching `allowed` (glob patterns) changed, and every file in `required` did; with `must_edit`,
+    a run that changed nothing fails with the likely reason (no tool called, or a tool call written as text)."""
 
     allowed: tuple[str, ...]
     required: tuple[str, ...] = ()
+    must_edit: bool = True  # changing nothing at all fails (an edit task)
 
     def problem(self, attempt: Attempt, found: _Findings) -> str | None:
         changed = attempt.files_changed
+        if not changed and not self.must_edit:
+            return None
         if not changed:
             if not attempt.tool_calls and _TEXT_CALL.search(attempt.answer or ""):
                 return ("no file changed: the model wrote its tool call as text instead of calling the tool (its "

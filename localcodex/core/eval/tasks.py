@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from localcodex.core.eval.graders import (
+    TEST_COMMAND,
     Answers,
     ChangedOnly,
     Check,
@@ -22,7 +23,6 @@ from localcodex.core.eval.graders import (
     NoChanges,
     NothingMatches,
     PythonCheck,
-    TEST_COMMAND,
     TestsPass,
     ToolCalls,
 )
@@ -30,6 +30,8 @@ from localcodex.errors import ConfigError, UsageError
 
 CLASSES = ("read-only", "rename", "add-test", "fix-test", "bug-fix", "refactor", "multi-step")
 NO_EDIT = " Do not edit, create or delete any files."
+# `mean` as code: called or defined (not inside a string), imported, or exported by name
+OLD_NAME = r"""(?<![\w"'])mean\s*\(|\bimport\b[^\n]*\bmean\b|["']mean["']"""
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,7 @@ def _builtin() -> tuple[Task, ...]:
              "exports and the tests. Behaviour stays the same; do not leave an alias named `mean`.",
              (ChangedOnly(("calc/ops.py", "calc/__init__.py", "tests/test_calc.py", "README.md"),
                           ("calc/ops.py", "calc/__init__.py", "tests/test_calc.py")),
-              NothingMatches(r"\bmean\b", "the old name `mean` is still used in"),
+              NothingMatches(OLD_NAME, "the old name `mean` is still used in"),
               PythonCheck("from calc import average; assert average([1, 2, 3]) == 2", "`calc.average` is missing"),
               tests4), tuple(base.items())),
         Task("regression-test", "add-test",
@@ -193,7 +195,7 @@ def _folder_task(folder: Any) -> Task:
         if not isinstance(allowed, list) or not all(isinstance(p, str) for p in allowed):
             raise ConfigError(f"{where}: `allowed_files` must be a list of paths or globs",
                               'e.g. allowed_files = ["src/*.py"]')
-        checks.append(ChangedOnly(tuple(allowed)))
+        checks.append(ChangedOnly(tuple(allowed), must_edit=False))
     checks.append(GraderCommand(grader, float(timeout or 300)))
     task_class = str(settings.get("class") or "custom")
     return Task(folder.name, task_class, folder.instruction, tuple(checks), folder=folder.path, setup=setup,
