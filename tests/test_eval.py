@@ -225,6 +225,8 @@ def test_two_profiles_pass_and_fail_as_scripted_and_the_report_ranks_them(
     csv_text = cli("eval", "report", "--format", "csv").stdout.splitlines()
     assert csv_text[0].startswith("class,profile,attempts,passed,pass_rate")
     assert "read-only,slow,1,0,0.0," in "\n".join(csv_text)
+    listing = cli("receipts", "list", "--json").json()["data"]["receipts"]
+    assert [(r["kind"], r["headline"]) for r in listing] == [("eval", "4/6 attempts passed")]
     compare = cli("receipts", "compare", str(receipt))
     assert compare.code == 0 and "- fix-test: only `slow` passes it" in compare.stdout
 

@@ -15,7 +15,8 @@ if TYPE_CHECKING:
     from localcodex.render.output import Outcome, Output
 
 eval_app = typer.Typer(
-    help="Run the same coding tasks with the real Codex on each profile, grade them, keep the receipts.",
+    help="Run the same coding tasks with the real Codex on each profile, grade the outcomes, keep the "
+    "receipts; `eval report` compares the profiles per class of work.",
     invoke_without_command=True)
 
 
@@ -77,7 +78,7 @@ def eval_command(
 @eval_app.command("report")
 def report_command(
     receipt_ids: Annotated[list[int] | None, typer.Argument(
-        metavar="[ID]...", help="Eval receipts to report on, merged (default: the newest).")] = None,
+        metavar="ID", help="Eval receipts to report on, merged (default: the newest).")] = None,
     format_: Annotated[str, typer.Option("--format", metavar="md|csv|json",
                                          help="Print the report as Markdown, CSV or JSON.")] = "md",
     out_file: Annotated[Path | None, typer.Option("--out", metavar="FILE", help="Write the report to this file.",

@@ -11,7 +11,7 @@ import typer
 from localcodex.commands import options
 
 receipts_app = typer.Typer(
-    help="Past benchmarks and trials, kept on this machine (never sent anywhere).", no_args_is_help=True)
+    help="Past benchmarks, trials and evals, kept on this machine (never sent anywhere).", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -55,10 +55,19 @@ def _headline(summaries: Sequence[SummaryRecord]) -> str | None:
     return ", ".join(parts) or None
 
 
+def _attempts_line(store: ReceiptStore, session_id: int) -> str | None:
+    """e.g. "4/6 attempts passed" for an eval or a trial."""
+    runs = store.task_runs(session_id)
+    if not runs:
+        return None
+    passed = sum(1 for r in runs if r.get("status") == "pass")
+    return f"{passed}/{len(runs)} attempts passed"
+
+
 def list_receipts(store: ReceiptStore, limit: int | None = 20) -> ReceiptList:
     lines = tuple(
         ReceiptLine(s.id, s.kind, _status(s), s.started_at, s.machine, s.endpoint, s.models,
-                    _headline(store.summaries(s.id)))
+                    _attempts_line(store, s.id) if s.kind in ("eval", "trial") else _headline(store.summaries(s.id)))
         for s in store.sessions(limit=limit)
     )
     return ReceiptList(str(store.path), lines)

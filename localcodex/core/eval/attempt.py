@@ -79,7 +79,7 @@ class TaskRun:
 def from_json(data: dict[str, Any]) -> TaskRun:
     """A TaskRun back from a receipt (unknown keys from a newer localcodex are dropped)."""
     known = TaskRun.__dataclass_fields__
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in known}
+    values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in known}
     return TaskRun(**values)
 
 

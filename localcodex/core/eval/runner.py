@@ -229,7 +229,7 @@ def _open_receipt(request: EvalRequest, profiles: Sequence[ProfileInfo]) -> _Rec
         session = store.begin_session(
             "eval", fingerprint(this_machine()), endpoint=", ".join(endpoints) or None,
             endpoint_local=all(is_local(e) for e in endpoints), api="responses",
-            models=[p.model for p in profiles if p.model], settings=settings, details=details)
+            models=list(dict.fromkeys(p.model for p in profiles if p.model)), settings=settings, details=details)
     except LocalcodexError as exc:
         store.close()
         return _Receipt(error=exc.message)
