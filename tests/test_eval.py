@@ -1,7 +1,7 @@
 """`localcodex eval`: the graders on known outcomes (no model), then the real Codex CLI against the emulator with
 a scripted model (tests/eval_script.py) that passes some tasks and fails others.
 
-The Codex part runs 8 `codex exec` (about half a second each against the fast emulator, 1-2 s against the slow
+The Codex part runs 8 `codex exec` (about half a second each against the fast emulator, 2-4 s against the slow
 one): 6 for the two-profile run, 1 for the interrupted run, 1 for a user's task folder.
 """
 
@@ -176,7 +176,7 @@ def _serve(emulator_factory, profile: str, **rates) -> Emulator:
 def test_two_profiles_pass_and_fail_as_scripted_and_the_report_ranks_them(
         emulator_factory, codex_home: Path, scratch: Path, cli) -> None:
     fast = _serve(emulator_factory, "fast")
-    slow = _serve(emulator_factory, "slow", prompt_rate=5000.0)  # ~1 s more per request: 5k-token prompts
+    slow = _serve(emulator_factory, "slow", prompt_rate=3000.0)  # ~2 s more per request (5k-token prompts)
     fast.responder = EvalScript({"fix-failing-test": "bad"})
     slow.responder = EvalScript({"how-to-test": "bad"})
 
