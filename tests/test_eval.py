@@ -1,8 +1,8 @@
 """`localcodex eval`: the graders on known outcomes (no model), then the real Codex CLI against the emulator with
 a scripted model (tests/eval_script.py) that passes some tasks and fails others.
 
-The Codex part runs 8 `codex exec` (about half a second each against the fast emulator, 2-4 s against the slow
-one): 6 for the two-profile run, 1 for the interrupted run, 1 for a user's task folder.
+The Codex part runs 10 `codex exec` (about half a second each against the fast emulator, 2-4 s against the slow
+one): 6 for the two-profile run, 1 + 2 for the interrupted runs, 1 for a user's task folder.
 """
 
 from __future__ import annotations
@@ -279,3 +279,59 @@ def test_eval_refuses_bad_options_before_running_anything(cli, codex_home: Path)
     price = cli("eval", "-p", "a", "--price", "b=1/2")
     assert price.code == ExitCode.USAGE and "not a --profile of this run" in price.stderr
     assert cli("eval", "report").code == ExitCode.NOT_FOUND
+
+
+@needs_codex
+@pytest.mark.codex
+def test_ctrl_c_stops_the_cli_and_keeps_what_finished(emulator_factory, codex_home: Path, scratch: Path,
+                                                       tmp_path: Path) -> None:
+    """A real SIGINT to `localcodex eval` while Codex works on the second task: exit 130, the first attempt is
+    in the receipts, and no Codex process outlives the command."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    import psutil
+
+    from localcodex.adapters.receipts import ReceiptStore
+
+    emu = _serve(emulator_factory, "local_ollama")
+    release = threading.Event()
+    script = EvalScript()
+
+    def responder(req):
+        if TASKS["where-is-the-guard"].instruction in req.last_user_text:
+            release.wait(60)  # the model "thinks" until the test is over
+        return script(req)
+
+    emu.responder = responder
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "TMPDIR": str(scratch)}
+    proc = subprocess.Popen([sys.executable, "-m", "localcodex", "eval", "--task", "read-only", "--timeout", "60"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            stdin=subprocess.DEVNULL)
+    try:
+        assert proc.stderr is not None
+        lines = []
+        for line in proc.stderr:
+            lines.append(line)
+            if line.startswith("[1/2] how-to-test"):
+                break
+        while not any(r.path == "/v1/responses" and "Which file" in json.dumps(r.json) for r in emu.requests):
+            assert proc.poll() is None, "".join(lines)
+            threading.Event().wait(0.05)
+        children = psutil.Process(proc.pid).children(recursive=True)
+        proc.send_signal(signal.SIGINT)
+        stdout, _ = proc.communicate(timeout=30)
+    finally:
+        release.set()
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == ExitCode.INTERRUPTED, stdout
+    assert "interrupted after 1 of 2 attempts; the finished ones are kept" in " ".join(stdout.split())
+    assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    with ReceiptStore() as store:
+        (session,) = store.sessions(kind="eval")
+        assert session.status == "interrupted"
+        assert [(r["name"], r["status"]) for r in store.task_runs(session.id)] == [("how-to-test", "pass")]
