@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "receipts",
     "doctor",
     "trial",
+    "eval",
     "paths",
 )
 

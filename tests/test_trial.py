@@ -104,6 +104,11 @@ def test_trial_passes_and_is_kept_in_the_receipts(served: Emulator, scratch: Pat
     assert saved[0].status == "ok" and saved[0].models == (MODEL,) and saved[0].endpoint == f"{served.url}/v1"
     assert saved[0].settings["profile"] == "local_ollama" and saved[0].fingerprint
     assert [s["status"] for s in saved[0].details["steps"]] == ["pass", "pass"]
+    # the same receipt format as `eval`: a row per step, which `eval report` reads
+    with ReceiptStore() as store:
+        rows = store.task_runs(report.receipt_id)
+    assert [(r["name"], r["task_class"], r["profile"], r["status"]) for r in rows] == \
+        [("read-only", "read-only", "local_ollama", "pass"), ("small-edit", "add-test", "local_ollama", "pass")]
 
 
 @needs_codex

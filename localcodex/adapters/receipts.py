@@ -7,7 +7,9 @@ benchmark killed half-way leaves a database that opens fine and holds every comp
 
 Tables: `sessions` (one bench or trial: machine fingerprint, endpoint, server version, settings, status),
 `runs` (one request each: raw server counters in ns, client timings, rates, status and error), `summaries`
-(one series each: model, prompt size, parallel level, median and spread, the full summary as JSON).
+(one series each: model, prompt size, parallel level, median and spread, the full summary as JSON), `task_runs`
+(one task attempt of `eval` or `trial` each: task, class, profile, repeat, status, time, tokens, cost, and the
+whole attempt as JSON).
 """
 
 from __future__ import annotations
@@ -79,7 +81,19 @@ _V1 = (
     "CREATE INDEX summaries_lookup ON summaries(model_key, parallel)",
     "CREATE INDEX sessions_fingerprint ON sessions(fingerprint, kind)",
 )
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+# V2: one row per task attempt of `eval` and `trial` (the same format for both): the columns a report groups and
+# sorts by, and the whole attempt as JSON.
+_V2 = (
+    """CREATE TABLE task_runs (
+        id INTEGER PRIMARY KEY,
+        session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        task TEXT NOT NULL, task_class TEXT NOT NULL, profile TEXT NOT NULL, repeat INTEGER NOT NULL,
+        status TEXT NOT NULL, wall_s REAL, input_tokens INTEGER, output_tokens INTEGER, cost REAL,
+        data_json TEXT NOT NULL
+    )""",
+    "CREATE INDEX task_runs_session ON task_runs(session_id)",
+)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _BROKEN_HINT = "move the file aside (it only holds past measurements); localcodex then starts a new one"
@@ -318,6 +332,24 @@ class ReceiptStore:
                                         settings=settings, details=details)
         self.finish_session(session_id, status, error=error)
         return session_id
+
+    def add_task_run(self, session_id: int, run: Any) -> None:
+        """One task attempt (`eval`, `trial`), committed on its own: a crash after this call keeps it."""
+        values = (session_id, run.name, run.task_class, run.profile, run.repeat, run.status, run.wall_s,
+                  run.input_tokens, run.output_tokens, run.cost, _json(run))
+        with self._errors("saving a task run"), _transaction(self.conn):
+            self.conn.execute(
+                "INSERT INTO task_runs (session_id, task, task_class, profile, repeat, status, wall_s, input_tokens, "
+                "output_tokens, cost, data_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+
+    def task_runs(self, session_id: int) -> tuple[dict[str, Any], ...]:
+        """The task attempts of one session, in the order they finished, each as the JSON it was saved as."""
+        conn = self._read()
+        if conn is None:
+            return ()
+        with self._errors("reading receipts"):
+            rows = conn.execute("SELECT data_json FROM task_runs WHERE session_id = ? ORDER BY id", (session_id,))
+            return tuple(_loads(r["data_json"], {}) for r in rows)
 
     # -- reading ---------------------------------------------------------------------------------------------
 

@@ -88,16 +88,27 @@ def prepare_dir(workdir: Path) -> None:
 
 def create_project(workdir: Path) -> str:
     """Write the template into the empty `workdir`, make it a git repository with one commit; returns its sha."""
-    for rel, text in template_files().items():
+    return create_from_files(workdir, template_files(), "calc: add, divide, mean and their tests")
+
+
+def create_from_files(workdir: Path, files: dict[str, str], message: str) -> str:
+    """Write `files` (relative POSIX path -> text) into `workdir` and commit them; returns the commit's sha."""
+    for rel, text in files.items():
         target = workdir / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text, encoding="utf-8", newline="\n")
-    git(workdir, "init", "-q")
+    return commit_all(workdir, message)
+
+
+def commit_all(workdir: Path, message: str) -> str:
+    """Make `workdir` a git repository (if it is not one) and commit everything in it; returns HEAD's sha."""
+    if not (workdir / ".git").exists():
+        git(workdir, "init", "-q")
     git(workdir, "config", "user.name", AUTHOR[0])
     git(workdir, "config", "user.email", AUTHOR[1])
     git(workdir, "add", "-A")
     git(workdir, "-c", "commit.gpgsign=false", "-c", f"core.hooksPath={os.devnull}",
-        "commit", "-q", "--no-verify", "-m", "calc: add, divide, mean and their tests")
+        "commit", "-q", "--no-verify", "--allow-empty", "-m", message)
     return head(workdir)
 
 
@@ -165,3 +176,34 @@ def git(repo: Path, *args: str) -> str:
                               "check that git works here (`git --version`) and the folder is writable",
                               code="git_failed")
     return proc.stdout
+
+
+def run_python(repo: Path, code: str, timeout: float) -> TestRun:
+    """`python -c CODE` in the project (with this Python and the project on the path): a grader's own check."""
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(repo)}
+    try:
+        proc = subprocess.run([sys.executable, "-c", code], cwd=repo, env=env, capture_output=True, text=True,
+                              timeout=timeout, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return TestRun(False, None, None, f"the check ran past {timeout:g} s", timed_out=True)
+    tail = "\n".join((proc.stderr + proc.stdout).strip().splitlines()[-15:])
+    return TestRun(proc.returncode == 0, None, proc.returncode, tail)
+
+
+def read_file(repo: Path, rel: str) -> str | None:
+    """A file of the project as text, or None when it does not exist or is not text."""
+    try:
+        return (repo / rel).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def python_files(repo: Path) -> dict[str, str]:
+    """Every tracked or new .py file of the project (ignored files aside), relative path -> text."""
+    listed = git(repo, "ls-files", "--cached", "--others", "--exclude-standard", "--", "*.py")
+    files = {}
+    for rel in listed.splitlines():
+        text = read_file(repo, rel)
+        if text is not None:
+            files[rel] = text
+    return files

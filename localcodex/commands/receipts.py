@@ -11,7 +11,7 @@ import typer
 from localcodex.commands import options
 
 receipts_app = typer.Typer(
-    help="Past benchmarks and trials, kept on this machine (never sent anywhere).", no_args_is_help=True)
+    help="Past benchmarks, trials and evals, kept on this machine (never sent anywhere).", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -59,15 +59,15 @@ def compare_command(
     receipt_ids: Annotated[list[int], typer.Argument(metavar="ID", help="Two or more receipt ids.")],
     json_: options.Json = False,
 ) -> None:
-    """Compare receipts side by side; changes are relative to the first one."""
+    """Compare receipts side by side; changes are relative to the first one. Eval receipts: profiles per class."""
     from localcodex.render.output import run_command
 
     def body(out: Any) -> Any:
         from localcodex.adapters.receipts import ReceiptStore
-        from localcodex.core.receipts import compare_receipts
+        from localcodex.core.receipts import compare_any
 
         with ReceiptStore() as store:
-            return compare_receipts(store, receipt_ids)
+            return compare_any(store, receipt_ids)
 
     run_command("receipts compare", json_, body, _render_compare)
 
@@ -186,6 +186,14 @@ def _render_compare(out: Any, comparison: Any) -> None:
     from rich.table import Table
 
     from localcodex.render.bench import rate, seconds
+
+    if not hasattr(comparison, "sessions"):  # eval or trial receipts: the eval report
+        import sys
+
+        from localcodex.core.eval.report import to_markdown
+
+        sys.stdout.write(to_markdown(comparison))
+        return
 
     table = Table(title=f"comparison (changes relative to receipt {comparison.sessions[0]})", title_justify="left")
     for column in ("receipt", "model", "prompt tok", "parallel", "decode tok/s", "change", "prompt tok/s", "TTFT",

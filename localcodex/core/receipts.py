@@ -6,13 +6,12 @@ measurement a comparison sets another against, and which columns an export has.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from localcodex.domain.bench import RunResult
+from localcodex.domain.csvtext import csv_text
 from localcodex.errors import UsageError
 
 if TYPE_CHECKING:
@@ -55,10 +54,19 @@ def _headline(summaries: Sequence[SummaryRecord]) -> str | None:
     return ", ".join(parts) or None
 
 
+def _attempts_line(store: ReceiptStore, session_id: int) -> str | None:
+    """e.g. "4/6 attempts passed" for an eval or a trial."""
+    runs = store.task_runs(session_id)
+    if not runs:
+        return None
+    passed = sum(1 for r in runs if r.get("status") == "pass")
+    return f"{passed}/{len(runs)} attempts passed"
+
+
 def list_receipts(store: ReceiptStore, limit: int | None = 20) -> ReceiptList:
     lines = tuple(
         ReceiptLine(s.id, s.kind, _status(s), s.started_at, s.machine, s.endpoint, s.models,
-                    _headline(store.summaries(s.id)))
+                    _attempts_line(store, s.id) if s.kind in ("eval", "trial") else _headline(store.summaries(s.id)))
         for s in store.sessions(limit=limit)
     )
     return ReceiptList(str(store.path), lines)
@@ -97,6 +105,16 @@ def _baseline(first: Sequence[SummaryRecord], s: SummaryRecord) -> SummaryRecord
     size and parallel level (comparing model A there with model B here)."""
     same = [b for b in first if b.prompt_target == s.prompt_target and b.parallel == s.parallel and b.decode_median]
     return next((b for b in same if b.model == s.model), same[0] if same else None)
+
+
+def compare_any(store: ReceiptStore, ids: Sequence[int]) -> Any:
+    """`receipts compare`: eval and trial receipts give the eval report (profiles per class of work), benchmarks
+    the decode comparison."""
+    from localcodex.core.eval.report import from_receipts
+
+    if ids and all(store.session(i).session.kind in ("eval", "trial") for i in ids):
+        return from_receipts(store, ids)
+    return compare_receipts(store, ids)
 
 
 def compare_receipts(store: ReceiptStore, ids: Sequence[int]) -> Comparison:
@@ -138,19 +156,3 @@ def export_receipts(store: ReceiptStore) -> RunExport:
 def runs_export(runs: Iterable[RunResult]) -> RunExport:
     """The per-run table of one benchmark (what `bench --csv` prints)."""
     return RunExport(RUN_CSV_COLUMNS, tuple(tuple(getattr(r, c) for c in RUN_CSV_COLUMNS) for r in runs))
-
-
-def csv_text(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """RFC 4180 CSV; floats keep full precision, None is an empty cell.
-
-    >>> print(csv_text(["a", "b"], [(1, None), (0.5, "x,y")]), end="")
-    a,b
-    1,
-    0.5,"x,y"
-    """
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow(["" if v is None else v for v in row])
-    return buffer.getvalue()
