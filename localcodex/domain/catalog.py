@@ -107,6 +107,8 @@ CTX_PAD = 256
 
 DEFAULT_UBATCH = 512
 
+TOOL_CALL_KINDS = ("native", "text")
+
 _DISPLAY_RE = re.compile(r"^(\d+)(?:\.(\d+))?(MB|GB|TB)$")
 _UNIT = {"MB": 10**6, "GB": 10**9, "TB": 10**12}
 _DEFAULT_REGISTRY_PREFIXES = ("registry.ollama.ai/library/", "registry.ollama.ai/", "library/")
@@ -208,6 +210,8 @@ class CatalogModel:
     gguf_head_count_kv_min: int | None = None
     uncertain: tuple[str, ...] = ()
     notes: str = ""
+    tool_calls: str = "native"  # "native": structured tool calls; "text": the template's calls come out as text
+    tool_calls_source: str = ""  # evidence for tool_calls = "text" (required then)
 
     # ---- classification -------------------------------------------------------------------------
 
@@ -234,6 +238,17 @@ class CatalogModel:
     def has_tools(self) -> bool:
         """Codex needs tool calls; models without ``tools`` cannot drive it."""
         return self.supports("tools")
+
+    @property
+    def tool_calls_as_text(self) -> bool:
+        """Ollama lists ``tools`` but the model writes its calls as text (JSON in ``content``, no
+        ``tool_calls``): Codex then cannot run a command or edit a file. ``tool_calls_source`` says who saw it.
+
+        >>> cat = load_catalog()
+        >>> cat.get("qwen2.5-coder:7b").tool_calls_as_text, cat.get("qwen3-coder:30b").tool_calls_as_text
+        (True, False)
+        """
+        return self.tool_calls == "text"
 
     def is_uncertain(self, field_name: str) -> bool:
         return field_name in self.uncertain
@@ -413,6 +428,10 @@ def _model_from_table(table: Mapping[str, Any], index: int) -> CatalogModel:
     values["tag"] = values["tag"].lower()
     values["aliases"] = tuple(a.lower() for a in values.get("aliases", ()))
     values["capabilities"] = tuple(c.lower() for c in values["capabilities"])
+    if values.get("tool_calls", "native") not in TOOL_CALL_KINDS:
+        raise CatalogError(f"catalog entry {tag!r}: tool_calls must be one of {', '.join(TOOL_CALL_KINDS)}")
+    if values.get("tool_calls") == "text" and not values.get("tool_calls_source"):
+        raise CatalogError(f"catalog entry {tag!r}: tool_calls = \"text\" needs a tool_calls_source")
     return CatalogModel(**values)
 
 
@@ -463,6 +482,35 @@ class Catalog:
     @property
     def tags(self) -> tuple[str, ...]:
         return tuple(m.tag for m in self.models)
+
+    def text_tool_call_families(self) -> tuple[str, ...]:
+        """Families whose tool calls come out as text (``tool_calls = "text"``), in file order.
+
+        >>> load_catalog().text_tool_call_families()
+        ('qwen2.5-coder',)
+        """
+        return tuple(dict.fromkeys(m.family for m in self.models if m.tool_calls_as_text))
+
+    def text_tool_calls(self, name: str) -> CatalogModel | None:
+        """The catalog entry that says ``name`` writes its tool calls as text, or None.
+
+        Matches the tag itself, or any tag or GGUF repository of a family marked so (an installed
+        ``qwen2.5-coder:7b-instruct-q8_0`` or ``hf.co/bartowski/Qwen2.5-Coder-7B-GGUF`` included).
+
+        >>> cat = load_catalog()
+        >>> cat.text_tool_calls("hf.co/bartowski/Qwen2.5-Coder-7B-GGUF:Q4_K_M").family
+        'qwen2.5-coder'
+        >>> cat.text_tool_calls("qwen3-coder:30b") is None
+        True
+        """
+        entry = self.get(name)
+        if entry is not None:
+            return entry if entry.tool_calls_as_text else None
+        base = normalize_tag(name).rsplit(":", 1)[0].rsplit("/", 1)[-1]
+        for m in self.models:
+            if m.tool_calls_as_text and base.startswith(m.family):
+                return m
+        return None
 
     def family(self, name: str) -> tuple[CatalogModel, ...]:
         """All entries of one Ollama library name (``qwen3.5``, ``gemma4``, ...), in file order."""

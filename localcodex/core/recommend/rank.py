@@ -60,6 +60,8 @@ USABLE_PROMPT_TPS = 50.0
 COMFORTABLE_TPS = 20.0  # above this, more speed no longer beats a bigger model of the same tier
 DISK_SPARE = 1 * GiB
 
+TEXT_TOOL_CALLS = "tool calls come out as text (Ollama lists `tools`, but no structured call reaches Codex)"
+
 MeasuredLookup = Callable[[str], "float | None"]
 
 
@@ -268,8 +270,17 @@ def _resolve_all(catalog: Catalog, installed: Sequence[LiveModel], warnings: lis
         if resolved is None:
             warnings.append(f"{live.installed.name}: /api/show gave too little to evaluate it; left out")
             continue
-        by_tag[resolved.model.tag] = resolved
+        by_tag[resolved.model.tag] = _mark_text_tool_calls(resolved, catalog)
     return list(by_tag.values())
+
+
+def _mark_text_tool_calls(resolved: Resolved, catalog: Catalog) -> Resolved:
+    """An installed model of a family the catalog knows writes tool calls as text carries that fact too."""
+    marked = catalog.text_tool_calls(resolved.model.tag)
+    if marked is None or resolved.model.tool_calls_as_text:
+        return resolved
+    model = dataclasses.replace(resolved.model, tool_calls="text", tool_calls_source=marked.tool_calls_source)
+    return dataclasses.replace(resolved, model=model)
 
 
 def _one(name: str, resolved: Sequence[Resolved], catalog: Catalog) -> Resolved:
@@ -365,6 +376,8 @@ def _excluded(resolved: Resolved, choice: ContextChoice, machine: Machine) -> st
     model = resolved.model
     if "tools" not in model.capabilities:
         return "no tool calling (`tools` capability): Codex cannot use it"
+    if model.tool_calls_as_text:
+        return f"{TEXT_TOOL_CALLS}: Codex cannot run commands or edit files with it"
     if choice.fit is None:
         return _no_fit_reason(choice)
     if not resolved.installed and machine.disk is not None and machine.disk.free is not None:
@@ -453,6 +466,8 @@ def _why(
     lines: list[str] = []
     if excluded:
         lines.append(excluded)
+    if model.tool_calls_as_text:
+        lines.append(f"source: {model.tool_calls_source}")
     if resolved.rated:
         lines.append(f"coding tier {model.coding_tier} ({model.coding_source})")
     else:
