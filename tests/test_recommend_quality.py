@@ -77,3 +77,53 @@ def test_cli_all_shows_why(cli, dead_url):
     rows = {c["model"]: c for c in result.json()["data"]["candidates"]}
     assert "as text" in rows["qwen2.5-coder:7b"]["excluded"]
     assert rows["qwen2.5-coder:7b"]["rank"] is None
+
+
+# -- 2. an honest verdict ----------------------------------------------------------------------------------
+
+
+def test_a_slow_cpu_machine_gets_a_plain_not_usable_verdict():
+    slow = RamBandwidth(12e9, "test: 12 GB/s, a 2-core laptop")
+    result = recommend(RecommendRequest(load_machine("cpu-16g"), ram_bandwidth=slow))
+    assert result.pick is not None and not result.usable
+    assert result.verdict.startswith("Local Codex on this machine will be poor")
+    assert result.warnings and result.warnings[0] == result.verdict
+    assert result.pick.model in result.verdict  # the best local option is named
+    kinds = [a.kind for a in result.alternatives]
+    assert kinds[-2:] == ["remote_ollama", "provider"]
+    assert "--host" in result.alternatives[-2].command and "provider add" in result.alternatives[-1].command
+    if "stronger_local" in kinds:
+        stronger = result.alternatives[0]
+        chosen = next(c for c in result.candidates if c.model == stronger.model)
+        assert chosen.coding_tier < (result.pick.coding_tier or 6)
+
+
+@pytest.mark.parametrize("name", ["rtx4090", "m3max-128"])
+def test_a_strong_machine_is_usable_without_a_warning(name):
+    result = run(load_machine(name))
+    assert result.usable and result.verdict.startswith("Usable")
+    assert not result.alternatives and not any("poor" in w for w in result.warnings)
+
+
+def test_prefer_changes_the_trade_off():
+    machine = load_machine("m3max-128")
+    balanced, speed, quality = (run(machine, prefer=p).pick for p in ("balanced", "speed", "quality"))
+    assert speed.decode_tps >= balanced.decode_tps
+    assert (quality.coding_tier, -quality.params_total) <= (balanced.coding_tier, -balanced.params_total)
+    slow = RamBandwidth(12e9, "test")
+    cpu = load_machine("cpu-16g")
+    fast_pick = recommend(RecommendRequest(cpu, ram_bandwidth=slow, prefer="speed")).pick
+    strong_pick = recommend(RecommendRequest(cpu, ram_bandwidth=slow, prefer="quality")).pick
+    assert strong_pick.coding_tier < fast_pick.coding_tier  # slower but stronger
+    assert strong_pick.decode_tps >= 2.0
+
+
+def test_cli_verdict_opens_the_output_and_json_says_usable_false(cli, dead_url):
+    human = cli("recommend", "--host", dead_url, "--gpu", "none", "--ram", "8GiB")
+    data = cli("recommend", "--host", dead_url, "--gpu", "none", "--ram", "8GiB", "--json").json()
+    assert data["data"]["usable"] is (data["data"]["verdict"].startswith("Usable"))
+    if not data["data"]["usable"]:
+        assert human.stdout.splitlines()[0].startswith("Local Codex")
+        assert data["warnings"] and data["warnings"][0].startswith("Local Codex")
+        assert any(a["kind"] == "provider" for a in data["data"]["alternatives"])
+    assert cli("recommend", "--prefer", "fastest").code == 2

@@ -51,6 +51,7 @@ from localcodex.core.recommend.fit import (
 )
 from localcodex.core.recommend.live import LiveModel, Resolved, resolve_installed
 from localcodex.core.recommend.speed import RamBandwidth, SpeedEstimate, estimate_speed
+from localcodex.core.recommend.verdict import PREFERENCES, SLOW_FLOOR_TPS, Alternative, judge
 from localcodex.domain.catalog import Catalog, CatalogModel, load_catalog, normalize_tag
 from localcodex.domain.machine import Machine
 from localcodex.errors import LocalcodexError, NotFound, UsageError
@@ -81,6 +82,7 @@ class RecommendRequest:
     usable_tps: float = USABLE_TPS
     usable_prompt_tps: float = USABLE_PROMPT_TPS
     catalog: Catalog | None = None
+    prefer: str = "balanced"  # balanced | speed | quality (core/recommend/verdict.py)
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,10 @@ class Recommendation:
     evaluated: str | None = None  # the one model asked about with `model`
     warnings: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    usable: bool = False  # the pick reaches usable speed and coding quality (verdict.py)
+    verdict: str = ""  # one sentence: usable, or why local Codex will be poor here
+    alternatives: tuple[Alternative, ...] = ()  # what to do instead when not usable
+    prefer: str = "balanced"
 
 
 # -- public entry point ---------------------------------------------------------------------------------
@@ -148,19 +154,26 @@ def recommend(request: RecommendRequest) -> Recommendation:
             f"--context {target:,} is below the {MIN_CONTEXT:,} tokens Codex needs",
             f"use --context {MIN_CONTEXT} or more (default {DEFAULT_CONTEXT:,})",
         )
+    if request.prefer not in PREFERENCES:
+        raise UsageError(f"--prefer {request.prefer!r} is not one of {', '.join(PREFERENCES)}",
+                         "use --prefer balanced (default), speed or quality")
     warnings: list[str] = []
     installed, ollama = _installed(request, warnings)
     resolved = _resolve_all(catalog, installed, warnings)
     if request.model:
         resolved = [_one(request.model, resolved, catalog)]
     candidates = [_evaluate(r, request, target) for r in resolved]
-    ranked = _rank(candidates)
+    ranked = _rank(candidates, request.prefer)
     shown = _shown(ranked, request)
     pick = next((c for c in ranked if c.offered), None)
     budget = budget_of(request.machine, request.settings)
+    verdict = judge(pick, ranked, request.usable_tps, request.usable_prompt_tps)
+    if not verdict.usable and not request.model:
+        warnings.insert(0, verdict.headline)
     return Recommendation(
         pick, tuple(shown), target, MIN_CONTEXT, budget.explanation, request.settings, catalog.updated, ollama,
         request.usable_tps, request.model, tuple(warnings), request.settings.notes,
+        verdict.usable, verdict.headline, verdict.alternatives, request.prefer,
     )
 
 
@@ -173,6 +186,7 @@ def recommend_here(
     include_all: bool = False,
     include_no_tools: bool = False,
     env: Mapping[str, str] | None = None,
+    prefer: str = "balanced",
 ) -> Recommendation:
     """`recommend` for a machine `detect` just measured, with everything this machine can add: Ollama's live
     model data, its version-dependent settings, the cached RAM bandwidth probe and measured receipts.
@@ -191,7 +205,7 @@ def recommend_here(
             machine, context=context, include_all=include_all, include_no_tools=include_no_tools, model=model,
             server=OllamaServer(host), unreachable=unreachable,
             settings=Settings.from_env(os.environ if env is None else env, version),
-            ram_bandwidth=_ram_bandwidth(machine), measured=_measured(machine),
+            ram_bandwidth=_ram_bandwidth(machine), measured=_measured(machine), prefer=prefer,
         )
     )  # fmt: skip
 
@@ -405,19 +419,26 @@ def _context_bucket(c: Candidate) -> int:
     return 1 if (c.num_ctx or 0) >= 32_768 else 2
 
 
-def _sort_key(c: Candidate) -> tuple:
+def _sort_key(c: Candidate, prefer: str = "balanced") -> tuple:
     tps = c.decode_tps or 0.0
     tier = c.coding_tier if c.coding_tier is not None else 6
-    if c.group == 1:
+    group = c.group
+    if prefer == "quality" and group == 2 and tps >= SLOW_FLOOR_TPS:
+        group = 1  # a slower, stronger model competes with the usable ones on quality
+    if group == 1:
+        if prefer == "speed":
+            return (1, _context_bucket(c), -tps, tier, not c.installed)
+        if prefer == "quality":
+            return (1, tier, _context_bucket(c), not c.installed, -c.params_total, -tps)
         comfortable = min(tps, COMFORTABLE_TPS)
         return (1, tier, _context_bucket(c), not c.installed, -comfortable, -c.params_total, -tps)
-    return (c.group, -tps, tier)
+    return (group, -tps, tier)
 
 
-def _rank(candidates: Sequence[Candidate]) -> list[Candidate]:
+def _rank(candidates: Sequence[Candidate], prefer: str = "balanced") -> list[Candidate]:
     from dataclasses import replace
 
-    ordered = sorted(candidates, key=_sort_key)
+    ordered = sorted(candidates, key=lambda c: _sort_key(c, prefer))
     ranked, position = [], 0
     for c in ordered:
         if c.offered:
