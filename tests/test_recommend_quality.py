@@ -127,3 +127,66 @@ def test_cli_verdict_opens_the_output_and_json_says_usable_false(cli, dead_url):
         assert data["warnings"] and data["warnings"][0].startswith("Local Codex")
         assert any(a["kind"] == "provider" for a in data["data"]["alternatives"])
     assert cli("recommend", "--prefer", "fastest").code == 2
+
+
+# -- 3. a stable budget ------------------------------------------------------------------------------------
+
+
+def _swinging_machine(tmp_path, available_kib: int):
+    """cpu-16g with /proc/meminfo rewritten: a fake memory probe whose MemAvailable is what we say."""
+    import re
+    import shutil
+
+    from machines import fixture
+
+    from localcodex.core.detect import detect
+
+    fx = fixture("cpu-16g")
+    root = tmp_path / f"root-{available_kib}"
+    if not root.exists():
+        shutil.copytree(fx.root, root)
+        meminfo = root / "proc" / "meminfo"
+        text = re.sub(r"MemAvailable:\s+\d+ kB", f"MemAvailable:   {available_kib} kB", meminfo.read_text())
+        meminfo.write_text(text)
+    return detect(root=root, run=fx.runner, env=fx.env, system=fx.system, native=fx.native, query_ollama=False)
+
+
+def test_ten_runs_while_free_memory_swings_by_8_gib_give_the_same_pick(tmp_path):
+    high, low = 11_203_616, 11_203_616 - 8 * 1024 * 1024  # kB: as recorded, and 8 GiB taken by another program
+    picks, free_budgets = set(), set()
+    for i in range(10):
+        machine = _swinging_machine(tmp_path, high if i % 2 == 0 else low)
+        free_budgets.add(machine.budget.ram)
+        result = run(machine)
+        assert result.pick is not None
+        picks.add((result.pick.model, result.pick.num_ctx, result.pick.num_batch, result.pick.placement))
+    assert len(free_budgets) == 2 and max(free_budgets) - min(free_budgets) >= 7 * GiB  # the probe did swing
+    assert len(picks) == 1, picks
+    lean = run(_swinging_machine(tmp_path, low))
+    assert lean.free_now != lean.budget and "available" in lean.free_now  # what is free now, reported apart
+    assert "stable" in lean.budget and "system reserve" in lean.budget
+
+
+def test_against_free_memory_the_pick_would_move(tmp_path):
+    """The old behaviour (stable=False) is what the stable budget fixes: the same swing changes the answer."""
+    high, low = 11_203_616, 11_203_616 - 8 * 1024 * 1024
+    a = run(_swinging_machine(tmp_path, high), stable=False).pick
+    b = run(_swinging_machine(tmp_path, low), stable=False).pick
+    assert b is None or (a.model, a.num_ctx, a.num_batch) != (b.model, b.num_ctx, b.num_batch)
+
+
+def test_gpu_budget_subtracts_other_programs_but_not_ollamas_models():
+    from localcodex.core.recommend.budget import stable_budget
+    from localcodex.domain.machine import LoadedModel
+
+    machine = load_machine("rtx4090")
+    gpu = machine.gpus[0]
+    others = gpu.memory_total - gpu.memory_free
+    stable = stable_budget(machine).gpu[0]
+    loaded = load_machine("rtx4090", loaded=(LoadedModel("qwen3.5:27b", 21 * 10**9, 21 * 10**9, 65536),))
+    held = dataclasses.replace(gpu, memory_free=gpu.memory_free - 21 * 10**9)  # nvidia-smi sees the model's use
+    loaded = dataclasses.replace(loaded, gpus=(held,))
+    assert stable_budget(loaded).gpu[0] == stable  # Ollama would unload its own model
+    assert stable == gpu.memory_total - others - 457 * 1024**2
+    busy = dataclasses.replace(machine, gpus=(dataclasses.replace(gpu, memory_free=gpu.memory_free - 6 * GiB),))
+    assert stable_budget(busy).gpu[0] == stable - 6 * GiB  # a game holding 6 GiB is really gone

@@ -248,6 +248,11 @@ def _render_footer(out, result) -> None:
     from rich.markup import escape
 
     out.out.print(f"[dim]budget: {escape(result.budget)}[/dim]")
+    if result.free_now and result.free_now != result.budget:
+        out.out.print(f"[dim]free right now: {escape(result.free_now)}[/dim]")
+    if result.today:
+        style = "dim" if result.fits_now else "yellow"
+        out.out.print(f"[{style}]today: {escape(result.today)}[/{style}]")
     out.out.print(f"[dim]catalog of {result.catalog_updated}; Ollama {escape(result.ollama)}[/dim]")
     for note in result.notes:
         out.out.print(f"[dim]{escape(note)}[/dim]")

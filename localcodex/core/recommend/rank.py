@@ -37,6 +37,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from localcodex.adapters.ollama import OllamaServer, normalize_name, same_model
+from localcodex.core.recommend.budget import FreeNow, free_now, stable_budget
 from localcodex.core.recommend.fit import (
     DEFAULT_CONTEXT,
     DEFAULT_SETTINGS,
@@ -83,6 +84,7 @@ class RecommendRequest:
     usable_prompt_tps: float = USABLE_PROMPT_TPS
     catalog: Catalog | None = None
     prefer: str = "balanced"  # balanced | speed | quality (core/recommend/verdict.py)
+    stable: bool = True  # fit against installed memory minus a reserve (budget.py), not what is free this second
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,9 @@ class Recommendation:
     verdict: str = ""  # one sentence: usable, or why local Codex will be poor here
     alternatives: tuple[Alternative, ...] = ()  # what to do instead when not usable
     prefer: str = "balanced"
+    free_now: str = ""  # detect's budget: what is free this second
+    fits_now: bool | None = None  # would the pick load right now (None: no pick / not measured)
+    today: str = ""  # what free memory means for the pick today
 
 
 # -- public entry point ---------------------------------------------------------------------------------
@@ -157,6 +162,10 @@ def recommend(request: RecommendRequest) -> Recommendation:
     if request.prefer not in PREFERENCES:
         raise UsageError(f"--prefer {request.prefer!r} is not one of {', '.join(PREFERENCES)}",
                          "use --prefer balanced (default), speed or quality")
+    measured_now = request.machine
+    if request.stable:
+        stable = stable_budget(measured_now, request.settings.gpu_overhead)
+        request = dataclasses.replace(request, machine=dataclasses.replace(measured_now, budget=stable))
     warnings: list[str] = []
     installed, ollama = _installed(request, warnings)
     resolved = _resolve_all(catalog, installed, warnings)
@@ -170,10 +179,13 @@ def recommend(request: RecommendRequest) -> Recommendation:
     verdict = judge(pick, ranked, request.usable_tps, request.usable_prompt_tps)
     if not verdict.usable and not request.model:
         warnings.insert(0, verdict.headline)
+    parts = tuple((p.device, p.bytes) for p in pick.fit.parts) if pick is not None and pick.fit else None
+    now = free_now(measured_now, parts) if request.stable else FreeNow(budget.explanation, None, "")
     return Recommendation(
         pick, tuple(shown), target, MIN_CONTEXT, budget.explanation, request.settings, catalog.updated, ollama,
         request.usable_tps, request.model, tuple(warnings), request.settings.notes,
-        verdict.usable, verdict.headline, verdict.alternatives, request.prefer,
+        verdict.usable, verdict.headline, verdict.alternatives, request.prefer, now.explanation, now.fits_now,
+        now.summary,
     )
 
 
@@ -331,9 +343,10 @@ def machine_without(machine: Machine, model: str, settings: Settings = DEFAULT_S
 
 def _evaluate(resolved: Resolved, request: RecommendRequest, target: int) -> Candidate:
     model = resolved.model
-    machine = machine_without(request.machine, model.tag, request.settings)
-    request = dataclasses.replace(request, machine=machine)
-    choice = choose_context(model, machine, request.settings, target=target)
+    if not request.stable:  # the stable budget does not subtract Ollama's loaded models in the first place
+        machine = machine_without(request.machine, model.tag, request.settings)
+        request = dataclasses.replace(request, machine=machine)
+    choice = choose_context(model, request.machine, request.settings, target=target)
     fit = choice.fit
     measured = request.measured(model.tag) if (request.measured and fit is not None) else None
     speed = None
