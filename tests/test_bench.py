@@ -109,7 +109,8 @@ def test_a_series_stops_early_once_the_spread_is_tight(emu):
         assert series.runs_ok == len(runs) == (agreed[0] if agreed else 5)
         assert series.early_stop == (len(runs) < 5)
         assert series.decode_tps.relative_range < 0.02 and series.prompt_tps.relative_range < 0.02
-    assert any(s.early_stop for s in report.models[0].series)  # on any sane machine, at least one stops at 3
+    # Whether TTFT agrees by the third run depends on this machine's load, so no assertion on which path was
+    # taken: the rule itself is pinned by the doctests of bench.stats.is_tight.
 
 
 def test_runs_overrides_the_early_stop(emu):

@@ -805,12 +805,18 @@ def test_fault_stall_fires_client_timeout_and_stop_is_quick(emulator_factory) ->
     stalled = threading.Thread(target=wait_for_tags, daemon=True)
     emu.inject(Fault("stall", path="/api/tags"))
     stalled.start()
-    time.sleep(0.1)
+    deadline = time.monotonic() + 30  # a bound on waiting, not a timing assertion: the request must be in the stall
+    while not any(r.path == "/api/tags" for r in emu.requests) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert any(r.path == "/api/tags" for r in emu.requests)
     started = time.monotonic()
     emu.stop()
-    assert time.monotonic() - started < 1.0
-    stalled.join(1.0)
-    assert isinstance(outcome[0], httpx.RemoteProtocolError), "the stalled client is disconnected"
+    # stop() does not wait for the stalled handler: it returns well before the client's own 5 s timeout would
+    assert time.monotonic() - started < 4.0
+    stalled.join(10.0)
+    # The client is disconnected; which transport error a disconnect surfaces as (protocol error, reset) depends on
+    # the race between the close and the read, so only "not a timeout" is asserted.
+    assert isinstance(outcome[0], httpx.TransportError) and not isinstance(outcome[0], httpx.TimeoutException)
     assert not [t for t in threading.enumerate() if t.name.startswith("ollama-emulator")]
 
 

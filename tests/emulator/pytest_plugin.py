@@ -44,9 +44,11 @@ def emulator(emulator_factory: Callable[..., Emulator], tmp_path: Path) -> Emula
 
 
 @pytest.fixture
-def dead_url() -> str:
-    """``http://127.0.0.1:<port>`` where nothing listens (connection refused)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+def dead_url() -> Iterator[str]:
+    """``http://127.0.0.1:<port>`` where nothing listens (connection refused).
+
+    The port stays bound (without listening) for the whole test, so no other process on a busy machine can start
+    a server there in the meantime: a connection to a bound socket that does not listen is refused."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{held.getsockname()[1]}"
