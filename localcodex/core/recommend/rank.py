@@ -222,6 +222,11 @@ def recommend_here(
     )  # fmt: skip
 
 
+def ram_bandwidth_here(machine: Machine) -> RamBandwidth | None:
+    """This machine's RAM bandwidth (the cached probe), for `plan` as for `recommend`."""
+    return _ram_bandwidth(machine)
+
+
 def _ram_bandwidth(machine: Machine) -> RamBandwidth | None:
     """This machine's RAM copy bandwidth (cached in the data folder); none for a remote Ollama host."""
     if machine.remote:
