@@ -106,6 +106,7 @@ CHIPS: tuple[Chip, ...] = (
     Chip("Instinct MI300X", 5300, 1307.4, _AMD, r"mi300x"),
     Chip("Instinct MI250X", 3277, 383.0, _AMD, r"mi250"),
     Chip("Ryzen AI Max (Strix Halo, Radeon 8060S)", 256, 29.7, _AMD, r"8060s|8050s|strix halo|ai max|gfx1151"),
+    Chip("Radeon 780M", 120, None, _AMD, r"\b780m\b"),  # LPDDR5X-7500 x 128 bit, the fastest memory AMD lists
     # Intel
     Chip("Arc B580", 456, 58.0, _INTEL, r"\bb580\b"),
     Chip("Arc B570", 380, 50.0, _INTEL, r"\bb570\b"),
@@ -200,14 +201,14 @@ MEMORY_GIB: dict[str, float] = {
     "Radeon RX 7900 XTX": 24, "Radeon RX 7900 XT": 20, "Radeon RX 7900 GRE": 16, "Radeon PRO W7900": 48,
     "Radeon RX 7800 XT": 16, "Radeon RX 7700 XT": 12, "Radeon RX 7600": 8, "Radeon RX 6900 XT": 16,
     "Radeon RX 6800 XT": 16, "Instinct MI300X": 192, "Instinct MI250X": 128,
-    "Ryzen AI Max (Strix Halo, Radeon 8060S)": 128,
+    "Ryzen AI Max (Strix Halo, Radeon 8060S)": 128, "Radeon 780M": 32,
     "Arc B580": 12, "Arc B570": 10, "Arc A770": 16, "Arc A750": 8,
     "Apple M1": 16, "Apple M1 Pro": 32, "Apple M1 Max": 64, "Apple M1 Ultra": 128, "Apple M2": 24,
     "Apple M2 Pro": 32, "Apple M2 Max": 96, "Apple M2 Ultra": 192, "Apple M3": 24, "Apple M3 Pro": 36,
     "Apple M3 Max": 128, "Apple M3 Ultra": 512, "Apple M4": 32, "Apple M4 Pro": 64, "Apple M4 Max": 128,
     "Apple M5": 32,
 }  # fmt: skip
-UNIFIED = frozenset({"GB10 (DGX Spark)", "Jetson AGX Orin", "Ryzen AI Max (Strix Halo, Radeon 8060S)"})
+UNIFIED = frozenset({"GB10 (DGX Spark)", "Jetson AGX Orin", "Ryzen AI Max (Strix Halo, Radeon 8060S)", "Radeon 780M"})
 
 
 def is_apple(chip: Chip) -> bool:

@@ -15,7 +15,7 @@ token (a time-weighted mix: a model 80% on a GPU and 20% on the CPU is slowed mo
 ceiling" against it). The estimate applies an efficiency, from published llama.cpp runs:
 - Apple M1 Max (400 GB/s), llama 3.1 8B Q4_K_M 4.92 GB: 46.2 tok/s = 227 GB/s = 57% (brand-o/normiebench#40);
   Qwen3.x-27B IQ4_NL 16.34 GB at 14.3 tok/s = 58% (ggml-org/llama.cpp#27525); M4 (120 GB/s): 20.9 tok/s = 86%
-  (normiebench#3). Metal: 0.60.
+  (normiebench#3). Metal: 0.65, between them.
 - CUDA runs land in the same 55-65% band for Q4 models (llama.cpp benchmark threads); 0.60. ROCm and Vulkan
   kernels reach less in the same threads: 0.50 / 0.45; SYCL 0.40.
 - CPU: 13900K with DDR5-6400 (102 GB/s peak) decodes a 3.8 GB 7B Q4_0 at 18.3 tok/s = 69 GB/s
@@ -54,7 +54,12 @@ from localcodex.domain.machine import GPU, Machine
 WORKING_CONTEXT = 16_384
 GB = 1e9
 
-DECODE_EFFICIENCY = {"cuda": 0.60, "metal": 0.60, "rocm": 0.50, "vulkan": 0.45, "sycl": 0.40}
+DECODE_EFFICIENCY = {"cuda": 0.60, "metal": 0.65, "rocm": 0.50, "vulkan": 0.45, "sycl": 0.40}
+# AMD APUs (Radeon 780M, Strix Halo 8060S) read their LPDDR5 at a far higher share than discrete cards reach
+# through ROCm/Vulkan: Strix Halo decodes Llama-2-7B Q4_K_M (4.08 GB) at 46.4 tok/s = 74% of 256 GB/s
+# (AMD-Ecosystem/llama.cpp#59); a 780M laptop llama 3.1 8B Q4_K_M at 16.3 tok/s = 67% of 120 GB/s
+# (brand-o/normiebench#10).
+AMD_APU_EFFICIENCY = 0.72
 DEFAULT_GPU_EFFICIENCY = 0.45
 CPU_MEASURED_EFFICIENCY = 0.85
 CPU_ASSUMED_EFFICIENCY = 0.60
@@ -126,6 +131,8 @@ class RamBandwidth:
 def gpu_bandwidth(gpu: GPU, machine: Machine, device: str) -> Bandwidth:
     chip = lookup(gpu.name, machine.ram_total if gpu.unified_memory else gpu.memory_total)
     eff = DECODE_EFFICIENCY.get(gpu.backend, DEFAULT_GPU_EFFICIENCY)
+    if gpu.vendor == "amd" and (gpu.integrated or gpu.unified_memory):
+        eff = AMD_APU_EFFICIENCY
     peff = PROMPT_EFFICIENCY.get(gpu.backend, 0.3)
     if chip is not None:
         return Bandwidth(device, chip.bandwidth_gbs * GB, eff, _spec(chip), chip.fp16_tflops, peff)
