@@ -190,3 +190,36 @@ def test_gpu_budget_subtracts_other_programs_but_not_ollamas_models():
     assert stable == gpu.memory_total - others - 457 * 1024**2
     busy = dataclasses.replace(machine, gpus=(dataclasses.replace(gpu, memory_free=gpu.memory_free - 6 * GiB),))
     assert stable_budget(busy).gpu[0] == stable - 6 * GiB  # a game holding 6 GiB is really gone
+
+
+# -- 4. the quantization ladder and a current catalog --------------------------------------------------------
+
+
+def _gpu_box(vram_gib: int):
+    from machines import load_machine as load
+
+    from localcodex.core.detect import Overrides
+
+    return load("vm-no-gpu", overrides=Overrides(vram=vram_gib * GiB))
+
+
+def test_one_offer_per_ladder_the_best_quality_that_fits():
+    q8 = CAT.get("qwen3.5:27b-q8_0")
+    assert q8.quant_of == "qwen3.5:27b" and q8.bits_per_weight > CAT.get("qwen3.5:27b").bits_per_weight
+    assert CAT.get("qwen3.5:27b-q4_K_M").tag == "qwen3.5:27b"  # the default tag's own quantization name
+    big = {c.model: c for c in run(_gpu_box(48), include_all=True).candidates}
+    assert big["qwen3.5:27b-q8_0"].offered and big["qwen3.5:27b-q8_0"].meets_target
+    assert not big["qwen3.5:27b"].offered and "qwen3.5:27b-q8_0" in big["qwen3.5:27b"].excluded
+    small = {c.model: c for c in run(_gpu_box(24), include_all=True).candidates}
+    assert small["qwen3.5:27b"].offered  # 29 GB of Q8_0 cannot fit 24 GiB: the Q4_K_M is offered
+    assert not small["qwen3.5:27b-q8_0"].offered
+
+
+def test_vram_24gib_offers_a_current_tools_capable_coding_model_at_32k(cli, dead_url):
+    data = cli("recommend", "--vram", "24GiB", "--host", dead_url, "--json").json()["data"]
+    pick = data["pick"]
+    entry = CAT.get(pick["model"])
+    assert "tools" in pick["capabilities"] and not entry.tool_calls_as_text
+    assert pick["num_ctx"] >= 32768 and pick["placement"] == "gpu"
+    assert any("2026" in s for s in (*entry.sources, entry.notes)) or entry.family in {"qwen3.5", "gemma4"}
+    assert data["catalog_updated"] >= "2026-12-01"

@@ -212,6 +212,7 @@ class CatalogModel:
     notes: str = ""
     tool_calls: str = "native"  # "native": structured tool calls; "text": the template's calls come out as text
     tool_calls_source: str = ""  # evidence for tool_calls = "text" (required then)
+    quant_of: str = ""  # another published quantization of this tag (the quantization ladder); "" = the default
 
     # ---- classification -------------------------------------------------------------------------
 
@@ -511,6 +512,15 @@ class Catalog:
             if m.tool_calls_as_text and base.startswith(m.family):
                 return m
         return None
+
+    def ladder_root(self, model: CatalogModel) -> str:
+        """The default tag of the quantization ladder a model belongs to (itself when it is the default).
+
+        >>> cat = load_catalog()
+        >>> cat.ladder_root(cat.get("qwen3.5:27b-q8_0")), cat.ladder_root(cat.get("qwen3.5:27b"))
+        ('qwen3.5:27b', 'qwen3.5:27b')
+        """
+        return normalize_tag(model.quant_of) if model.quant_of else model.tag
 
     def family(self, name: str) -> tuple[CatalogModel, ...]:
         """All entries of one Ollama library name (``qwen3.5``, ``gemma4``, ...), in file order."""

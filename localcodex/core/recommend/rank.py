@@ -172,6 +172,8 @@ def recommend(request: RecommendRequest) -> Recommendation:
     if request.model:
         resolved = [_one(request.model, resolved, catalog)]
     candidates = [_evaluate(r, request, target) for r in resolved]
+    if not request.model:
+        candidates = best_quantization(candidates, {r.model.tag: r.model for r in resolved}, catalog)
     ranked = _rank(candidates, request.prefer)
     shown = _shown(ranked, request)
     pick = next((c for c in ranked if c.offered), None)
@@ -451,6 +453,37 @@ def _sort_key(c: Candidate, prefer: str = "balanced") -> tuple:
         comfortable = min(tps, COMFORTABLE_TPS)
         return (1, tier, _context_bucket(c), not c.installed, -comfortable, -c.params_total, -tps)
     return (group, -tps, tier)
+
+
+def best_quantization(
+    candidates: Sequence[Candidate], models: Mapping[str, CatalogModel], catalog: Catalog
+) -> list[Candidate]:
+    """One offer per quantization ladder: the best quality that fits with a Codex-sized context.
+
+    Among the offered quantizations of one model: the better ranking group first (fully fitting at usable
+    speed), then the better context bucket, then the most bits per weight. The others stay listed (`--all`),
+    not offered, naming the one that is.
+    """
+    ladders: dict[str, list[Candidate]] = {}
+    for c in candidates:
+        model = models.get(c.model)
+        if model is not None and c.offered:
+            ladders.setdefault(catalog.ladder_root(model), []).append(c)
+    beaten: dict[str, str] = {}
+    for members in ladders.values():
+        if len(members) < 2:
+            continue
+        best = min(members, key=lambda c: (c.group, _context_bucket(c), -models[c.model].bits_per_weight))
+        for c in members:
+            if c is not best:
+                beaten[c.model] = best.model
+    result = []
+    for c in candidates:
+        if c.model in beaten:
+            reason = f"another quantization of the same model is offered: {beaten[c.model]} (better quality or fit)"
+            c = dataclasses.replace(c, offered=False, group=9, excluded=reason, why=(reason, *c.why))
+        result.append(c)
+    return result
 
 
 def _rank(candidates: Sequence[Candidate], prefer: str = "balanced") -> list[Candidate]:
