@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 
 from localcodex.adapters.ollama import OllamaServer, normalize_name, same_model
 from localcodex.core.recommend.budget import FreeNow, free_now, stable_budget
+from localcodex.core.recommend.explain import params_label, why_lines
 from localcodex.core.recommend.fit import (
     DEFAULT_CONTEXT,
     DEFAULT_SETTINGS,
@@ -364,7 +365,7 @@ def _evaluate(resolved: Resolved, request: RecommendRequest, target: int) -> Can
     offered = excluded is None
     group = _group(fit, usable) if offered else 9
     return Candidate(
-        model=model.tag, family=model.family, params=_params(model), params_total=model.params_total,
+        model=model.tag, family=model.family, params=params_label(model), params_total=model.params_total,
         quantization=model.quantization,
         size=model.download_bytes, installed=resolved.installed, capabilities=model.capabilities,
         coding_tier=model.coding_tier if resolved.rated else None, coding_source=model.coding_source,
@@ -376,7 +377,7 @@ def _evaluate(resolved: Resolved, request: RecommendRequest, target: int) -> Can
         fit=fit, speed=speed, decode_tps=speed.decode_tps if speed else None,
         prompt_tps=speed.prompt_tps if speed else None, tps_basis=speed.basis if speed else "estimate",
         offered=offered, usable=usable, group=group, rank=None,
-        why=_why(resolved, choice, speed, usable, request, excluded),
+        why=why_lines(resolved, choice, speed, usable, request.usable_tps, request.usable_prompt_tps, excluded),
         excluded=excluded, notes=(*choice.notes, *resolved.notes),
     )  # fmt: skip
 
@@ -507,75 +508,3 @@ def _shown(ranked: Sequence[Candidate], request: RecommendRequest) -> list[Candi
     if request.include_no_tools:
         shown += [c for c in ranked if not c.offered and "tools" not in c.capabilities and c.fit is not None]
     return shown
-
-
-# -- explanations ---------------------------------------------------------------------------------------
-
-
-def _params(model: CatalogModel) -> str:
-    total = _billions(model.params_total)
-    if model.params_active and model.params_active < model.params_total:
-        return f"{total}-A{_billions(model.params_active)}"
-    return total
-
-
-def _billions(n: int) -> str:
-    if n >= 10**9:
-        value = n / 1e9
-        return f"{value:.0f}B" if value >= 10 else f"{value:.1f}B".replace(".0B", "B")
-    return f"{n / 1e6:.0f}M"
-
-
-def _why(
-    resolved: Resolved,
-    choice: ContextChoice,
-    speed: SpeedEstimate | None,
-    usable: bool,
-    request: RecommendRequest,
-    excluded: str | None,
-) -> tuple[str, ...]:
-    model, fit = resolved.model, choice.fit
-    lines: list[str] = []
-    if excluded:
-        lines.append(excluded)
-    if model.tool_calls_as_text:
-        lines.append(f"source: {model.tool_calls_source}")
-    if resolved.rated:
-        lines.append(f"coding tier {model.coding_tier} ({model.coding_source})")
-    else:
-        lines.append("unrated for coding: not in the catalog, evaluated from its /api/show numbers")
-    if fit is not None:
-        lines.append(_where(fit))
-        if choice.reduced and fit.need.num_ctx < choice.target:
-            reduced = fit.need.num_ctx
-            lines.append(f"the {choice.target:,}-token target does not fit; {reduced:,} is the largest that fits")
-    lines.append("installed: no download" if resolved.installed else f"download {model.download_bytes / 1e9:.1f} GB")
-    if speed is not None and speed.decode_tps is not None:
-        lines.append(_speed_line(speed))
-        if not usable:
-            lines.append(f"below usable speed ({request.usable_tps:g} tok/s decode, "
-                         f"{request.usable_prompt_tps:g} tok/s prompt)")
-    return tuple(lines)
-
-
-def _where(fit: Fit) -> str:
-    num_ctx = fit.need.num_ctx
-    if fit.placement in ("gpu", "unified"):
-        part = fit.parts[0]
-        where = "unified memory" if fit.placement == "unified" else part.device.upper()
-        return f"fits in {where} at {num_ctx:,} tokens: {part.bytes / GiB:.1f} of {part.budget / GiB:.1f} GiB"
-    if fit.placement == "multi_gpu":
-        split = " + ".join(f"{p.bytes / GiB:.1f}/{p.budget / GiB:.1f} GiB" for p in fit.parts)
-        return f"split across {len(fit.parts)} GPUs at {num_ctx:,} tokens: {split}"
-    if fit.placement == "partial":
-        return f"partial offload at {num_ctx:,} tokens: {fit.gpu_fraction:.0%} on the GPU, the rest on the CPU (slow)"
-    return f"{fit.reason} at {num_ctx:,} tokens: {fit.total / GiB:.1f} GiB"
-
-
-def _speed_line(speed: SpeedEstimate) -> str:
-    if speed.basis == "measured":
-        est = f"; estimate was {speed.estimated_tps:.0f}" if speed.estimated_tps else ""
-        return f"measured {speed.decode_tps:.1f} tok/s on this machine (bench receipt{est})"
-    label = "assumed" if speed.basis == "assumed" else "est."
-    prompt = f", prompt ~{speed.prompt_tps:,.0f} tok/s" if speed.prompt_tps else ""
-    return f"{label} ~{speed.decode_tps:.0f} tok/s decode{prompt}"
