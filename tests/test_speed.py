@@ -87,6 +87,19 @@ def test_moe_reads_only_the_active_weights():
     assert speed.decode_tps == pytest.approx(speed.ceiling_tps * 0.60 * MOE_FACTOR)
 
 
+def test_bytes_not_read_per_token_and_family_factors():
+    from localcodex.core.recommend.speed import HYBRID_RECURRENT_FACTOR, decode_factor, unread_bytes
+
+    nine = CAT.get("qwen3.5:9b")  # one MTP block and a 0.9 GB vision tower in the file, neither read per token
+    mtp = nine.download_bytes * nine.nextn_layers // (nine.block_count + nine.nextn_layers)
+    assert unread_bytes(nine) == mtp + 900_000_000 and nine.unread_source
+    assert bytes_per_token(nine, 1) == nine.download_bytes - unread_bytes(nine) + nine.kv_cache_bytes(1)
+    assert decode_factor(CAT.get("llama3.1:8b")) == 1.0
+    assert decode_factor(CAT.get("qwen3-coder:30b")) == MOE_FACTOR
+    assert decode_factor(CAT.get("gemma4:26b")) < MOE_FACTOR  # gemma4's routing reads more scattered memory
+    assert decode_factor(CAT.get("qwen3.5:27b")) == HYBRID_RECURRENT_FACTOR  # Gated DeltaNet compute
+
+
 def test_partial_offload_is_a_time_weighted_mix_of_gpu_and_cpu():
     model = CAT.get("qwen2.5-coder:32b")
     machine = rtx("NVIDIA GeForce RTX 4070 Laptop GPU", budget=7 * GiB)

@@ -213,6 +213,8 @@ class CatalogModel:
     tool_calls: str = "native"  # "native": structured tool calls; "text": the template's calls come out as text
     tool_calls_source: str = ""  # evidence for tool_calls = "text" (required then)
     quant_of: str = ""  # another published quantization of this tag (the quantization ladder); "" = the default
+    unread_bytes: int = 0  # bytes of the download decode does not read per token (vision tower, per-layer tables)
+    unread_source: str = ""  # where unread_bytes comes from
 
     # ---- classification -------------------------------------------------------------------------
 

@@ -25,7 +25,8 @@ ceiling" against it). The estimate applies an efficiency, from published llama.c
   (CPU peak x 0.25)) + 150 us per layer + 1 ms, calibrated on SmolLM2-135M Q4_1 with llama-server on this project's
   2-core AVX-512 machine (decode 100-135 tok/s, prefill 160-270 tok/s; scripts/cpu_calibration.py).
 - Mixture of experts: x 0.8 on top (expert routing and scattered expert reads keep kernels below the dense
-  figures).
+  figures); gemma4 x 0.45 and hybrid-recurrent models x 0.67 (see MOE_FACTOR_BY_ARCH). Bytes that are in the
+  file but not read per token (MTP blocks, a vision tower, per-layer embeddings: `unread_bytes`) are left out.
 The GPU figures come from `chips.py` (spec sheets); an unknown GPU gets an assumed bandwidth and the estimate
 says so.
 
@@ -64,6 +65,12 @@ DEFAULT_GPU_EFFICIENCY = 0.45
 CPU_MEASURED_EFFICIENCY = 0.85
 CPU_ASSUMED_EFFICIENCY = 0.60
 MOE_FACTOR = 0.8
+# Where a comparison showed the generic factors wrong (issue 17's side-by-side with published RTX 3090 runs):
+# gemma4:26b was estimated 60-100% too fast at 0.8 (its 128-expert routing with a shared expert reads far more
+# scattered memory), so 0.8 / 1.8; the qwen3.5-27b architecture 50% too fast: the Gated DeltaNet / Mamba layers
+# cost compute per token that a bandwidth model does not see, so hybrid-recurrent models get x 1 / 1.5.
+MOE_FACTOR_BY_ARCH = {"gemma4": 0.45}
+HYBRID_RECURRENT_FACTOR = 0.67
 PROMPT_EFFICIENCY = {"cuda": 0.80, "metal": 0.75, "rocm": 0.45, "vulkan": 0.35, "sycl": 0.30}
 CPU_PROMPT_EFFICIENCY = 0.14  # calibrated: SmolLM2-135M Q4_1 prefill 160-270 tok/s on 2 AVX-512 cores here
 # CPU decode is also bound by the dot products (quantized matrix x vector, 2 x active params per token) and by a
@@ -197,12 +204,32 @@ def device_bandwidths(fit: Fit, machine: Machine, ram: RamBandwidth | None) -> l
 # -- the estimate ---------------------------------------------------------------------------------------
 
 
+def unread_bytes(model: FitModel) -> int:
+    """Bytes of the download decode does not read per token.
+
+    The MTP (next-token-prediction) blocks (`nextn_layers`, beyond `block_count`): one block's share of the
+    file each (an upper bound: the share also holds the embeddings), plus what the catalog lists as
+    `unread_bytes` with its source (a vision tower, per-layer embedding tables read one row at a time).
+    """
+    nextn = getattr(model, "nextn_layers", 0) or 0
+    mtp = model.download_bytes * nextn // (model.block_count + nextn) if nextn and model.block_count else 0
+    return mtp + (getattr(model, "unread_bytes", 0) or 0)
+
+
 def bytes_per_token(model: FitModel, context_tokens: int, cache_type: str = "f16") -> int:
     """Bytes decode reads per generated token: active weights + the KV cache at `context_tokens`."""
-    weights = model.download_bytes
+    weights = max(model.download_bytes - unread_bytes(model), 0)
     if model.params_total and model.params_active < model.params_total:
         weights = round(weights * model.params_active / model.params_total)
     return weights + model.kv_cache_bytes(max(context_tokens, 1), cache_type, 1)
+
+
+def decode_factor(model: FitModel) -> float:
+    """Below the bandwidth bound beyond the device's efficiency: MoE routing, hybrid-recurrent compute."""
+    factor = MOE_FACTOR_BY_ARCH.get(model.architecture, MOE_FACTOR) if _is_moe(model) else 1.0
+    if getattr(model, "recurrent_layers", 0):
+        factor *= HYBRID_RECURRENT_FACTOR
+    return factor
 
 
 def _is_moe(model: FitModel) -> bool:
@@ -254,7 +281,7 @@ def estimate_speed(
     if not fit.fits:
         return SpeedEstimate(model.tag, None, None, None, per_token, tokens, "estimate", None, ())
     devices = device_bandwidths(fit, machine, ram)
-    factor = MOE_FACTOR if _is_moe(model) else 1.0
+    factor = decode_factor(model)
     estimate = _decode(per_token, devices, factor, efficient=True, model=model)
     ceiling = _decode(per_token, devices, 1.0, efficient=False)
     sources = tuple(dict.fromkeys(f"{bw.device}: {bw.source}" for bw, _ in devices))
