@@ -90,10 +90,8 @@ def render(out, result) -> None:
     out.out.print(f"[dim]from: {escape(result.source.kind)}: {escape(result.source.detail)}[/dim]")
     out.out.print(f"on: {escape(result.machine)}")
     table = Table(title_justify="left")
-    for column, justify in (("context", "right"), ("weights", "right"), ("KV cache", "right"),
-                            ("compute", "right"), ("total", "right"), ("runs", "left"),
-                            ("prompt tok/s", "right"), ("decode tok/s", "right")):  # fmt: skip
-        table.add_column(column, justify=justify)
+    for column in ("context", "weights", "KV cache", "compute", "total", "runs", "prompt tok/s", "decode tok/s"):
+        table.add_column(column, justify="left" if column == "runs" else "right")
     for r in result.rows:
         runs = r.where or r.placement
         if r.placement == "partial":

@@ -30,13 +30,22 @@ PROVIDER_TEMPLATE = "openrouter"  # a shipped template (profiles/); `provider li
 
 
 class Ranked(Protocol):
-    model: str
-    coding_tier: int | None
-    decode_tps: float | None
-    prompt_tps: float | None
-    placement: str
-    offered: bool
-    usable: bool
+    """What the verdict reads of a ranked candidate (rank.Candidate has it all, read-only)."""
+
+    @property
+    def model(self) -> str: ...
+    @property
+    def coding_tier(self) -> int | None: ...
+    @property
+    def decode_tps(self) -> float | None: ...
+    @property
+    def prompt_tps(self) -> float | None: ...
+    @property
+    def placement(self) -> str: ...
+    @property
+    def offered(self) -> bool: ...
+    @property
+    def usable(self) -> bool: ...
 
 
 @dataclass(frozen=True)
