@@ -237,6 +237,7 @@ def test_a_model_whose_tool_calls_come_out_as_text_is_flagged_with_the_next_mode
     emu = emulator_factory(decode_rate=400.0, prompt_rate=20000.0, installed=[prose])
     result = cli("setup", "--yes", "--json", "--host", emu.url, "--model", "prosecoder:3b", "--no-bench")
     doc = result.json()
-    flagged = [w for w in doc["warnings"] + steps(doc)["check"].get("warnings", []) if "tool calling does not work" in w]
+    seen = doc["warnings"] + steps(doc)["check"].get("warnings", [])
+    flagged = [w for w in seen if "tool calling does not work" in w]
     assert flagged, doc
     assert "localcodex setup --model " in flagged[0] and "prosecoder" not in flagged[0].split("--model ")[1]
