@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "setup",
     "detect",
     "recommend",
+    "plan",
     "pull",
     "models",
     "check",

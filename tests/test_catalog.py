@@ -46,7 +46,7 @@ def model(cat: Catalog, tag: str) -> CatalogModel:
 
 
 def test_loads_and_is_dated(cat: Catalog) -> None:
-    assert cat.updated == "2026-11-25"
+    assert cat.updated == "2026-12-03"
     assert "llama.cpp" in cat.method
     assert load_catalog() is cat  # cached
 

@@ -224,3 +224,20 @@ def test_a_model_the_catalog_does_not_know_is_evaluated_after_its_download(cli, 
     assert "not in the catalog" in got["recommend"]["summary"]
     assert "fits with" in got["pull"]["summary"]
     assert result.json()["data"]["variant"].startswith(f"{unknown}-ctx")
+
+
+def test_a_model_whose_tool_calls_come_out_as_text_is_flagged_with_the_next_model(cli, emulator_factory):
+    """After the pull, check re-proves tool calling; a model that writes its calls as text is named, and the next
+    recommended model is offered."""
+    from emulator import FakeModel
+
+    prose = FakeModel(name="prosecoder:3b", parameter_count=3_210_000_000, size=2_019_393_189, block_count=28,
+                      head_count=24, head_count_kv=8, embedding_length=3072, key_length=128, value_length=128,
+                      capabilities=["completion", "tools"], tool_style="prose")
+    emu = emulator_factory(decode_rate=400.0, prompt_rate=20000.0, installed=[prose])
+    result = cli("setup", "--yes", "--json", "--host", emu.url, "--model", "prosecoder:3b", "--no-bench")
+    doc = result.json()
+    seen = doc["warnings"] + steps(doc)["check"].get("warnings", [])
+    flagged = [w for w in seen if "tool calling does not work" in w]
+    assert flagged, doc
+    assert "localcodex setup --model " in flagged[0] and "prosecoder" not in flagged[0].split("--model ")[1]

@@ -92,3 +92,57 @@ def lookup_manifest(name: str, *, timeout: float = 8.0, env: Mapping[str, str] |
     except (ValueError, KeyError, TypeError) as exc:
         return RegistryLookup(url=url, size=None, error=f"registry sent something that is not a manifest ({exc})")
     return RegistryLookup(url=url, size=sum(layer.size for layer in layers), layers=layers)
+
+
+def blob_url(name: str, digest: str, env: Mapping[str, str] | None = None) -> str:
+    p = split_name(name)
+    return f"{registry_base(p.host, env)}/v2/{p.namespace}/{p.model}/blobs/{digest}"
+
+
+@dataclass(frozen=True)
+class RangeRead:
+    url: str
+    data: bytes | None  # None when the read failed
+    total: int | None  # the blob's size from Content-Range
+    error: str | None = None
+
+
+def read_blob_range(
+    name: str, digest: str, start: int, end: int, *, timeout: float = 15.0, env: Mapping[str, str] | None = None
+) -> RangeRead:
+    """Bytes START..END (inclusive) of a blob, with an HTTP Range request. Never raises.
+
+    A registry that ignores the Range header and starts sending the whole blob is cut off after END + 1 bytes,
+    so a multi-gigabyte model is never downloaded by accident.
+    """
+    import httpx
+
+    url = blob_url(name, digest, env)
+    want = end - start + 1
+    try:
+        with httpx.stream("GET", url, headers={"Range": f"bytes={start}-{end}"}, timeout=timeout,
+                          follow_redirects=True) as reply:  # fmt: skip
+            if reply.status_code not in (200, 206):
+                return RangeRead(url, None, None, f"registry answered HTTP {reply.status_code}")
+            total = _range_total(reply.headers.get("content-range"))
+            if reply.status_code == 200:
+                length = reply.headers.get("content-length")
+                total = int(length) if length and length.isdigit() else None
+                start = 0  # the whole blob from its start: keep only what was asked for
+            chunks, got = [], 0
+            for chunk in reply.iter_bytes():
+                chunks.append(chunk)
+                got += len(chunk)
+                if got >= want:
+                    break
+            return RangeRead(url, b"".join(chunks)[:want], total)
+    except httpx.HTTPError as exc:
+        return RangeRead(url, None, None, f"registry not reachable ({type(exc).__name__}: {exc})")
+
+
+def _range_total(header: str | None) -> int | None:
+    """`bytes 0-99/12345` -> 12345."""
+    if not header or "/" not in header:
+        return None
+    total = header.rsplit("/", 1)[1].strip()
+    return int(total) if total.isdigit() else None

@@ -29,6 +29,11 @@ NoTools = Annotated[
 Model = Annotated[
     str | None, typer.Option("--model", metavar="NAME", help="Evaluate one model: the full memory breakdown.")
 ]
+Prefer = Annotated[
+    str,
+    typer.Option("--prefer", metavar="speed|quality|balanced",
+                 help="Trade-off: the fastest usable model, the strongest that still runs (>= 2 tok/s), or both."),
+]  # fmt: skip
 TABLE_ROWS = 12
 
 
@@ -45,26 +50,32 @@ def recommend_command(
     ram: options.Ram = None,
     gpu: options.Gpu = None,
     host: options.Host = None,
+    prefer: Prefer = "balanced",
     json_: options.Json = False,
 ) -> None:
     """Recommend the best Ollama model for Codex on this machine, with a context that fits."""
     from localcodex.render.output import run_command
 
     def body(out):
-        return _run(out, context, all_, include_no_tools, model, vram, ram, gpu, host)
+        return _run(out, context, all_, include_no_tools, model, vram, ram, gpu, host, prefer)
 
     run_command("recommend", json_, body, render, judge)
 
 
-def _run(out, context, all_, include_no_tools, model, vram, ram, gpu, host):
+def _run(out, context, all_, include_no_tools, model, vram, ram, gpu, host, prefer="balanced"):
     from localcodex.core.detect import detect
     from localcodex.core.recommend.rank import recommend_here
+    from localcodex.core.recommend.verdict import PREFERENCES
+    from localcodex.errors import UsageError
     from localcodex.wiring import live as wire
 
+    if prefer not in PREFERENCES:
+        raise UsageError(f"--prefer {prefer!r} is not one of {', '.join(PREFERENCES)}", "use speed|quality|balanced")
     live = wire(host)
     machine = detect(overrides=options.parse_overrides(vram, ram, gpu), ollama_host=live.inv.host, env=live.inv.env)
     result = recommend_here(
-        machine, live, context=context, model=model, include_all=all_, include_no_tools=include_no_tools
+        machine, live, context=context, model=model, include_all=all_, include_no_tools=include_no_tools,
+        prefer=prefer,
     )
     for warning in result.warnings:
         out.warn(warning)
@@ -96,9 +107,29 @@ def render(out: Output, result: Recommendation) -> None:
             _render_breakdown(out, result.candidates[0], result.candidates[0].need)
         _render_footer(out, result)
         return
+    _render_verdict(out, result)
     _render_pick(out, result)
     _render_table(out, result)
+    _render_alternatives(out, result)
     _render_footer(out, result)
+
+
+def _render_verdict(out: Output, result: Recommendation) -> None:
+    from rich.markup import escape
+
+    if result.verdict:
+        style = "bold green" if result.usable else "bold red"
+        out.out.print(f"[{style}]{escape(result.verdict)}[/{style}]")
+
+
+def _render_alternatives(out: Output, result: Recommendation) -> None:
+    from rich.markup import escape
+
+    if result.usable or not result.alternatives:
+        return
+    out.out.print("[bold]Instead:[/bold]")
+    for alt in result.alternatives:
+        out.out.print(f"  • {escape(alt.summary)}: [cyan]{escape(alt.command)}[/cyan]")
 
 
 def _render_pick(out: Output, result: Recommendation) -> None:
@@ -116,7 +147,8 @@ def _render_pick(out: Output, result: Recommendation) -> None:
         out.out.print("[bold red]No model to recommend[/bold red] on this machine.")
         return
     else:
-        title = f"[bold green]Pick:[/bold green] [bold]{escape(pick.model)}[/bold]"
+        label = "[bold green]Pick:[/bold green]" if result.usable else "[bold yellow]Best local option:[/bold yellow]"
+        title = f"{label} [bold]{escape(pick.model)}[/bold]"
         out.out.print(f"{title}  ({_ctx(pick.num_ctx)} context)")
     if pick is None:
         return
@@ -222,6 +254,11 @@ def _render_footer(out: Output, result: Recommendation) -> None:
     from rich.markup import escape
 
     out.out.print(f"[dim]budget: {escape(result.budget)}[/dim]")
+    if result.free_now and result.free_now != result.budget:
+        out.out.print(f"[dim]free right now: {escape(result.free_now)}[/dim]")
+    if result.today:
+        style = "dim" if result.fits_now else "yellow"
+        out.out.print(f"[{style}]today: {escape(result.today)}[/{style}]")
     out.out.print(f"[dim]catalog of {result.catalog_updated}; Ollama {escape(result.ollama)}[/dim]")
     for note in result.notes:
         out.out.print(f"[dim]{escape(note)}[/dim]")

@@ -117,6 +117,7 @@ class SetupReport:
     prompt_tps: float | None = None
     profile_path: str | None = None
     codex_command: str | None = None
+    next_models: tuple[str, ...] = ()  # the recommendation's runners-up, offered when tool calling fails
     dry_run: bool = False
     warnings: tuple[str, ...] = ()
 
@@ -169,6 +170,7 @@ class _Run:
     prompt_tps: float | None = None
     profile_path: str | None = None
     codex_command: str | None = None
+    next_models: tuple[str, ...] = ()  # the recommendation's runners-up, offered when tool calling fails
 
 
 def setup(request: SetupRequest, live: Live, hooks: SetupHooks | None = None) -> SetupReport:
@@ -306,6 +308,11 @@ def _pick(run: _Run, model: str | None) -> tuple[Candidate, tuple[str, ...]]:
                     "see `localcodex recommend --all` for every model and why")
     # when Ollama is down the pull step says so, with the fix: no need to warn about it here too
     warnings = tuple(w for w in result.warnings if _ollama_reachable(run) or "not reachable" not in w)
+    if not model:
+        run.next_models = tuple(c.model for c in result.candidates if c.offered and c.model != result.pick.model)[:3]
+    else:
+        others = recommend_here(_known(run.machine, "the machine"), run.live, context=req.context)
+        run.next_models = tuple(c.model for c in others.candidates if c.offered and c.model != result.pick.model)[:3]
     return result.pick, warnings
 
 
@@ -434,6 +441,12 @@ def _check(run: _Run) -> Step:
                                     code="check_failed", exit_code=ExitCode.CHECK_FAILED))
     _save_state(run, checked=key)
     warned = tuple(f"{p.title}: {p.detail}" for p in report.probes if p.status.value == "warn")
+    tools = next((p for p in report.probes if p.name == "tools"), None)
+    if tools is not None and tools.status.value == "warn":
+        nxt = run.next_models[0] if run.next_models else None
+        offer = f"; try the next model: `localcodex setup --model {nxt}`" if nxt else ""
+        warned += (f"tool calling does not work with {run.base} here: Codex cannot run commands or edit files "
+                   f"with it{offer}",)
     summary = f"{report.counts.get('pass', 0)} probes passed" + (f", {len(warned)} warned" if warned else "")
     return Step("check", TITLES["check"], StepStatus.DONE, summary, warnings=warned)
 

@@ -109,6 +109,8 @@ CTX_PAD = 256
 
 DEFAULT_UBATCH = 512
 
+TOOL_CALL_KINDS = ("native", "text")
+
 _DISPLAY_RE = re.compile(r"^(\d+)(?:\.(\d+))?(MB|GB|TB)$")
 _UNIT = {"MB": 10**6, "GB": 10**9, "TB": 10**12}
 
@@ -201,6 +203,11 @@ class CatalogModel:
     gguf_head_count_kv_min: int | None = None
     uncertain: tuple[str, ...] = ()
     notes: str = ""
+    tool_calls: str = "native"  # "native": structured tool calls; "text": the template's calls come out as text
+    tool_calls_source: str = ""  # evidence for tool_calls = "text" (required then)
+    quant_of: str = ""  # another published quantization of this tag (the quantization ladder); "" = the default
+    unread_bytes: int = 0  # bytes of the download decode does not read per token (vision tower, per-layer tables)
+    unread_source: str = ""  # where unread_bytes comes from
 
     # ---- classification -------------------------------------------------------------------------
 
@@ -227,6 +234,17 @@ class CatalogModel:
     def has_tools(self) -> bool:
         """Codex needs tool calls; models without ``tools`` cannot drive it."""
         return self.supports("tools")
+
+    @property
+    def tool_calls_as_text(self) -> bool:
+        """Ollama lists ``tools`` but the model writes its calls as text (JSON in ``content``, no
+        ``tool_calls``): Codex then cannot run a command or edit a file. ``tool_calls_source`` says who saw it.
+
+        >>> cat = load_catalog()
+        >>> cat.get("qwen2.5-coder:7b").tool_calls_as_text, cat.get("qwen3-coder:30b").tool_calls_as_text
+        (True, False)
+        """
+        return self.tool_calls == "text"
 
     def is_uncertain(self, field_name: str) -> bool:
         return field_name in self.uncertain
@@ -406,6 +424,10 @@ def _model_from_table(table: Mapping[str, Any], index: int) -> CatalogModel:
     values["tag"] = values["tag"].lower()
     values["aliases"] = tuple(a.lower() for a in values.get("aliases", ()))
     values["capabilities"] = tuple(c.lower() for c in values["capabilities"])
+    if values.get("tool_calls", "native") not in TOOL_CALL_KINDS:
+        raise CatalogError(f"catalog entry {tag!r}: tool_calls must be one of {', '.join(TOOL_CALL_KINDS)}")
+    if values.get("tool_calls") == "text" and not values.get("tool_calls_source"):
+        raise CatalogError(f"catalog entry {tag!r}: tool_calls = \"text\" needs a tool_calls_source")
     return CatalogModel(**values)
 
 
@@ -456,6 +478,44 @@ class Catalog:
     @property
     def tags(self) -> tuple[str, ...]:
         return tuple(m.tag for m in self.models)
+
+    def text_tool_call_families(self) -> tuple[str, ...]:
+        """Families whose tool calls come out as text (``tool_calls = "text"``), in file order.
+
+        >>> load_catalog().text_tool_call_families()
+        ('qwen2.5-coder',)
+        """
+        return tuple(dict.fromkeys(m.family for m in self.models if m.tool_calls_as_text))
+
+    def text_tool_calls(self, name: str) -> CatalogModel | None:
+        """The catalog entry that says ``name`` writes its tool calls as text, or None.
+
+        Matches the tag itself, or any tag or GGUF repository of a family marked so (an installed
+        ``qwen2.5-coder:7b-instruct-q8_0`` or ``hf.co/bartowski/Qwen2.5-Coder-7B-GGUF`` included).
+
+        >>> cat = load_catalog()
+        >>> cat.text_tool_calls("hf.co/bartowski/Qwen2.5-Coder-7B-GGUF:Q4_K_M").family
+        'qwen2.5-coder'
+        >>> cat.text_tool_calls("qwen3-coder:30b") is None
+        True
+        """
+        entry = self.get(name)
+        if entry is not None:
+            return entry if entry.tool_calls_as_text else None
+        base = normalize_tag(name).rsplit(":", 1)[0].rsplit("/", 1)[-1]
+        for m in self.models:
+            if m.tool_calls_as_text and base.startswith(m.family):
+                return m
+        return None
+
+    def ladder_root(self, model: CatalogModel) -> str:
+        """The default tag of the quantization ladder a model belongs to (itself when it is the default).
+
+        >>> cat = load_catalog()
+        >>> cat.ladder_root(cat.get("qwen3.5:27b-q8_0")), cat.ladder_root(cat.get("qwen3.5:27b"))
+        ('qwen3.5:27b', 'qwen3.5:27b')
+        """
+        return normalize_tag(model.quant_of) if model.quant_of else model.tag
 
     def family(self, name: str) -> tuple[CatalogModel, ...]:
         """All entries of one Ollama library name (``qwen3.5``, ``gemma4``, ...), in file order."""

@@ -15,7 +15,7 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from . import generation, native, openai_layer, responses, transfer
+from . import generation, native, openai_layer, registry, responses, transfer
 from .faults import Fault, FaultBook
 from .httpbase import Aborted, RecordedRequest, RequestHandler, Router
 from .models import FakeModel, preset_models
@@ -73,6 +73,8 @@ def build_router(emu: Emulator) -> Router:
     router.add("POST", "/api/chat", generation.chat)
     router.add("GET", "/v1/models", openai_layer.list_models)
     router.add("GET", "/v1/models/:model", openai_layer.retrieve_model)
+    router.add("GET", "/v2/:namespace/:model/manifests/:tag", registry.manifest)
+    router.add("GET HEAD", "/v2/:namespace/:model/blobs/:digest", registry.blob)
     router.add("POST", "/v1/chat/completions", openai_layer.chat_completions)
     router.add("POST", "/v1/completions", openai_layer.completions)
     router.add("POST", "/v1/responses", responses.handle,
@@ -106,6 +108,7 @@ class Emulator:
         self.port = int(port)
         self.responder: Responder | None = None
         self.requests: list[RecordedRequest] = []
+        self.registry_bytes = 0  # body bytes the registry routes (/v2/...) sent
         self.faults = FaultBook()
         self.runtime = Runtime(self)
         self.router = build_router(self)

@@ -762,8 +762,11 @@ def _prose_verdict(text: str) -> Verdict:
 
 
 def _tools_fix() -> str:
+    from localcodex.domain.catalog import load_catalog
+
+    families = " and ".join(load_catalog().text_tool_call_families()) or "some models"
     return ("use a model whose chat template supports tool calls (`localcodex recommend` lists them); "
-            "qwen2.5-coder writes calls as text, for example")
+            f"{families} writes calls as text, for example (the catalog's tool_calls_source says who saw it)")
 
 
 def _call_problem(call: dict[str, Any]) -> str | None:

@@ -106,6 +106,7 @@ CHIPS: tuple[Chip, ...] = (
     Chip("Instinct MI300X", 5300, 1307.4, _AMD, r"mi300x"),
     Chip("Instinct MI250X", 3277, 383.0, _AMD, r"mi250"),
     Chip("Ryzen AI Max (Strix Halo, Radeon 8060S)", 256, 29.7, _AMD, r"8060s|8050s|strix halo|ai max|gfx1151"),
+    Chip("Radeon 780M", 120, None, _AMD, r"\b780m\b"),  # LPDDR5X-7500 x 128 bit, the fastest memory AMD lists
     # Intel
     Chip("Arc B580", 456, 58.0, _INTEL, r"\bb580\b"),
     Chip("Arc B570", 380, 50.0, _INTEL, r"\bb570\b"),
@@ -181,3 +182,64 @@ def _apple_bin(chip: Chip, name: str, memory_bytes: int | None) -> Chip:
     if not small:
         return chip
     return Chip(f"{chip.name} ({small_cores}-core GPU)", gbs, tflops, chip.source, chip.pattern)
+
+
+# Memory of each chip (GiB as sold: "24 GB" GDDR = 24 GiB of addressable memory), from the same spec pages as
+# the bandwidth. Apple chips come with several memory sizes: the figure is the largest configuration Apple
+# sells (describe a smaller one with --ram). Chips listed in UNIFIED share system memory with the CPU.
+MEMORY_GIB: dict[str, float] = {
+    "RTX 5090 Laptop": 24, "RTX 4090 Laptop": 16, "RTX 4080 Laptop": 12, "RTX 4070 Laptop": 8,
+    "RTX 4060 Laptop": 8, "RTX 4050 Laptop": 6, "RTX 3080 Laptop": 16, "RTX 3070 Laptop": 8, "RTX 3060 Laptop": 6,
+    "RTX 5090": 32, "RTX 5080": 16, "RTX 5070 Ti": 16, "RTX 5070": 12, "RTX 5060 Ti": 16, "RTX 5060": 8,
+    "RTX 4090": 24, "RTX 4080 Super": 16, "RTX 4080": 16, "RTX 4070 Ti Super": 16, "RTX 4070 Ti": 12,
+    "RTX 4070 Super": 12, "RTX 4070": 12, "RTX 4060 Ti": 8, "RTX 4060": 8, "RTX 3090 Ti": 24, "RTX 3090": 24,
+    "RTX 3080 Ti": 12, "RTX 3080": 10, "RTX 3070 Ti": 8, "RTX 3070": 8, "RTX 3060 Ti": 8, "RTX 3060": 12,
+    "RTX PRO 6000 Blackwell": 96, "RTX 6000 Ada": 48, "RTX A6000": 48, "RTX A5000": 24, "RTX A4000": 16,
+    "L40S": 48, "A100 80GB": 80, "A100": 40, "H100 SXM": 80, "H100": 80, "H200": 141, "V100": 32, "Tesla T4": 16,
+    "GB10 (DGX Spark)": 128, "Jetson AGX Orin": 64,
+    "Radeon RX 9070 XT": 16, "Radeon RX 9070": 16, "Radeon RX 9060 XT": 16, "Radeon AI PRO R9700": 32,
+    "Radeon RX 7900 XTX": 24, "Radeon RX 7900 XT": 20, "Radeon RX 7900 GRE": 16, "Radeon PRO W7900": 48,
+    "Radeon RX 7800 XT": 16, "Radeon RX 7700 XT": 12, "Radeon RX 7600": 8, "Radeon RX 6900 XT": 16,
+    "Radeon RX 6800 XT": 16, "Instinct MI300X": 192, "Instinct MI250X": 128,
+    "Ryzen AI Max (Strix Halo, Radeon 8060S)": 128, "Radeon 780M": 32,
+    "Arc B580": 12, "Arc B570": 10, "Arc A770": 16, "Arc A750": 8,
+    "Apple M1": 16, "Apple M1 Pro": 32, "Apple M1 Max": 64, "Apple M1 Ultra": 128, "Apple M2": 24,
+    "Apple M2 Pro": 32, "Apple M2 Max": 96, "Apple M2 Ultra": 192, "Apple M3": 24, "Apple M3 Pro": 36,
+    "Apple M3 Max": 128, "Apple M3 Ultra": 512, "Apple M4": 32, "Apple M4 Pro": 64, "Apple M4 Max": 128,
+    "Apple M5": 32,
+}  # fmt: skip
+UNIFIED = frozenset({"GB10 (DGX Spark)", "Jetson AGX Orin", "Ryzen AI Max (Strix Halo, Radeon 8060S)", "Radeon 780M"})
+
+
+def is_apple(chip: Chip) -> bool:
+    return chip.name.startswith("Apple ")
+
+
+def is_unified(chip: Chip) -> bool:
+    return is_apple(chip) or chip.name in UNIFIED
+
+
+def memory_gib(chip: Chip) -> float | None:
+    """The chip's memory (GiB) from MEMORY_GIB; a binned Apple chip uses its base chip's figure.
+
+    >>> memory_gib(lookup("RTX 4090")), memory_gib(lookup("Apple M3 Max", 36 * 10**9))
+    (24, 128)
+    """
+    base = chip.name.split(" (")[0] if is_apple(chip) else chip.name
+    return MEMORY_GIB.get(base)
+
+
+def vendor_of(chip: Chip) -> tuple[str, str]:
+    """(vendor, Ollama backend) of a table row."""
+    if is_apple(chip):
+        return "apple", "metal"
+    if chip.source == _AMD:
+        return "amd", "rocm"
+    if chip.source == _INTEL:
+        return "intel", "vulkan"
+    return "nvidia", "cuda"
+
+
+def hardware_table() -> tuple[tuple[str, float | None, float, str], ...]:
+    """(name, memory GiB, bandwidth GB/s, source) for every GPU and Apple chip the speed model knows."""
+    return tuple((c.name, memory_gib(c), c.bandwidth_gbs, c.source) for c in (*CHIPS, *APPLE))

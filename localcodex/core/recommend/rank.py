@@ -33,13 +33,15 @@ Policy (each rule is tested in tests/test_recommend.py):
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from localcodex.adapters.ollama import OllamaServer, normalize_name, same_model
 from localcodex.core.detect import compute_budget
 from localcodex.core.ports import Live
+from localcodex.core.recommend.budget import FreeNow, free_now, stable_budget
 from localcodex.core.recommend.context import ContextChoice, choose_context
+from localcodex.core.recommend.explain import params_label, why_lines
 from localcodex.core.recommend.fit import (
     DEFAULT_CONTEXT,
     DEFAULT_SETTINGS,
@@ -53,6 +55,7 @@ from localcodex.core.recommend.fit import (
 )
 from localcodex.core.recommend.live import LiveModel, Resolved, resolve_installed
 from localcodex.core.recommend.speed import RamBandwidth, SpeedEstimate, estimate_speed
+from localcodex.core.recommend.verdict import PREFERENCES, SLOW_FLOOR_TPS, Alternative, judge
 from localcodex.core.variant import base_of
 from localcodex.domain.catalog import Catalog, CatalogModel, load_catalog, normalize_tag
 from localcodex.domain.machine import Machine
@@ -62,6 +65,8 @@ USABLE_TPS = 8.0
 USABLE_PROMPT_TPS = 50.0
 COMFORTABLE_TPS = 20.0  # above this, more speed no longer beats a bigger model of the same tier
 DISK_SPARE = 1 * GiB
+
+TEXT_TOOL_CALLS = "tool calls come out as text (Ollama lists `tools`, but no structured call reaches Codex)"
 
 MeasuredLookup = Callable[[str], "float | None"]
 
@@ -82,6 +87,8 @@ class RecommendRequest:
     usable_tps: float = USABLE_TPS
     usable_prompt_tps: float = USABLE_PROMPT_TPS
     catalog: Catalog | None = None
+    prefer: str = "balanced"  # balanced | speed | quality (core/recommend/verdict.py)
+    stable: bool = True  # fit against installed memory minus a reserve (budget.py), not what is free this second
 
 
 @dataclass(frozen=True)
@@ -135,6 +142,13 @@ class Recommendation:
     evaluated: str | None = None  # the one model asked about with `model`
     warnings: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    usable: bool = False  # the pick reaches usable speed and coding quality (verdict.py)
+    verdict: str = ""  # one sentence: usable, or why local Codex will be poor here
+    alternatives: tuple[Alternative, ...] = ()  # what to do instead when not usable
+    prefer: str = "balanced"
+    free_now: str = ""  # detect's budget: what is free this second
+    fits_now: bool | None = None  # would the pick load right now (None: no pick / not measured)
+    today: str = ""  # what free memory means for the pick today
 
 
 # -- public entry point ---------------------------------------------------------------------------------
@@ -149,19 +163,35 @@ def recommend(request: RecommendRequest) -> Recommendation:
             f"--context {target:,} is below the {MIN_CONTEXT:,} tokens Codex needs",
             f"use --context {MIN_CONTEXT} or more (default {DEFAULT_CONTEXT:,})",
         )
+    if request.prefer not in PREFERENCES:
+        raise UsageError(f"--prefer {request.prefer!r} is not one of {', '.join(PREFERENCES)}",
+                         "use --prefer balanced (default), speed or quality")
+    measured_now = request.machine
+    if request.stable:
+        stable = stable_budget(measured_now, request.settings.gpu_overhead)
+        request = dataclasses.replace(request, machine=dataclasses.replace(measured_now, budget=stable))
     warnings: list[str] = []
     installed, ollama = _installed(request, warnings)
     resolved = _resolve_all(catalog, installed, warnings)
     if request.model:
         resolved = [_one(request.model, resolved, catalog)]
     candidates = [_evaluate(r, request, target) for r in resolved]
-    ranked = _rank(candidates)
+    if not request.model:
+        candidates = best_quantization(candidates, {r.model.tag: r.model for r in resolved}, catalog)
+    ranked = _rank(candidates, request.prefer)
     shown = _shown(ranked, request)
     pick = next((c for c in ranked if c.offered), None)
     budget = budget_of(request.machine, request.settings)
+    verdict = judge(pick, ranked, request.usable_tps, request.usable_prompt_tps)
+    if not verdict.usable and not request.model:
+        warnings.insert(0, verdict.headline)
+    parts = tuple((p.device, p.bytes) for p in pick.fit.parts) if pick is not None and pick.fit else None
+    now = free_now(measured_now, parts) if request.stable else FreeNow(budget.explanation, None, "")
     return Recommendation(
         pick, tuple(shown), target, MIN_CONTEXT, budget.explanation, request.settings, catalog.updated, ollama,
         request.usable_tps, request.model, tuple(warnings), request.settings.notes,
+        verdict.usable, verdict.headline, verdict.alternatives, request.prefer, now.explanation, now.fits_now,
+        now.summary,
     )
 
 
@@ -173,6 +203,7 @@ def recommend_here(
     model: str | None = None,
     include_all: bool = False,
     include_no_tools: bool = False,
+    prefer: str = "balanced",
 ) -> Recommendation:
     """`recommend` for a machine `detect` just measured, with everything this machine can add: Ollama's live
     model data, its version-dependent settings (from the invocation's environment), the cached RAM bandwidth
@@ -190,9 +221,14 @@ def recommend_here(
         RecommendRequest(
             machine, context=context, include_all=include_all, include_no_tools=include_no_tools, model=model,
             server=live.ollama(), unreachable=unreachable, settings=Settings.from_env(live.inv.env, version),
-            ram_bandwidth=ram, measured=live.measured_speeds(machine),
+            ram_bandwidth=ram, measured=live.measured_speeds(machine), prefer=prefer,
         )
     )  # fmt: skip
+
+
+def ram_bandwidth_here(machine: Machine, live: Live) -> RamBandwidth | None:
+    """This machine's RAM bandwidth (the cached probe), for `plan` as for `recommend`."""
+    return RamBandwidth.probed(live.ram_bandwidth(machine))
 
 
 # -- live data ------------------------------------------------------------------------------------------
@@ -235,8 +271,17 @@ def _resolve_all(catalog: Catalog, installed: Sequence[LiveModel], warnings: lis
         if resolved is None:
             warnings.append(f"{live.installed.name}: /api/show gave too little to evaluate it; left out")
             continue
-        by_tag[resolved.model.tag] = resolved
+        by_tag[resolved.model.tag] = _mark_text_tool_calls(resolved, catalog)
     return list(by_tag.values())
+
+
+def _mark_text_tool_calls(resolved: Resolved, catalog: Catalog) -> Resolved:
+    """An installed model of a family the catalog knows writes tool calls as text carries that fact too."""
+    marked = catalog.text_tool_calls(resolved.model.tag)
+    if marked is None or resolved.model.tool_calls_as_text:
+        return resolved
+    model = dataclasses.replace(resolved.model, tool_calls="text", tool_calls_source=marked.tool_calls_source)
+    return dataclasses.replace(resolved, model=model)
 
 
 def _one(name: str, resolved: Sequence[Resolved], catalog: Catalog) -> Resolved:
@@ -271,9 +316,10 @@ def machine_without(machine: Machine, model: str, settings: Settings = DEFAULT_S
 
 def _evaluate(resolved: Resolved, request: RecommendRequest, target: int) -> Candidate:
     model = resolved.model
-    machine = machine_without(request.machine, model.tag, request.settings)
-    request = dataclasses.replace(request, machine=machine)
-    choice = choose_context(model, machine, request.settings, target=target)
+    if not request.stable:  # the stable budget does not subtract Ollama's loaded models in the first place
+        machine = machine_without(request.machine, model.tag, request.settings)
+        request = dataclasses.replace(request, machine=machine)
+    choice = choose_context(model, request.machine, request.settings, target=target)
     fit = choice.fit
     measured = request.measured(model.tag) if (request.measured and fit is not None) else None
     speed = None
@@ -284,7 +330,7 @@ def _evaluate(resolved: Resolved, request: RecommendRequest, target: int) -> Can
     offered = excluded is None
     group = _group(fit, usable) if offered else 9
     return Candidate(
-        model=model.tag, family=model.family, params=_params(model), params_total=model.params_total,
+        model=model.tag, family=model.family, params=params_label(model), params_total=model.params_total,
         quantization=model.quantization,
         size=model.download_bytes, installed=resolved.installed, capabilities=model.capabilities,
         coding_tier=model.coding_tier if resolved.rated else None, coding_source=model.coding_source,
@@ -296,7 +342,7 @@ def _evaluate(resolved: Resolved, request: RecommendRequest, target: int) -> Can
         fit=fit, speed=speed, decode_tps=speed.decode_tps if speed else None,
         prompt_tps=speed.prompt_tps if speed else None, tps_basis=speed.basis if speed else "estimate",
         offered=offered, usable=usable, group=group, rank=None,
-        why=_why(resolved, choice, speed, usable, request, excluded),
+        why=why_lines(resolved, choice, speed, usable, request.usable_tps, request.usable_prompt_tps, excluded),
         excluded=excluded, notes=(*choice.notes, *resolved.notes),
     )  # fmt: skip
 
@@ -329,6 +375,8 @@ def _excluded(resolved: Resolved, choice: ContextChoice, machine: Machine) -> st
     model = resolved.model
     if "tools" not in model.capabilities:
         return "no tool calling (`tools` capability): Codex cannot use it"
+    if model.tool_calls_as_text:
+        return f"{TEXT_TOOL_CALLS}: Codex cannot run commands or edit files with it"
     if choice.fit is None:
         return _no_fit_reason(choice)
     if not resolved.installed and machine.disk is not None and machine.disk.free is not None:
@@ -356,19 +404,57 @@ def _context_bucket(c: Candidate) -> int:
     return 1 if (c.num_ctx or 0) >= 32_768 else 2
 
 
-def _sort_key(c: Candidate) -> tuple:
+def _sort_key(c: Candidate, prefer: str = "balanced") -> tuple:
     tps = c.decode_tps or 0.0
     tier = c.coding_tier if c.coding_tier is not None else 6
-    if c.group == 1:
+    group = c.group
+    if prefer == "quality" and group == 2 and tps >= SLOW_FLOOR_TPS:
+        group = 1  # a slower, stronger model competes with the usable ones on quality
+    if group == 1:
+        if prefer == "speed":
+            return (1, _context_bucket(c), -tps, tier, not c.installed)
+        if prefer == "quality":
+            return (1, tier, _context_bucket(c), not c.installed, -c.params_total, -tps)
         comfortable = min(tps, COMFORTABLE_TPS)
         return (1, tier, _context_bucket(c), not c.installed, -comfortable, -c.params_total, -tps)
-    return (c.group, -tps, tier)
+    return (group, -tps, tier)
 
 
-def _rank(candidates: Sequence[Candidate]) -> list[Candidate]:
+def best_quantization(
+    candidates: Sequence[Candidate], models: Mapping[str, CatalogModel], catalog: Catalog
+) -> list[Candidate]:
+    """One offer per quantization ladder: the best quality that fits with a Codex-sized context.
+
+    Among the offered quantizations of one model: the better ranking group first (fully fitting at usable
+    speed), then the better context bucket, then the most bits per weight. The others stay listed (`--all`),
+    not offered, naming the one that is.
+    """
+    ladders: dict[str, list[Candidate]] = {}
+    for c in candidates:
+        model = models.get(c.model)
+        if model is not None and c.offered:
+            ladders.setdefault(catalog.ladder_root(model), []).append(c)
+    beaten: dict[str, str] = {}
+    for members in ladders.values():
+        if len(members) < 2:
+            continue
+        best = min(members, key=lambda c: (c.group, _context_bucket(c), -models[c.model].bits_per_weight))
+        for c in members:
+            if c is not best:
+                beaten[c.model] = best.model
+    result = []
+    for c in candidates:
+        if c.model in beaten:
+            reason = f"another quantization of the same model is offered: {beaten[c.model]} (better quality or fit)"
+            c = dataclasses.replace(c, offered=False, group=9, excluded=reason, why=(reason, *c.why))
+        result.append(c)
+    return result
+
+
+def _rank(candidates: Sequence[Candidate], prefer: str = "balanced") -> list[Candidate]:
     from dataclasses import replace
 
-    ordered = sorted(candidates, key=_sort_key)
+    ordered = sorted(candidates, key=lambda c: _sort_key(c, prefer))
     ranked, position = [], 0
     for c in ordered:
         if c.offered:
@@ -386,73 +472,3 @@ def _shown(ranked: Sequence[Candidate], request: RecommendRequest) -> list[Candi
     if request.include_no_tools:
         shown += [c for c in ranked if not c.offered and "tools" not in c.capabilities and c.fit is not None]
     return shown
-
-
-# -- explanations ---------------------------------------------------------------------------------------
-
-
-def _params(model: CatalogModel) -> str:
-    total = _billions(model.params_total)
-    if model.params_active and model.params_active < model.params_total:
-        return f"{total}-A{_billions(model.params_active)}"
-    return total
-
-
-def _billions(n: int) -> str:
-    if n >= 10**9:
-        value = n / 1e9
-        return f"{value:.0f}B" if value >= 10 else f"{value:.1f}B".replace(".0B", "B")
-    return f"{n / 1e6:.0f}M"
-
-
-def _why(
-    resolved: Resolved,
-    choice: ContextChoice,
-    speed: SpeedEstimate | None,
-    usable: bool,
-    request: RecommendRequest,
-    excluded: str | None,
-) -> tuple[str, ...]:
-    model, fit = resolved.model, choice.fit
-    lines: list[str] = []
-    if excluded:
-        lines.append(excluded)
-    if resolved.rated:
-        lines.append(f"coding tier {model.coding_tier} ({model.coding_source})")
-    else:
-        lines.append("unrated for coding: not in the catalog, evaluated from its /api/show numbers")
-    if fit is not None:
-        lines.append(_where(fit))
-        if choice.reduced and fit.need.num_ctx < choice.target:
-            reduced = fit.need.num_ctx
-            lines.append(f"the {choice.target:,}-token target does not fit; {reduced:,} is the largest that fits")
-    lines.append("installed: no download" if resolved.installed else f"download {model.download_bytes / 1e9:.1f} GB")
-    if speed is not None and speed.decode_tps is not None:
-        lines.append(_speed_line(speed))
-        if not usable:
-            lines.append(f"below usable speed ({request.usable_tps:g} tok/s decode, "
-                         f"{request.usable_prompt_tps:g} tok/s prompt)")
-    return tuple(lines)
-
-
-def _where(fit: Fit) -> str:
-    num_ctx = fit.need.num_ctx
-    if fit.placement in ("gpu", "unified"):
-        part = fit.parts[0]
-        where = "unified memory" if fit.placement == "unified" else part.device.upper()
-        return f"fits in {where} at {num_ctx:,} tokens: {part.bytes / GiB:.1f} of {part.budget / GiB:.1f} GiB"
-    if fit.placement == "multi_gpu":
-        split = " + ".join(f"{p.bytes / GiB:.1f}/{p.budget / GiB:.1f} GiB" for p in fit.parts)
-        return f"split across {len(fit.parts)} GPUs at {num_ctx:,} tokens: {split}"
-    if fit.placement == "partial":
-        return f"partial offload at {num_ctx:,} tokens: {fit.gpu_fraction:.0%} on the GPU, the rest on the CPU (slow)"
-    return f"{fit.reason} at {num_ctx:,} tokens: {fit.total / GiB:.1f} GiB"
-
-
-def _speed_line(speed: SpeedEstimate) -> str:
-    if speed.basis == "measured":
-        est = f"; estimate was {speed.estimated_tps:.0f}" if speed.estimated_tps else ""
-        return f"measured {speed.decode_tps:.1f} tok/s on this machine (bench receipt{est})"
-    label = "assumed" if speed.basis == "assumed" else "est."
-    prompt = f", prompt ~{speed.prompt_tps:,.0f} tok/s" if speed.prompt_tps else ""
-    return f"{label} ~{speed.decode_tps:.0f} tok/s decode{prompt}"

@@ -15,21 +15,26 @@ token (a time-weighted mix: a model 80% on a GPU and 20% on the CPU is slowed mo
 ceiling" against it). The estimate applies an efficiency, from published llama.cpp runs:
 - Apple M1 Max (400 GB/s), llama 3.1 8B Q4_K_M 4.92 GB: 46.2 tok/s = 227 GB/s = 57% (brand-o/normiebench#40);
   Qwen3.x-27B IQ4_NL 16.34 GB at 14.3 tok/s = 58% (ggml-org/llama.cpp#27525); M4 (120 GB/s): 20.9 tok/s = 86%
-  (normiebench#3). Metal: 0.60.
+  (normiebench#3). Metal: 0.65, between them.
 - CUDA runs land in the same 55-65% band for Q4 models (llama.cpp benchmark threads); 0.60. ROCm and Vulkan
   kernels reach less in the same threads: 0.50 / 0.45; SYCL 0.40.
 - CPU: 13900K with DDR5-6400 (102 GB/s peak) decodes a 3.8 GB 7B Q4_0 at 18.3 tok/s = 69 GB/s
   (ggml-org/llama.cpp#34), about what a multi-threaded copy reaches there: 0.85 of the *measured* copy
-  bandwidth (adapters/membw.py), 0.60 of an assumed peak when nothing was measured.
+  bandwidth (adapters/membw.py), 0.60 of an assumed peak when nothing was measured. On few cores a small
+  model is bound by the dot products instead: per token max(bytes / bandwidth, 2 x active params /
+  (CPU peak x 0.25)) + 150 us per layer + 1 ms, calibrated on SmolLM2-135M Q4_1 with llama-server on this project's
+  2-core AVX-512 machine (decode 100-135 tok/s, prefill 160-270 tok/s; scripts/cpu_calibration.py).
 - Mixture of experts: x 0.8 on top (expert routing and scattered expert reads keep kernels below the dense
-  figures).
+  figures); gemma4 x 0.45 and hybrid-recurrent models x 0.67 (see MOE_FACTOR_BY_ARCH). Bytes that are in the
+  file but not read per token (MTP blocks, a vision tower, per-layer embeddings: `unread_bytes`) are left out.
 The GPU figures come from `chips.py` (spec sheets); an unknown GPU gets an assumed bandwidth and the estimate
 says so.
 
 Prompt processing (prefill) is compute-bound: 2 x active params FLOPs per token, divided into the chip's peak
 FP16 TFLOPS x an efficiency (CUDA 0.8 - its int8/fp16 tensor kernels reach near peak at batch 512; Metal 0.75:
 M1 Max pp512 of llama 3.1 8B is 500 tok/s = 8 TFLOPS of 10.4; ROCm 0.45, Vulkan 0.35, SYCL 0.3). CPU peak is
-estimated from cores x 3 GHz x FMA width (AVX-512 64, AVX2 32, NEON 32 FLOP/cycle) with efficiency 0.5.
+estimated from cores x 3 GHz x FMA width (AVX-512 64, AVX2 32, NEON 32 FLOP/cycle) with efficiency 0.14
+(calibrated as above).
 
 Working context: the KV read depends on how full the cache is; a Codex session spends most of its time with
 10-30k tokens in context, so estimates use min(num_ctx, 16,384) tokens (`WORKING_CONTEXT`) unless told.
@@ -50,13 +55,30 @@ from localcodex.domain.machine import GPU, Machine
 WORKING_CONTEXT = 16_384
 GB = 1e9
 
-DECODE_EFFICIENCY = {"cuda": 0.60, "metal": 0.60, "rocm": 0.50, "vulkan": 0.45, "sycl": 0.40}
+DECODE_EFFICIENCY = {"cuda": 0.60, "metal": 0.65, "rocm": 0.50, "vulkan": 0.45, "sycl": 0.40}
+# AMD APUs (Radeon 780M, Strix Halo 8060S) read their LPDDR5 at a far higher share than discrete cards reach
+# through ROCm/Vulkan: Strix Halo decodes Llama-2-7B Q4_K_M (4.08 GB) at 46.4 tok/s = 74% of 256 GB/s
+# (AMD-Ecosystem/llama.cpp#59); a 780M laptop llama 3.1 8B Q4_K_M at 16.3 tok/s = 67% of 120 GB/s
+# (brand-o/normiebench#10).
+AMD_APU_EFFICIENCY = 0.72
 DEFAULT_GPU_EFFICIENCY = 0.45
 CPU_MEASURED_EFFICIENCY = 0.85
 CPU_ASSUMED_EFFICIENCY = 0.60
 MOE_FACTOR = 0.8
+# Where a comparison showed the generic factors wrong (issue 17's side-by-side with published RTX 3090 runs):
+# gemma4:26b was estimated 60-100% too fast at 0.8 (its 128-expert routing with a shared expert reads far more
+# scattered memory), so 0.8 / 1.8; the qwen3.5-27b architecture 50% too fast: the Gated DeltaNet / Mamba layers
+# cost compute per token that a bandwidth model does not see, so hybrid-recurrent models get x 1 / 1.5.
+MOE_FACTOR_BY_ARCH = {"gemma4": 0.45}
+HYBRID_RECURRENT_FACTOR = 0.67
 PROMPT_EFFICIENCY = {"cuda": 0.80, "metal": 0.75, "rocm": 0.45, "vulkan": 0.35, "sycl": 0.30}
-CPU_PROMPT_EFFICIENCY = 0.5
+CPU_PROMPT_EFFICIENCY = 0.14  # calibrated: SmolLM2-135M Q4_1 prefill 160-270 tok/s on 2 AVX-512 cores here
+# CPU decode is also bound by the dot products (quantized matrix x vector, 2 x active params per token) and by a
+# fixed cost per layer (thread barriers, small ops); both vanish next to the bandwidth term for a 7B model, but
+# decide a tiny one. Calibrated on SmolLM2-135M Q4_1 here (llama-server: decode 100-135 tok/s on 2 cores).
+CPU_DECODE_COMPUTE_EFFICIENCY = 0.25
+CPU_LAYER_OVERHEAD_S = 150e-6  # per layer per token: thread barriers between a layer's ~20 small ops
+CPU_TOKEN_OVERHEAD_S = 1e-3  # per token: sampling over the vocabulary, the server's own work
 CPU_CLOCK_HZ = 3.0e9
 
 # When nothing better is known. Dual-channel DDR4-3200 peaks at 51.2 GB/s; copies reach ~80% of it.
@@ -123,6 +145,8 @@ class RamBandwidth:
 def gpu_bandwidth(gpu: GPU, machine: Machine, device: str) -> Bandwidth:
     chip = lookup(gpu.name, machine.ram_total if gpu.unified_memory else gpu.memory_total)
     eff = DECODE_EFFICIENCY.get(gpu.backend, DEFAULT_GPU_EFFICIENCY)
+    if gpu.vendor == "amd" and (gpu.integrated or gpu.unified_memory):
+        eff = AMD_APU_EFFICIENCY
     peff = PROMPT_EFFICIENCY.get(gpu.backend, 0.3)
     if chip is not None:
         return Bandwidth(device, chip.bandwidth_gbs * GB, eff, _spec(chip), chip.fp16_tflops, peff)
@@ -187,23 +211,55 @@ def device_bandwidths(fit: Fit, machine: Machine, ram: RamBandwidth | None) -> l
 # -- the estimate ---------------------------------------------------------------------------------------
 
 
+def unread_bytes(model: FitModel) -> int:
+    """Bytes of the download decode does not read per token.
+
+    The MTP (next-token-prediction) blocks (`nextn_layers`, beyond `block_count`): one block's share of the
+    file each (an upper bound: the share also holds the embeddings), plus what the catalog lists as
+    `unread_bytes` with its source (a vision tower, per-layer embedding tables read one row at a time).
+    """
+    nextn = getattr(model, "nextn_layers", 0) or 0
+    mtp = model.download_bytes * nextn // (model.block_count + nextn) if nextn and model.block_count else 0
+    return mtp + (getattr(model, "unread_bytes", 0) or 0)
+
+
 def bytes_per_token(model: FitModel, context_tokens: int, cache_type: str = "f16") -> int:
     """Bytes decode reads per generated token: active weights + the KV cache at `context_tokens`."""
-    weights = model.download_bytes
+    weights = max(model.download_bytes - unread_bytes(model), 0)
     if model.params_total and model.params_active < model.params_total:
         weights = round(weights * model.params_active / model.params_total)
     return weights + model.kv_cache_bytes(max(context_tokens, 1), cache_type, 1)
+
+
+def decode_factor(model: FitModel) -> float:
+    """Below the bandwidth bound beyond the device's efficiency: MoE routing, hybrid-recurrent compute."""
+    factor = MOE_FACTOR_BY_ARCH.get(model.architecture, MOE_FACTOR) if _is_moe(model) else 1.0
+    if getattr(model, "recurrent_layers", 0):
+        factor *= HYBRID_RECURRENT_FACTOR
+    return factor
 
 
 def _is_moe(model: FitModel) -> bool:
     return bool(model.params_total and model.params_active < model.params_total)
 
 
-def _decode(per_token: int, devices: Sequence[tuple[Bandwidth, float]], factor: float, efficient: bool) -> float:
+def _decode(
+    per_token: int,
+    devices: Sequence[tuple[Bandwidth, float]],
+    factor: float,
+    efficient: bool,
+    model: FitModel | None = None,
+) -> float:
     seconds = 0.0
     for bw, share in devices:
         eff = bw.efficiency * factor if efficient else 1.0
-        seconds += per_token * share / (bw.bytes_per_s * eff)
+        memory = per_token * share / (bw.bytes_per_s * eff)
+        if efficient and model is not None and bw.device == "cpu" and bw.tflops:
+            flops = 2.0 * (model.params_active or model.params_total) * share
+            compute = flops / (bw.tflops * 1e12 * CPU_DECODE_COMPUTE_EFFICIENCY)
+            fixed = model.block_count * share * CPU_LAYER_OVERHEAD_S + share * CPU_TOKEN_OVERHEAD_S
+            memory = max(memory, compute) + fixed
+        seconds += memory
     return 1.0 / seconds if seconds > 0 else 0.0
 
 
@@ -232,8 +288,8 @@ def estimate_speed(
     if not fit.fits:
         return SpeedEstimate(model.tag, None, None, None, per_token, tokens, "estimate", None, ())
     devices = device_bandwidths(fit, machine, ram)
-    factor = MOE_FACTOR if _is_moe(model) else 1.0
-    estimate = _decode(per_token, devices, factor, efficient=True)
+    factor = decode_factor(model)
+    estimate = _decode(per_token, devices, factor, efficient=True, model=model)
     ceiling = _decode(per_token, devices, 1.0, efficient=False)
     sources = tuple(dict.fromkeys(f"{bw.device}: {bw.source}" for bw, _ in devices))
     basis = "estimate" if all(bw.known for bw, _ in devices) else "assumed"

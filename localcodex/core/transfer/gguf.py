@@ -57,6 +57,10 @@ class GGUFError(UsageError):
     code = "bad_gguf"
 
 
+class GGUFTruncated(GGUFError):
+    """The data ends before the header does (a cut-short file, or a range read that was too short)."""
+
+
 @dataclass(frozen=True)
 class GGUFArray:
     """An array value. `values` is None when it was longer than `max_array` and skipped over."""
@@ -306,7 +310,7 @@ class _Reader:
 
 
 def _truncated(path: Path, size: int, detail: str) -> GGUFError:
-    return GGUFError(
+    return GGUFTruncated(
         f"{path} is truncated: {detail}, but the file ends at byte {size}",
         "the download or copy was cut short: fetch the file again and compare its checksum",
     )
@@ -343,6 +347,31 @@ def read_gguf(path: str | Path, *, max_array: int = 1024) -> GGUFInfo:
         order = _byte_order(path, head)
         fh.seek(4)
         return _read_after_magic(_Reader(fh, path, size, order), max_array)
+
+
+def read_gguf_head(data: bytes, total_size: int, label: str, *, max_array: int = 1024) -> GGUFInfo | None:
+    """Read a GGUF header from the first bytes of a file of `total_size` bytes (a range read of a registry blob).
+
+    Returns None when `data` ends before the header does (read more and call again); raises GGUFError when the
+    bytes are not a GGUF header. Tensor data is never needed: only its declared size is checked against
+    `total_size`.
+    """
+    import io
+
+    path = Path(label)
+    if len(data) >= 4 and data[:4] != MAGIC:
+        raise _not_gguf(path, data[:16])
+    if len(data) < 16:
+        return None
+    order = _byte_order(path, data[:16])
+    fh = io.BytesIO(data)
+    fh.seek(4)
+    try:
+        return _read_after_magic(_Reader(fh, path, total_size, order), max_array)
+    except GGUFTruncated:
+        if len(data) < total_size:
+            return None
+        raise
 
 
 def _byte_order(path: Path, head: bytes) -> str:
