@@ -39,7 +39,7 @@ def test_a_lan_server_is_local_network_for_configure_but_not_this_machine_for_be
     """
     from localcodex.core.bench.run import BenchRequest
     from localcodex.core.configure import is_local_url
-    from localcodex.core.trial import _is_local
+    from localcodex.core.eval.attempt import is_local as _is_local
     from localcodex.invocation import Invocation
     from localcodex.paths import ollama_host
     from localcodex.wiring import Live
