@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -123,24 +123,15 @@ class DoctorRequest:
 
 
 @dataclass(frozen=True)
-class ConfigFile:
-    """One config file as read: its data (None when missing or malformed), key lines, and parse error."""
+class ConfigFile(ParsedConfig):
+    """One config file as doctor judges it: the file as read (`ParsedConfig`) and whether Codex trusts it."""
 
-    path: Path
-    kind: str  # "user" | "profile" | "project"
-    profile: str | None = None
-    data: Mapping[str, Any] | None = None
-    lines: Mapping[KeyPath, int] = field(default_factory=dict)
-    error: str | None = None
-    error_line: int | None = None
-    error_column: int | None = None
     trusted: bool = True  # project files only: Codex disables an untrusted project's config
 
     @classmethod
     def from_parsed(cls, parsed: ParsedConfig) -> ConfigFile:
         """The file as `adapters.codex_files.read_config` read it."""
-        return cls(parsed.path, parsed.kind, parsed.profile, parsed.data, parsed.lines, parsed.error,
-                   parsed.error_line, parsed.error_column)
+        return cls(**{f.name: getattr(parsed, f.name) for f in fields(ParsedConfig)})
 
     @property
     def ok(self) -> bool:
