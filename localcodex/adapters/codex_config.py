@@ -68,6 +68,12 @@ def read_document(path: Path) -> Any:
     return toml_edit.parse(read_text(path) or "", path)
 
 
+def read_data(path: Path) -> dict[str, Any]:
+    """The file's plain values (empty when it does not exist), read with the fast parser; errors as above.
+    The result may be shared with the edit that just checked the same text: read it, do not change it."""
+    return toml_edit.load_plain(read_text(path) or "", path, shared=True)
+
+
 @dataclass(frozen=True)
 class Layer:
     """One config file Codex reads, in its layer order: what it is, where, and what it holds."""
@@ -124,7 +130,7 @@ def _layer(kind: str, path: Path) -> Layer:
         text = read_text(path)
         if text is None:
             return Layer(kind, path, exists=False, note=note)
-        data = toml_edit.plain(toml_edit.parse(text, path))
+        data = toml_edit.load_plain(text, path)
     except ConfigError as exc:
         return Layer(kind, path, exists=path.exists(), error=exc.message, note=note)
     return Layer(kind, path, exists=True, data=data, note=note)

@@ -599,7 +599,7 @@ def _conflicts(req: ConfigureRequest, form: str, config_path: Path) -> list[str]
     """Things in config.toml that would break `codex -p NAME` on current Codex."""
     from localcodex.adapters import codex_config, toml_edit
 
-    data = toml_edit.plain(codex_config.read_document(config_path))
+    data = codex_config.read_data(config_path)
     warnings = []
     if form == "profile_file" and toml_edit.get_path(data, ("profiles", req.profile)) is not None:
         raise ConfigError(

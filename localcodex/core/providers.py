@@ -99,7 +99,7 @@ def load_template(path: Path) -> Template:
     from localcodex.adapters import codex_config, toml_edit
 
     text = codex_config.read_text(path) or ""
-    data = toml_edit.plain(toml_edit.parse(text, path))
+    data = toml_edit.load_plain(text, path)
     meta = data.get("template") or {}
     provider = data.get("provider") or {}
     unknown = set(provider) - _MAPPED - PASS_THROUGH
