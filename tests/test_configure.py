@@ -674,10 +674,8 @@ def test_restore_does_not_discard_later_hand_edits(cli, home: Path, fake_codex) 
 
 
 def test_lock_contention_waits_then_fails_clearly(cli, home: Path, monkeypatch) -> None:
-    from localcodex.paths import data_dir
-
     monkeypatch.setattr(codex_config, "LOCK_TIMEOUT", 0.3)
-    with codex_config.config_lock(data_dir() / "codex-config.lock"):
+    with codex_config.locked([home / "config.toml"]):
         started = time.monotonic()
         result = cli("configure", *CTX, "--json")
         waited = time.monotonic() - started

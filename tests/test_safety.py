@@ -80,3 +80,99 @@ def test_big_config_is_not_handed_to_the_slow_editor_whole(cli, home: Path, monk
     assert len(data["projects"]) == 3000 and set(data["model_providers"]) == {"mine", "local_ollama"}
     for part in parts[1:]:
         assert part.strip() in new
+
+
+# ------------------------------------------------------------------ 2. concurrent runs lose nothing
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.skipif(sys.platform.startswith("win"), reason="POSIX processes")
+def test_writers_with_separate_data_folders_exclude_each_other(home: Path, tmp_path: Path) -> None:
+    """The lock used to live in LOCALCODEX_HOME: runs with different data folders lost tables."""
+    import subprocess
+
+    (home / "config.toml").write_text("# shared\n")
+    procs = []
+    for i in range(4):
+        env = {**os.environ, "PYTHONPATH": str(REPO), "LOCALCODEX_HOME": str(tmp_path / f"data{i}")}
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "localcodex", "configure", "--model", f"m{i}:1b", "--context", "8192",
+             "--profile", f"p{i}", "--provider-id", f"prov{i}", "--default"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, errors
+    assert set(load_toml((home / "config.toml").read_text())["model_providers"]) == {f"prov{i}" for i in range(4)}
+    assert sorted(p.name for p in home.iterdir()) == ["config.toml", *(f"p{i}.config.toml" for i in range(4))]
+
+
+def test_stale_temp_sweep_keeps_files_of_live_writers(tmp_path: Path) -> None:
+    import subprocess
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    target = tmp_path / "config.toml"
+    live = tmp_path / f".config.toml{codex_config.TEMP_MARK}{os.getppid()}-1"
+    gone = tmp_path / f".config.toml{codex_config.TEMP_MARK}{dead.pid}-2"
+    live.write_text("another writer's half-written file")
+    gone.write_text("left by a killed writer")
+    codex_config.write_atomic(target, "x = 1\n")
+    assert live.exists() and not gone.exists() and target.read_text() == "x = 1\n"
+
+
+# ------------------------------------------------------------------ 3. a kill between two files
+
+
+class _Killed(BaseException):
+    """Stands in for SIGKILL: nothing in localcodex catches it, so no clean-up code runs."""
+
+
+def _die_before_writing(monkeypatch, name: str) -> None:
+    def crash(tmp: Path, path: Path) -> None:
+        if path.name == name:
+            raise _Killed
+
+    monkeypatch.setattr(codex_config, "_before_replace", crash)
+
+
+def test_kill_between_profile_and_config_then_restore_undoes_exactly_that(cli, home: Path, monkeypatch) -> None:
+    original = '# mine\nmodel = "gpt-5"\n'
+    (home / "config.toml").write_text(original)
+    _die_before_writing(monkeypatch, "config.toml")
+    with pytest.raises(_Killed):
+        cli("configure", *CTX, "--default")
+    monkeypatch.setattr(codex_config, "_before_replace", lambda tmp, path: None)
+    result = cli("configure", "--restore")
+    assert result.code == 0, result.stderr
+    assert (home / "config.toml").read_text() == original
+    assert sorted(p.name for p in home.iterdir()) == ["config.toml"]
+
+
+def test_kill_between_profile_and_config_is_finished_by_the_next_run(cli, home: Path, monkeypatch) -> None:
+    (home / "config.toml").write_text('model = "gpt-5"\n')
+    _die_before_writing(monkeypatch, "config.toml")
+    with pytest.raises(_Killed):
+        cli("configure", *CTX, "--default")
+    assert load_toml((home / "config.toml").read_text())["model"] == "gpt-5"  # out of step for now
+    monkeypatch.setattr(codex_config, "_before_replace", lambda tmp, path: None)
+    result = cli("configure", *CTX, "--profile", "other")  # any run that locks the folder finishes it
+    assert result.code == 0 and "interrupted localcodex run" in result.stderr
+    assert load_toml((home / "config.toml").read_text())["model"] == "qwen3-coder:30b"
+    assert load_toml((home / "local_ollama.config.toml").read_text())["model"] == "qwen3-coder:30b"
+    assert codex_config.JOURNAL_NAME not in {p.name for p in home.iterdir()}
+
+
+# ------------------------------------------------------------------ 7. read-only files
+
+
+@pytest.mark.skipif(sys.platform.startswith("win"), reason="POSIX modes")
+def test_read_only_config_is_refused_unless_forced(cli, home: Path) -> None:
+    config = home / "config.toml"
+    config.write_text('model = "gpt-5"\n')
+    config.chmod(0o444)
+    result = cli("configure", *CTX, "--default")
+    assert result.code == 5 and "read-only" in result.stderr and "--force" in result.stderr
+    assert config.read_text() == 'model = "gpt-5"\n' and not (home / "local_ollama.config.toml").exists()
+    assert cli("configure", *CTX, "--default", "--force").code == 0
+    assert load_toml(config.read_text())["model"] == "qwen3-coder:30b"
+    assert stat.S_IMODE(config.stat().st_mode) == 0o444

@@ -81,6 +81,7 @@ class ConfigureRequest:
     extra_profile_keys: tuple[tuple[str, Any], ...] = ()
     command: str = "configure"  # recorded with the backup, so `--restore` can say what it undoes
     ask_ollama: bool = True  # False: trust model + context as given (setup's dry run, before the variant exists)
+    force: bool = False  # replace a read-only (0444) file anyway
 
 
 @dataclass(frozen=True)
@@ -555,12 +556,17 @@ def _write(req: ConfigureRequest, facts: _ModelFacts, base_url: str, form: str, 
     from localcodex.adapters import codex_config
 
     config_path = codex_home / "config.toml"
+    profile_file = codex_config.profile_path(codex_home, req.profile)
     store = codex_config.BackupStore(paths.backups_dir())
-    with codex_config.config_lock(paths.data_dir() / "codex-config.lock"):
-        planned = _plan(req, facts, base_url, form, config_path, codex_config.profile_path(codex_home, req.profile),
+    if not req.dry_run:
+        store.ensure()
+    targets = [config_path, profile_file, store.index_path, *([catalog[0]] if catalog else [])]
+    with codex_config.locked(targets) as recovered:
+        planned = _plan(req, facts, base_url, form, config_path, profile_file,
                         catalog[0] if catalog else None, catalog[1] if catalog else None)
-        warnings = _conflicts(req, form, config_path)
-        done = None if req.dry_run else codex_config.commit(req.command, [c for _, c in planned], store)
+        warnings = [*recovered, *_conflicts(req, form, config_path)]
+        done = None if req.dry_run else codex_config.commit(req.command, [c for _, c in planned], store,
+                                                            force=req.force)
     files = tuple(WrittenFile(role, c.path, c.target, c.created, c.changed, c.diff()) for role, c in planned)
     warnings += [f"{f.path} is a symlink: wrote its target {f.target}" for f in files if f.path != f.target]
     return files, done.backup.id if done and done.backup else None, warnings
@@ -624,7 +630,8 @@ def restore(*, force: bool = False, dry_run: bool = False) -> RestoreResult:
     from localcodex.adapters import codex_config
 
     store = codex_config.BackupStore(paths.backups_dir())
-    with codex_config.config_lock(paths.data_dir() / "codex-config.lock"):
+    targets = [Path(f.path) for f in store.last().files]
+    with codex_config.locked([*targets, store.index_path]):
         done = codex_config.restore_last(store, force=force, dry_run=dry_run)
     files = tuple(
         WrittenFile("restored", c.path, c.target, c.created, c.changed, c.diff()) for c in done.changes
