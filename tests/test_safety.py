@@ -176,3 +176,37 @@ def test_read_only_config_is_refused_unless_forced(cli, home: Path) -> None:
     assert cli("configure", *CTX, "--default", "--force").code == 0
     assert load_toml(config.read_text())["model"] == "qwen3-coder:30b"
     assert stat.S_IMODE(config.stat().st_mode) == 0o444
+
+
+# ------------------------------------------------------------------ 1. files and folders are private
+
+
+@pytest.mark.skipif(sys.platform.startswith("win"), reason="POSIX modes")
+def test_everything_localcodex_creates_is_private(cli, home: Path, tmp_path: Path) -> None:
+    from localcodex.adapters.files import write_text_atomic
+    from localcodex.adapters.receipts import ReceiptStore
+
+    old = os.umask(0o022)
+    try:
+        data = tmp_path / "fresh" / "data"
+        with ReceiptStore(data / "receipts.sqlite3") as store:
+            assert store.schema_version() >= 1
+        write_text_atomic(data / "state" / "setup.json", "{}")
+        assert cli("configure", *CTX).code == 0
+    finally:
+        os.umask(old)
+    mode = lambda p: stat.S_IMODE(p.stat().st_mode)  # noqa: E731
+    assert mode(data / "receipts.sqlite3") == 0o600
+    assert [mode(p) for p in (tmp_path / "fresh", data, data / "state")] == [0o700] * 3
+    assert mode(data / "state" / "setup.json") == 0o600
+    lc = Path(os.environ["LOCALCODEX_HOME"])
+    assert mode(lc) == 0o700 and mode(lc / "backups") == 0o700
+    assert mode(home / "local_ollama.config.toml") == 0o600
+
+
+def test_codex_home_that_is_a_file_is_a_clear_error(cli, home: Path, tmp_path: Path, monkeypatch) -> None:
+    plain = tmp_path / "not-a-folder"
+    plain.write_text("x")
+    monkeypatch.setenv("CODEX_HOME", str(plain))
+    result = cli("configure", *CTX)
+    assert result.code == 5 and "is a file, not a folder" in result.stderr and "internal error" not in result.stderr

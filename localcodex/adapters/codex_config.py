@@ -452,9 +452,16 @@ def _permission_hint(path: Path) -> str:
     )
 
 
+def make_private_dir(folder: Path) -> None:
+    """Create `folder` (and missing parents) 0700; ConfigError on failure."""
+    _make_private_dir(folder)
+
+
 def _make_private_dir(folder: Path) -> None:
+    from localcodex.adapters.files import make_private_dir
+
     try:
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_private_dir(folder)
     except OSError as exc:
         raise ConfigError(f"cannot create {folder}: {exc.strerror or exc}", _permission_hint(folder)) from None
 

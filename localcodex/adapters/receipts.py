@@ -198,7 +198,10 @@ class ReceiptStore:
         if not create and not self.path.exists():
             return None
         with self._errors("opening receipts"):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            from localcodex.adapters.files import create_private_file, make_private_dir
+
+            make_private_dir(self.path.parent)
+            create_private_file(self.path)  # receipts name hosts and models: 0600, like SQLite's side files
             conn = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
             conn.row_factory = sqlite3.Row
             try:

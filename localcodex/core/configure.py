@@ -441,8 +441,9 @@ def _instructions(req: ConfigureRequest, codex: Any, on_progress: Progress) -> t
         return cache.read_text(encoding="utf-8"), f"Codex {codex.version_str} default prompt (cached)"
     on_progress(f"reading Codex {codex.version_str}'s default prompt (once per version)")
     text = codex_cli.capture_base_instructions(codex.path)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    from localcodex.adapters.codex_config import write_atomic
+    from localcodex.adapters.codex_config import make_private_dir, write_atomic
+
+    make_private_dir(cache.parent)
 
     write_atomic(cache, text)
     return text, f"Codex {codex.version_str} default prompt"
@@ -531,10 +532,16 @@ def _ensure_home(codex_home: Path, req: ConfigureRequest) -> None:
     """Codex refuses to start when CODEX_HOME names a missing folder, so the default one is created."""
     if codex_home.is_dir():
         return
+    if codex_home.exists():
+        raise ConfigError(f"{codex_home} is a file, not a folder; Codex keeps its config in a folder there",
+                          "point CODEX_HOME (or --codex-home) at a folder, or move that file away",
+                          code="codex_home_not_a_folder")
     if req.codex_home is not None:
         raise ConfigError(f"{codex_home} does not exist", "create it, or drop --codex-home")
     if not req.dry_run:
-        codex_home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        from localcodex.adapters.codex_config import make_private_dir
+
+        make_private_dir(codex_home)
 
 
 def _catalog(req: ConfigureRequest, codex: Any, facts: _ModelFacts, codex_home: Path,
