@@ -210,3 +210,81 @@ def test_codex_home_that_is_a_file_is_a_clear_error(cli, home: Path, tmp_path: P
     monkeypatch.setenv("CODEX_HOME", str(plain))
     result = cli("configure", *CTX)
     assert result.code == 5 and "is a file, not a folder" in result.stderr and "internal error" not in result.stderr
+
+
+# ------------------------------------------------------------------ 4. nothing hangs: total deadlines
+
+
+class TrickleServer:
+    """Answers every request with HTTP 200 and then one byte every 50 ms, forever (until stopped): a per-read
+    timeout never fires on it. The listening socket is held for the whole test."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        import threading
+
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn) -> None:
+        import time
+
+        with conn:
+            try:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n\r\n")
+                while not self.stop.is_set():
+                    conn.sendall(b" ")
+                    time.sleep(0.05)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.stop.set()
+        self.sock.close()
+
+
+@pytest.fixture
+def trickle():
+    server = TrickleServer()
+    yield server
+    server.close()
+
+
+def test_a_trickling_stream_ends_at_its_total_deadline(trickle) -> None:
+    from localcodex.adapters.ollama import OllamaServer
+    from localcodex.errors import StepTimeout
+
+    server = OllamaServer(trickle.url, timeout=30.0)
+    with pytest.raises(StepTimeout) as caught, server.deadline(0.5, "pulling qwen3:0.6b"):
+        list(server.pull("qwen3:0.6b"))
+    assert "pulling qwen3:0.6b" in caught.value.message and "0.5 s" in caught.value.message
+    with pytest.raises(StepTimeout), server.deadline(0.5, "asking the version"):
+        server.version()
+
+
+def test_bench_timeout_bounds_the_warm_up_and_exits_10(cli, emulator_factory) -> None:
+    from emulator import Fault, preset_models
+
+    from localcodex.errors import ExitCode
+
+    emu = emulator_factory(installed=[next(m for m in preset_models() if m.name == "llama3.2:3b")])
+    emu.inject(Fault("stall", path="/api/generate", seconds=60.0, times=None))
+    result = cli("bench", "llama3.2:3b", "--host", emu.url, "--timeout", "1", "--prompt-tokens", "short")
+    assert result.code == ExitCode.TIMEOUT, result.output
+    assert "warmup" in result.stderr and "1 s" in result.stderr

@@ -181,21 +181,103 @@ def _min_int(value: Any) -> int | None:
     return _int(value)
 
 
+@dataclass(frozen=True)
+class Deadline:
+    """A step's total time limit: a point in time (monotonic clock), the step's name and the limit given."""
+
+    at: float
+    step: str
+    limit: float
+
+    @classmethod
+    def after(cls, seconds: float, step: str) -> Deadline:
+        import time
+
+        return cls(time.monotonic() + seconds, step, seconds)
+
+    def remaining(self) -> float:
+        import time
+
+        return self.at - time.monotonic()
+
+    def error(self) -> StepTimeout:
+        return StepTimeout(f"{self.step}: not finished within its {self.limit:g} s limit",
+                           "the server answers too slowly or not at all; check it (`ollama ps`), or raise --timeout")
+
+
+def _deadline_transport(server: OllamaServer) -> Any:
+    """An httpx transport that holds every request of `server` to its current deadline: each read waits at
+    most the time left, and a stream that keeps trickling bytes is cut when the time is up (a per-read timeout
+    alone never fires on a server that sends one byte a second)."""
+    import httpx
+
+    class _Stream(httpx.SyncByteStream):
+        def __init__(self, inner: Any, deadline: Deadline) -> None:
+            self.inner, self.deadline = inner, deadline
+
+        def __iter__(self) -> Iterator[bytes]:
+            for chunk in self.inner:
+                if self.deadline.remaining() <= 0:
+                    raise self.deadline.error()
+                yield chunk
+
+        def close(self) -> None:
+            self.inner.close()
+
+    class _Transport(httpx.HTTPTransport):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            deadline = server.current_deadline
+            if deadline is None:
+                return super().handle_request(request)
+            left = deadline.remaining()
+            if left <= 0:
+                raise deadline.error()
+            limits = dict(request.extensions.get("timeout") or {})
+            request.extensions["timeout"] = {k: min(v, left) if v else left
+                                             for k, v in {"connect": None, "read": None, "write": None,
+                                                          "pool": None, **limits}.items()}
+            response = super().handle_request(request)
+            return httpx.Response(response.status_code, headers=response.headers,
+                                  stream=_Stream(response.stream, deadline), extensions=response.extensions)
+
+    return _Transport()
+
+
 class OllamaServer:
-    """One Ollama server. Methods return typed records and raise only LocalcodexError."""
+    """One Ollama server. Methods return typed records and raise only LocalcodexError.
+
+    `timeout` bounds each read; `deadline(seconds, step)` bounds the total time of every call inside it
+    (streams included), raising StepTimeout (exit 10) that names the step and the limit."""
 
     def __init__(self, host: OllamaHost | str | None = None, *, timeout: float | None = 30.0) -> None:
         self.host = host if isinstance(host, OllamaHost) else ollama_host(host)
         self.timeout = timeout
         self._client: ollama.Client | None = None
+        self.current_deadline: Deadline | None = None
 
     @property
     def client(self) -> ollama.Client:
         if self._client is None:
             import ollama
 
-            self._client = ollama.Client(host=self.host.native, timeout=self.timeout)
+            self._client = ollama.Client(host=self.host.native, timeout=self.timeout,
+                                         transport=_deadline_transport(self))
         return self._client
+
+    @contextlib.contextmanager
+    def deadline(self, seconds: float | None, step: str) -> Iterator[None]:
+        """Every call in the block ends within `seconds` in total (None: no limit); an outer, earlier
+        deadline still wins."""
+        outer = self.current_deadline
+        if seconds is None:
+            yield
+            return
+        mine = Deadline.after(seconds, step)
+        self.current_deadline = mine if outer is None or mine.at < outer.at else outer
+        try:
+            yield
+        finally:
+            self.current_deadline = outer
 
     def set_timeout(self, seconds: float | None) -> None:
         """Change the timeout of later calls, keeping the open connection (a benchmark times warm connections;
@@ -228,6 +310,9 @@ class OllamaServer:
             where = "in the middle of the answer" if exc.status_code == -1 else f"HTTP {exc.status_code}"
             raise ServerError(f"{what} failed: Ollama at {url} answered {where}: {message}") from exc
         except httpx.TimeoutException as exc:
+            deadline = self.current_deadline
+            if deadline is not None and deadline.remaining() <= 0.05:
+                raise deadline.error() from exc
             raise StepTimeout(
                 f"{what}: Ollama at {url} did not answer within {self.timeout:g} s",
                 "check that the server is not stuck (`ollama ps`), or retry",
@@ -245,13 +330,15 @@ class OllamaServer:
 
     def version(self) -> str:
         """The server version (`/api/version`). Old servers without the route report '0.0.0'."""
-        import httpx
+        import ollama
 
         with self.errors("asking the version"):
-            reply = httpx.get(f"{self.host.native}/api/version", timeout=self.timeout)
-            if reply.status_code == 404:
-                return "0.0.0"
-            reply.raise_for_status()
+            try:
+                reply = self.client._request_raw("GET", "/api/version")
+            except ollama.ResponseError as exc:
+                if exc.status_code == 404:
+                    return "0.0.0"
+                raise
             return str(reply.json().get("version", "0.0.0"))
 
     def list(self) -> list[InstalledModel]:

@@ -77,6 +77,7 @@ class BenchRequest:
     keep_alive: str = "10m"
     seed: int = 42
     timeout: float = 120.0  # seconds without a byte (plus the expected prefill) before a run counts as failed
+    warmup_timeout: float | None = None  # total limit of the warm-up (loads the model); None: timeout + 600 s
     max_runs: int = DEFAULT_MAX_RUNS
     max_run_seconds: float | None = None  # shrink a prompt whose run would take longer (setup's time budget)
 
@@ -344,13 +345,20 @@ class _Session:
         self.failures: list[Failure] = []
         self.server_gone = False
 
-    def batch(self, key: RunKey, prompts: Sequence[str], num_predict: int, timeout: float) -> list[RunResult]:
-        """Send `prompts` at once (one thread each when more than one) and record each run as it completes."""
+    def batch(self, key: RunKey, prompts: Sequence[str], num_predict: int, timeout: float,
+              total: float | None = None) -> list[RunResult]:
+        """Send `prompts` at once (one thread each when more than one) and record each run as it completes.
+        Each request waits `timeout` for a byte and ends within `total` (default: `timeout` plus a second per
+        predicted token, so a server trickling bytes cannot hold a run forever)."""
+        limit = total if total is not None else timeout + float(num_predict)
+        step = f"bench {key.phase} of {key.model}"
         with _no_gc():
             if len(prompts) == 1:
-                samples = [self.endpoint.measure(key.model, prompts[0], num_predict, self.request.seed, timeout)]
+                samples = [self.endpoint.measure(key.model, prompts[0], num_predict, self.request.seed, timeout,
+                                                 total=limit, step=step)]
             else:
-                samples = _concurrently(self.endpoint, key.model, prompts, num_predict, self.request.seed, timeout)
+                samples = _concurrently(self.endpoint, key.model, prompts, num_predict, self.request.seed, timeout,
+                                        limit, step)
         totals = batch_totals(samples)
         self.server_gone = self.server_gone or any(isinstance(s.error, OllamaUnavailable) for s in samples)
         runs = [make_run(key, slot, s, self.endpoint.has_counters, totals) for slot, s in enumerate(samples)]
@@ -381,7 +389,7 @@ def _no_gc() -> Iterator[None]:
 
 
 def _concurrently(endpoint: Endpoint, model: str, prompts: Sequence[str], num_predict: int, seed: int,
-                  timeout: float) -> list[Sample]:
+                  timeout: float, total: float, step: str) -> list[Sample]:
     """One thread per prompt, released together by a barrier so the requests really overlap."""
     barrier = threading.Barrier(len(prompts))
     results: list[Sample | None] = [None] * len(prompts)
@@ -391,7 +399,7 @@ def _concurrently(endpoint: Endpoint, model: str, prompts: Sequence[str], num_pr
             endpoint.prepare(timeout)  # each thread's own HTTP client, built before the clock starts
             with contextlib.suppress(threading.BrokenBarrierError):
                 barrier.wait(timeout=timeout)
-            results[i] = endpoint.measure(model, prompts[i], num_predict, seed, timeout)
+            results[i] = endpoint.measure(model, prompts[i], num_predict, seed, timeout, total=total, step=step)
         except Exception as exc:  # a bug must not take the other requests down; it becomes a failed run
             results[i] = Sample(0.0, time.perf_counter(), time.time(),
                                 LocalcodexError(f"internal error: {type(exc).__name__}: {exc}", code="internal"))
@@ -483,8 +491,9 @@ def _bench_model(session: _Session, info: ModelInfo, ceiling: Ceiling | None) ->
     request, endpoint = session.request, session.endpoint
     key = RunKey(info.name, info.digest, "warmup", benchprompt.SHORT)
     session.emit(BenchEvent("warmup", f"{info.name}: warm-up (loads the model)", info.name))
-    warm = session.batch(key, [benchprompt.build(0, benchprompt.nonce())], WARMUP_PREDICT,
-                         request.timeout + 600.0)[0]
+    warm_limit = request.warmup_timeout if request.warmup_timeout is not None else request.timeout + 600.0
+    warm = session.batch(key, [benchprompt.build(0, benchprompt.nonce())], WARMUP_PREDICT, warm_limit,
+                         total=warm_limit)[0]
     if not warm.ok:
         return ModelBench(info.name, info.digest, "failed", info.context_length, None, warm, None, ())
     loaded = endpoint.loaded(info.name)

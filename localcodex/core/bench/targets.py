@@ -81,8 +81,12 @@ class Endpoint(Protocol):
 
     def preflight(self, models: Sequence[str]) -> tuple[str | None, tuple[ModelInfo, ...]]: ...
     def prepare(self, timeout: float) -> None: ...
-    def measure(self, model: str, prompt: str, num_predict: int, seed: int, timeout: float) -> Sample: ...
+    def measure(self, model: str, prompt: str, num_predict: int, seed: int, timeout: float,
+                total: float | None = None, step: str = "request") -> Sample: ...
     def loaded(self, model: str) -> Loaded | None: ...
+
+
+PREFLIGHT_LIMIT = 60.0  # seconds for the version and model look-ups before a benchmark
 
 
 class OllamaEndpoint:
@@ -121,8 +125,9 @@ class OllamaEndpoint:
 
     def preflight(self, models: Sequence[str]) -> tuple[str | None, tuple[ModelInfo, ...]]:
         server = self._server(30.0)
-        version = server.version()
-        return version, tuple(self._model_info(server, m) for m in models)
+        with server.deadline(PREFLIGHT_LIMIT, "bench: asking the server about the models"):
+            version = server.version()
+            return version, tuple(self._model_info(server, m) for m in models)
 
     @staticmethod
     def _model_info(server: Any, model: str) -> ModelInfo:
@@ -133,16 +138,18 @@ class OllamaEndpoint:
         installed = server.find(model)
         return ModelInfo(model, installed.digest if installed else None, details.num_ctx)
 
-    def measure(self, model: str, prompt: str, num_predict: int, seed: int, timeout: float) -> Sample:
+    def measure(self, model: str, prompt: str, num_predict: int, seed: int, timeout: float,
+                total: float | None = None, step: str = "request") -> Sample:
         server = self._server(timeout)
         options = {"temperature": 0, "seed": seed, "num_predict": num_predict}
         watch = Stopwatch()
         final = None
         try:
-            for part in server.generate_stream(model, prompt, options=options, keep_alive=self.keep_alive):
-                watch.token(time.perf_counter(), bool(part.response or getattr(part, "thinking", None)))
-                if part.done:
-                    final = part
+            with server.deadline(total, step):
+                for part in server.generate_stream(model, prompt, options=options, keep_alive=self.keep_alive):
+                    watch.token(time.perf_counter(), bool(part.response or getattr(part, "thinking", None)))
+                    if part.done:
+                        final = part
         except LocalcodexError as exc:
             return watch.sample(exc)
         if final is None:
@@ -219,12 +226,14 @@ class OpenAIEndpoint:
             ModelInfo(m, notes=() if not listed or m in listed else (f"{self.endpoint}/models does not list {m}",))
             for m in models)
 
-    def measure(self, model: str, prompt: str, num_predict: int, seed: int, timeout: float) -> Sample:
+    def measure(self, model: str, prompt: str, num_predict: int, seed: int, timeout: float,
+                total: float | None = None, step: str = "request") -> Sample:
         from localcodex.adapters.openai_compat import Timeouts
 
         body = {"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": num_predict,
                 "temperature": 0, "seed": seed, "stream_options": {"include_usage": True}}
-        limits = Timeouts(connect=min(10.0, timeout), read=timeout, total=timeout + 3600.0)
+        limits = Timeouts(connect=min(10.0, timeout), read=timeout,
+                          total=total if total is not None else timeout + float(num_predict))
         watch = Stopwatch()
         finish, usage = None, None
         try:
