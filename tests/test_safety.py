@@ -288,3 +288,18 @@ def test_bench_timeout_bounds_the_warm_up_and_exits_10(cli, emulator_factory) ->
     result = cli("bench", "llama3.2:3b", "--host", emu.url, "--timeout", "1", "--prompt-tokens", "short")
     assert result.code == ExitCode.TIMEOUT, result.output
     assert "warmup" in result.stderr and "1 s" in result.stderr
+
+
+def test_pull_has_a_total_limit(cli, trickle) -> None:
+    result = cli("pull", "qwen3:0.6b", "--host", trickle.url, "--timeout", "1")
+    assert result.code == 10 and "pulling qwen3:0.6b" in result.stderr and "1 s limit" in result.stderr
+
+
+def test_setup_steps_have_total_limits(monkeypatch, trickle) -> None:
+    from localcodex.core import setup as setup_mod
+
+    monkeypatch.setattr(setup_mod, "STEP_LIMITS", dict.fromkeys(setup_mod.STEP_LIMITS, 1.0))
+    report = setup_mod.setup(setup_mod.SetupRequest(host=trickle.url, model="qwen3:0.6b"))  # ends: no hang
+    failed = report.failed
+    # the server never answered in time: Ollama counts as unreachable (exit 3), not "no such model" (4)
+    assert failed is not None and failed.exit_code == 3 and "Ollama is not running" in failed.summary

@@ -290,8 +290,15 @@ class OllamaServer:
             self._client._client.timeout = httpx.Timeout(seconds)
 
     @contextlib.contextmanager
-    def errors(self, what: str, model: str | None = None) -> Iterator[None]:
-        """Translate every failure of the client into one LocalcodexError naming the host."""
+    def errors(self, what: str, model: str | None = None, *, stream: bool = False) -> Iterator[None]:
+        """Translate every failure of the client into one LocalcodexError naming the host. A plain call (not
+        `stream`) also ends within twice the per-read timeout in total, whatever the server does."""
+        limit = None if stream or not self.timeout else 2 * self.timeout
+        with self.deadline(limit, what), self._translated(what, model):
+            yield
+
+    @contextlib.contextmanager
+    def _translated(self, what: str, model: str | None) -> Iterator[None]:
         import httpx
         import ollama
 
@@ -422,7 +429,7 @@ class OllamaServer:
 
     def pull(self, model: str, *, insecure: bool = False) -> Iterator[PullProgress]:
         """Stream `/api/pull` progress. An `{"error": …}` line mid-stream raises ServerError with its reason."""
-        with self.errors(f"pulling {model}"):
+        with self.errors(f"pulling {model}", stream=True):
             for part in self.client.pull(model, insecure=insecure, stream=True):
                 yield PullProgress(
                     status=part.status or "",
@@ -433,12 +440,12 @@ class OllamaServer:
 
     def create(self, model: str, **kwargs: Any) -> Iterator[str]:
         """Stream `/api/create` statuses (`from_`, `files`, `parameters`, `template`, ... as the client takes)."""
-        with self.errors(f"creating {model}"):
+        with self.errors(f"creating {model}", stream=True):
             for part in self.client.create(model, stream=True, **kwargs):
                 yield part.status or ""
 
     def create_blob(self, path: Any) -> str:
-        with self.errors(f"uploading {path}"):
+        with self.errors(f"uploading {path}", stream=True):
             return self.client.create_blob(path)
 
     def create_request(self, body: dict[str, Any]) -> Iterator[str]:
@@ -447,7 +454,7 @@ class OllamaServer:
         from ollama import ProgressResponse
 
         model = str(body.get("model", ""))
-        with self.errors(f"creating {model}"):
+        with self.errors(f"creating {model}", stream=True):
             for part in self.client._request(ProgressResponse, "POST", "/api/create", json=body, stream=True):
                 yield part.status or ""
 
@@ -471,7 +478,7 @@ class OllamaServer:
         report progress; the client's own `create_blob` hashes the whole file again before sending it.
         """
         headers = {"content-length": str(size)} if size is not None else None
-        with self.errors(f"uploading blob {digest[:19]}"):
+        with self.errors(f"uploading blob {digest[:19]}", stream=True):
             self.client._request_raw(
                 "POST", f"/api/blobs/{digest}", content=iter(chunks), headers=headers, timeout=None
             )
@@ -482,9 +489,9 @@ class OllamaServer:
             return self.client.generate(model=model, prompt=prompt, stream=False, **kwargs)
 
     def generate_stream(self, model: str, prompt: str, **kwargs: Any) -> Iterator[Any]:
-        with self.errors(f"asking {model}", model=model):
+        with self.errors(f"asking {model}", model=model, stream=True):
             yield from self.client.generate(model=model, prompt=prompt, stream=True, **kwargs)
 
     def chat_stream(self, model: str, messages: list[dict[str, Any]], **kwargs: Any) -> Iterator[Any]:
-        with self.errors(f"asking {model}", model=model):
+        with self.errors(f"asking {model}", model=model, stream=True):
             yield from self.client.chat(model=model, messages=messages, stream=True, **kwargs)
