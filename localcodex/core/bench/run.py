@@ -39,6 +39,7 @@ from typing import Any, Protocol
 from localcodex.core.bench import prompt as benchprompt
 from localcodex.core.bench.stats import Spread, is_tight, spread
 from localcodex.core.bench.targets import (
+    PREFLIGHT_LIMIT,
     Endpoint,
     Loaded,
     ModelInfo,
@@ -728,7 +729,7 @@ def bench(
     validate(request)
     endpoint = endpoint or make_endpoint(request)
     started = _now_iso()
-    version, infos = endpoint.preflight(request.models)
+    version, infos = endpoint.preflight(request.models, min(PREFLIGHT_LIMIT, request.timeout))
     start = BenchStart(endpoint.api, endpoint.endpoint, endpoint.is_local, version, request.settings(), infos)
     if recorder is not None:
         recorder.started(start)

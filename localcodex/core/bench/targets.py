@@ -79,7 +79,7 @@ class Endpoint(Protocol):
     is_local: bool
     has_counters: bool
 
-    def preflight(self, models: Sequence[str]) -> tuple[str | None, tuple[ModelInfo, ...]]: ...
+    def preflight(self, models: Sequence[str], limit: float = ...) -> tuple[str | None, tuple[ModelInfo, ...]]: ...
     def prepare(self, timeout: float) -> None: ...
     def measure(self, model: str, prompt: str, num_predict: int, seed: int, timeout: float,
                 total: float | None = None, step: str = "request") -> Sample: ...
@@ -123,9 +123,10 @@ class OllamaEndpoint:
                 self._server(timeout).ps()
         self._server(timeout)
 
-    def preflight(self, models: Sequence[str]) -> tuple[str | None, tuple[ModelInfo, ...]]:
-        server = self._server(30.0)
-        with server.deadline(PREFLIGHT_LIMIT, "bench: asking the server about the models"):
+    def preflight(self, models: Sequence[str], limit: float = PREFLIGHT_LIMIT
+                  ) -> tuple[str | None, tuple[ModelInfo, ...]]:
+        server = self._server(min(30.0, limit))
+        with server.deadline(limit, "bench: asking the server about the models"):
             version = server.version()
             return version, tuple(self._model_info(server, m) for m in models)
 
@@ -218,10 +219,14 @@ class OpenAIEndpoint:
                 self._client().models()
         self._client()
 
-    def preflight(self, models: Sequence[str]) -> tuple[str | None, tuple[ModelInfo, ...]]:
+    def preflight(self, models: Sequence[str], limit: float = PREFLIGHT_LIMIT
+                  ) -> tuple[str | None, tuple[ModelInfo, ...]]:
         """Reachable, and the key accepted. A model missing from `GET /models` is only noted: some servers
         (llama-server) list one alias and answer to any name."""
-        listed = set(self._client().models())
+        from localcodex.adapters.openai_compat import Timeouts
+
+        wait = min(30.0, limit)
+        listed = set(self._client().models(timeouts=Timeouts(connect=min(5.0, wait), read=wait, total=limit)))
         return None, tuple(
             ModelInfo(m, notes=() if not listed or m in listed else (f"{self.endpoint}/models does not list {m}",))
             for m in models)
