@@ -303,3 +303,33 @@ def test_setup_steps_have_total_limits(monkeypatch, trickle) -> None:
     failed = report.failed
     # the server never answered in time: Ollama counts as unreachable (exit 3), not "no such model" (4)
     assert failed is not None and failed.exit_code == 3 and "Ollama is not running" in failed.summary
+
+
+# ------------------------------------------------------------------ 5 and 7. values Codex cannot load, bad names
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--idle-timeout", "-1"], "--idle-timeout"),
+    (["--context", "1000000000000"], "--context"),
+    (["--model", "bad name"], "invalid model name"),
+    (["--model", "../../etc/passwd"], "invalid model name"),
+    (["--model", "x" * 5000], "invalid model name"),
+])
+def test_values_codex_cannot_load_are_refused_up_front(cli, home: Path, args: list[str], needle: str) -> None:
+    base = {"--model": "qwen3-coder:30b", "--context": "32768"}
+    for flag, value in zip(args[::2], args[1::2], strict=True):
+        base[flag] = value
+    result = cli("configure", *[x for kv in base.items() for x in kv])
+    assert result.code == 2 and needle in result.stderr
+    assert len([x for x in result.stderr.splitlines() if x.startswith("error:")]) == 1
+    assert list(home.iterdir()) == []
+
+
+def test_bench_refuses_a_bad_model_name_before_any_request(cli, dead_url) -> None:
+    result = cli("bench", "bad name", "--host", dead_url)
+    assert result.code == 2 and "invalid model name" in result.stderr
+
+
+def test_check_against_an_unreachable_ollama_exits_3(cli, dead_url) -> None:
+    result = cli("check", "--model", "qwen3:0.6b", "--host", dead_url)
+    assert result.code == 3, result.output

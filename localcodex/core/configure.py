@@ -160,6 +160,39 @@ def validate_provider_id(provider_id: str) -> str:
     return provider_id
 
 
+MAX_CONTEXT = 10_000_000  # tokens; Codex keeps it as i64, no model comes near
+MIN_IDLE_MS, MAX_IDLE_MS = 1_000, 86_400_000  # Codex's stream_idle_timeout_ms is a u64: 1 s to a day
+MAX_MODEL_NAME = 256
+
+
+def validate_model_name(name: str, *, ollama: bool) -> str:
+    """A model name that can reach a server: Ollama's own rules for Ollama; for any other server, no spaces,
+    control characters or `..` path parts, and a sane length.
+
+    >>> validate_model_name("anthropic/claude-sonnet-4", ollama=False)
+    'anthropic/claude-sonnet-4'
+    >>> validate_model_name("../etc", ollama=False)
+    Traceback (most recent call last):
+    ...
+    localcodex.errors.UsageError: invalid model name '../etc'
+    """
+    shown = name if len(name) <= 60 else name[:57] + "..."
+    bad = (not name.strip() or len(name) > MAX_MODEL_NAME or any(c.isspace() or ord(c) < 32 for c in name)
+           or ".." in name.split("/") or name.startswith("/"))
+    if not bad and ollama:
+        from localcodex.adapters.ollama import normalize_name
+
+        try:
+            normalize_name(name)
+        except UsageError:
+            bad = True
+    if bad:
+        raise UsageError(f"invalid model name {shown!r}",
+                         "use the name the server lists, e.g. `qwen3-coder:30b` (no spaces, no `..`, "
+                         f"at most {MAX_MODEL_NAME} characters)")
+    return name
+
+
 def validate_env_name(name: str, what: str) -> str:
     if _ENV_RE.match(name):
         return name
@@ -492,6 +525,14 @@ def _validate(req: ConfigureRequest) -> tuple[Path, str]:
     _validate_headers(req)
     if req.context is not None and req.context < 1024:
         raise UsageError(f"--context {req.context} is too small for Codex", "give the window in tokens, e.g. 32768")
+    if req.context is not None and req.context > MAX_CONTEXT:
+        raise UsageError(f"--context {req.context} is more than any model's window ({MAX_CONTEXT:,} tokens)",
+                         "give the window the server really runs the model with, e.g. 32768")
+    if not MIN_IDLE_MS <= req.stream_idle_timeout_ms <= MAX_IDLE_MS:
+        raise UsageError(f"--idle-timeout {req.stream_idle_timeout_ms / 1000:g} s is outside what Codex can use",
+                         f"give seconds from {MIN_IDLE_MS // 1000} to {MAX_IDLE_MS // 1000}, e.g. 600")
+    if req.model is not None:
+        validate_model_name(req.model, ollama=not req.base_url)
     codex_home = (req.codex_home or paths.codex_home()).expanduser()
     _check_codex_home(codex_home, paths.codex_home())
     base_url = normalize_base_url(req.base_url) if req.base_url else paths.ollama_host(req.host).openai
