@@ -333,3 +333,11 @@ def test_bench_refuses_a_bad_model_name_before_any_request(cli, dead_url) -> Non
 def test_check_against_an_unreachable_ollama_exits_3(cli, dead_url) -> None:
     result = cli("check", "--model", "qwen3:0.6b", "--host", dead_url)
     assert result.code == 3, result.output
+
+
+@pytest.mark.parametrize("args", [["models", "import", "missing.gguf", "--name", "x"],
+                                  ["models", "import-bundle", "missing.lcbundle"]])
+def test_a_missing_file_exits_4(cli, tmp_path: Path, args: list[str], dead_url) -> None:
+    args = [str(tmp_path / a) if a.startswith("missing") else a for a in args]
+    result = cli(*args, "--host", dead_url)
+    assert result.code == 4 and "does not exist" in result.stderr
