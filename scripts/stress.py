@@ -222,7 +222,7 @@ ORIGINAL = '# keep me\nmodel = "gpt-5"\n\n[tui]\ntheme = "dark"\n'
 
 def part_kills(count: int) -> dict[str, object]:
     rng = random.Random(7)
-    partial = out_of_step = restore_wrong = restore_refused = killed = 0
+    partial = out_of_step = restore_wrong = restore_refused = killed = split_now = 0
     examples: list[str] = []
     with tempfile.TemporaryDirectory(prefix="lc-stress-kills-") as tmp:
         root = Path(tmp)
@@ -248,6 +248,7 @@ def part_kills(count: int) -> dict[str, object]:
                     partial += 1
                     examples.append(f"trial {trial}: {name} partial")
                 state[name] = "new" if text == new[name] else "old"
+            split_now += len(set(state.values())) > 1
             if trial % 4 == 3:  # undo: exactly the original files
                 result = lc(["configure", "--restore"], env)
                 if result.returncode not in (0, 4):
@@ -265,7 +266,8 @@ def part_kills(count: int) -> dict[str, object]:
             if not in_step:
                 out_of_step += 1
                 examples.append(f"trial {trial} ({' '.join(args)}): out of step after the next run: {state}")
-    return {"trials": count, "killed": killed, "partial_files": partial, "out_of_step_pairs": out_of_step,
+    return {"trials": count, "killed": killed, "partial_files": partial,
+            "split_right_after_the_kill (journal left)": split_now, "out_of_step_pairs": out_of_step,
             "restore_refused": restore_refused, "restore_not_exact": restore_wrong, "examples": examples[:5]}
 
 
