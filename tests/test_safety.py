@@ -341,3 +341,9 @@ def test_a_missing_file_exits_4(cli, tmp_path: Path, args: list[str], dead_url) 
     args = [str(tmp_path / a) if a.startswith("missing") else a for a in args]
     result = cli(*args, "--host", dead_url)
     assert result.code == 4 and "does not exist" in result.stderr
+
+
+def test_an_empty_base_url_is_refused_not_replaced_by_ollama(cli, home: Path) -> None:
+    result = cli("configure", *CTX, "--base-url", "")
+    assert result.code == 2 and "--base-url is empty" in result.stderr
+    assert list(home.iterdir()) == []

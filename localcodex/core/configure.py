@@ -535,6 +535,9 @@ def _validate(req: ConfigureRequest) -> tuple[Path, str]:
         validate_model_name(req.model, ollama=not req.base_url)
     codex_home = (req.codex_home or paths.codex_home()).expanduser()
     _check_codex_home(codex_home, paths.codex_home())
+    if req.base_url is not None and not req.base_url.strip():
+        raise UsageError("--base-url is empty", "give the server's URL, e.g. http://127.0.0.1:8080/v1, or leave "
+                         "the option out to use Ollama")
     base_url = normalize_base_url(req.base_url) if req.base_url else paths.ollama_host(req.host).openai
     return codex_home, base_url
 
