@@ -347,3 +347,59 @@ def test_an_empty_base_url_is_refused_not_replaced_by_ollama(cli, home: Path) ->
     result = cli("configure", *CTX, "--base-url", "")
     assert result.code == 2 and "--base-url is empty" in result.stderr
     assert list(home.iterdir()) == []
+
+
+# ------------------------------------------------------------------ 1. no secret reaches a file or the terminal
+
+PASSWORD = "s3cr3tPW"
+KEY = "sk-live-4f9a8b7c6d5e4f3a2b1c"
+
+
+@pytest.mark.parametrize("args", [
+    ["--base-url", f"http://alice:{PASSWORD}@127.0.0.1:8080/v1"],
+    ["--base-url", f"http://127.0.0.1:8080/v1?api_key={KEY}"],
+    ["--header", f"X-Custom=Bearer {KEY}"],
+    ["--base-url", "http://127.0.0.1:8080/v1", "--header", f"X-Custom={KEY}"],
+])
+def test_credentials_are_refused_and_never_echoed(cli, home: Path, args: list[str]) -> None:
+    if "--base-url" not in args:
+        args = [*args, "--base-url", "http://127.0.0.1:8080/v1"]
+    result = cli("configure", *CTX, *args, "--default")
+    assert result.code == 2, result.output
+    assert PASSWORD not in result.output and KEY not in result.output
+    assert "--env-key" in result.stderr or "--env-header" in result.stderr
+    assert list(home.iterdir()) == []
+
+
+def test_provider_template_value_that_is_a_secret_is_refused(cli, home: Path) -> None:
+    result = cli("provider", "add", "company-gateway", "--set", f"team={KEY}", "--model", "m", "--context", "32768")
+    assert result.code == 2 and KEY not in result.output
+    assert list(home.iterdir()) == []
+
+
+def test_bench_refuses_a_url_with_credentials_and_receipts_never_hold_one(cli, tmp_path: Path) -> None:
+    from localcodex.adapters.receipts import ReceiptStore
+    from localcodex.core.fingerprint import Fingerprint
+
+    result = cli("bench", "m", "--base-url", f"http://alice:{PASSWORD}@127.0.0.1:9/v1")
+    assert result.code == 2 and PASSWORD not in result.output
+    with ReceiptStore(tmp_path / "r.sqlite3") as store:
+        fp = Fingerprint("abc", "test machine", {})
+        sid = store.begin_session("bench", fp, endpoint=f"http://bob:{PASSWORD}@10.0.0.2:8080/v1?token={KEY}")
+        store.finish_session(sid, "ok")
+        endpoint = store.sessions()[0].endpoint
+    assert PASSWORD not in endpoint and KEY not in endpoint and "10.0.0.2:8080/v1" in endpoint
+
+
+@pytest.mark.parametrize("url, needle", [
+    ("http://[::1:8080/v1", "not a valid URL"),
+    ("http://127.0.0.1:99999/v1", "port"),
+    ("http://127.0.0.1:8080/v1/v1", "/v1"),
+    ("http://gpu box:8080/v1", "space"),
+    ("http://gpu\nbox:8080/v1", "space"),
+])
+def test_base_urls_codex_cannot_use_are_refused(cli, home: Path, url: str, needle: str) -> None:
+    result = cli("configure", *CTX, "--base-url", url)
+    assert result.code == 2 and needle in result.stderr and "internal error" not in result.stderr
+    assert len([x for x in result.stderr.splitlines() if x.startswith("error:")]) == 1
+    assert list(home.iterdir()) == []

@@ -215,22 +215,79 @@ def _validate_headers(req: ConfigureRequest) -> None:
             )
         if not value:
             raise UsageError(f"header {name!r} has an empty value", f"use --header {name}=VALUE")
+        if _is_secret(name, value):
+            raise UsageError(
+                f"the value of header {name!r} looks like a secret; localcodex does not write secrets to disk",
+                f"export it in a variable and use --env-header {name}=VARIABLE_NAME")
+    named = [(n, v, True) for n, v in req.query_params]
+    named += [(n, v, False) for n, v in (*req.provider_extra, *req.extra_profile_keys)]  # e.g. max_tokens
+    for name, value, by_name in named:
+        if _is_secret(str(name), value, by_name=by_name):
+            raise UsageError(f"the value of {name!r} looks like a secret; localcodex does not write secrets to disk",
+                             "put it in an environment variable: --env-key VARIABLE, or "
+                             "--env-header NAME=VARIABLE for a header")
     for name, var in req.env_http_headers:
         if not _HEADER_RE.match(name):
             raise UsageError(f"invalid HTTP header name {name!r}", "header names are tokens like X-Api-Key")
         validate_env_name(var, f"--env-header {name}")
 
 
-def normalize_base_url(url: str) -> str:
-    """An http(s) URL without a trailing slash (Codex appends `/responses`).
+_CREDENTIAL_FIX = ("localcodex never writes credentials into Codex's files: drop it from the URL and pass "
+                   "--env-key VARIABLE (Codex sends its value as a bearer token) or --env-header NAME=VARIABLE")
+
+
+def normalize_base_url(url: str, option: str = "--base-url") -> str:
+    """An http(s) URL without a trailing slash (Codex appends `/responses`), refused (UsageError, naming no
+    secret) when Codex could not use it or it carries a credential.
 
     >>> normalize_base_url("http://gpu-box:8080/v1/")
     'http://gpu-box:8080/v1'
+    >>> normalize_base_url("http://[::1:8080/v1")
+    Traceback (most recent call last):
+    ...
+    localcodex.errors.UsageError: --base-url is not a valid URL (Invalid IPv6 URL)
     """
-    split = urllib.parse.urlsplit(url.strip())
-    if split.scheme not in ("http", "https") or not split.netloc:
-        raise UsageError(f"invalid --base-url {url!r}", "give a full URL such as http://127.0.0.1:8080/v1")
-    return url.strip().rstrip("/")
+    from localcodex.core.doctor.offline import base_url_mistake, fixed_base_url
+
+    text = url.strip()
+    example = "give a full URL such as http://127.0.0.1:8080/v1"
+    if not text:
+        raise UsageError(f"{option} is empty", example)
+    if any(c.isspace() or ord(c) < 32 for c in text):
+        raise UsageError(f"{option} contains a space or a control character", example)
+    try:
+        split = urllib.parse.urlsplit(text)
+        port = split.port
+    except ValueError as exc:
+        if "port" in str(exc).lower():
+            raise UsageError(f"{option} has a port out of range (1-65535)", example) from None
+        raise UsageError(f"{option} is not a valid URL ({exc})",
+                         f"{example} (an IPv6 host goes in brackets: http://[::1]:8080/v1)") from None
+    if split.scheme not in ("http", "https") or not split.hostname:
+        raise UsageError(f"{option} is not an http(s) URL with a host", example)
+    if port == 0:
+        raise UsageError(f"{option} has port 0", "give the port the server listens on (1-65535)")
+    if split.username is not None or split.password is not None:
+        raise UsageError(f"{option} holds a user name or password", _CREDENTIAL_FIX)
+    for name, value in urllib.parse.parse_qsl(split.query, keep_blank_values=True):
+        if _is_secret(name, value):
+            raise UsageError(f"{option} holds a credential in its query parameter {name!r}", _CREDENTIAL_FIX)
+    if base_url_mistake(text) == "doubled /v1":
+        raise UsageError(f"{option} has /v1 twice; Codex would POST to …/v1/v1/responses",
+                         f"use {fixed_base_url(text)}")
+    return text.rstrip("/")
+
+
+def _is_secret(name: str, value: Any, *, by_name: bool = True) -> bool:
+    """A literal value that is (or, with `by_name`, is named like) a key or token: it must not be written to
+    Codex's files."""
+    from localcodex.core.doctor.run import looks_secret
+
+    if isinstance(value, Mapping):
+        return any(_is_secret(str(k), v, by_name=by_name) for k, v in value.items())
+    if not isinstance(value, str) or not value.strip():
+        return False
+    return (by_name and bool(_SECRET_HEADER_RE.search(name))) or looks_secret(value, name if by_name else "")
 
 
 def _check_codex_home(codex_home: Path, env_home: Path) -> None:

@@ -697,8 +697,10 @@ def validate(request: BenchRequest) -> None:
         raise UsageError("--parallel takes request counts from 1 to 64, e.g. `--parallel 1,2,4`")
     if any(t < 0 for t in request.prompt_tokens) or not request.prompt_tokens:
         raise UsageError("--prompt-tokens takes token counts, e.g. `--prompt-tokens 512,8192,32768`")
-    from localcodex.core.configure import validate_model_name
+    from localcodex.core.configure import normalize_base_url, validate_model_name
 
+    if request.base_url is not None:
+        normalize_base_url(request.base_url)  # a credential in the URL, or one Codex could not use: refused
     for model in request.models:
         validate_model_name(model, ollama=not request.base_url)
     if not 0 < request.timeout <= 86400 or (request.warmup_timeout is not None and request.warmup_timeout <= 0):
