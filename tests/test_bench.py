@@ -443,7 +443,7 @@ class ContextLimitedEndpoint:
     def __init__(self) -> None:
         self.prompts: list[int] = []
 
-    def preflight(self, models):
+    def preflight(self, models, limit=60.0):
         from localcodex.core.bench.targets import ModelInfo
 
         return None, tuple(ModelInfo(m) for m in models)
@@ -454,7 +454,7 @@ class ContextLimitedEndpoint:
     def loaded(self, model):
         return None
 
-    def measure(self, model, prompt, num_predict, seed, timeout):
+    def measure(self, model, prompt, num_predict, seed, timeout, total=None, step="request"):
         from localcodex.core.bench.targets import Sample
         from localcodex.errors import LocalcodexError
 

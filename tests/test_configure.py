@@ -454,12 +454,24 @@ def test_malformed_profile_file_is_left_alone(cli, home: Path, fake_codex) -> No
 
 def test_layout_the_editor_cannot_keep_is_refused(cli, home: Path, fake_codex) -> None:
     fake_codex("0.169.0")
-    split = b'[model_providers.a]\nname = "a"\n\n[[skills]]\nname = "s"\n\n[model_providers.b]\nname = "b"\n'
+    split = (b'[model_providers.a.h]\nname = "a"\n\n[[model_providers.arr]]\nname = "s"\n\n'
+             b'[model_providers.a.g]\nname = "b"\n')
     (home / "config.toml").write_bytes(split)
     result = cli("configure", *CTX, "--default")
     assert result.code == 5 and "cannot edit this file without moving parts of it" in result.stderr
     assert (home / "config.toml").read_bytes() == split
     assert not (home / "local_ollama.config.toml").exists()
+
+
+def test_split_layout_outside_the_edited_tables_is_edited(cli, home: Path, fake_codex) -> None:
+    """Tables localcodex does not touch are kept as text, so their layout no longer blocks an edit."""
+    fake_codex("0.169.0")
+    split = '[model_providers.a]\nname = "a"\n\n[[skills]]\nname = "s"\n\n[model_providers.b]\nname = "b"\n'
+    (home / "config.toml").write_text(split)
+    assert cli("configure", *CTX, "--default").code == 0
+    new = (home / "config.toml").read_text()
+    assert '[[skills]]\nname = "s"\n\n[model_providers.b]\nname = "b"\n' in new
+    assert set(load_toml(new)["model_providers"]) == {"a", "b", "local_ollama"}
 
 
 def test_symlinked_config_is_written_through(cli, home: Path, tmp_path: Path, fake_codex) -> None:
@@ -664,10 +676,8 @@ def test_restore_does_not_discard_later_hand_edits(cli, home: Path, fake_codex) 
 
 
 def test_lock_contention_waits_then_fails_clearly(cli, home: Path, monkeypatch) -> None:
-    from localcodex.paths import data_dir
-
     monkeypatch.setattr(codex_config, "LOCK_TIMEOUT", 0.3)
-    with codex_config.config_lock(data_dir() / "codex-config.lock"):
+    with codex_config.locked([home / "config.toml"]):
         started = time.monotonic()
         result = cli("configure", *CTX, "--json")
         waited = time.monotonic() - started

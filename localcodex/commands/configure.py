@@ -49,7 +49,8 @@ def configure_command(
         "--idle-timeout", help="Seconds Codex waits for the next token before giving up.")] = 600,
     restore: Annotated[bool, typer.Option(
         "--restore", help="Undo the last change localcodex made to Codex's files.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="With --restore: even over later hand edits.")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Replace a read-only config file; with --restore: even over later hand edits.")] = False,
     dry_run: options.DryRun = False,
     json_: options.Json = False,
 ) -> None:
@@ -70,7 +71,7 @@ def configure_command(
             provider_id=provider_id, provider_name=provider_name, env_key=env_key,
             http_headers=pairs(header, "--header"), env_http_headers=pairs(env_header, "--env-header"),
             model_catalog=model_catalog, instructions_file=instructions, make_default=default, dry_run=dry_run,
-            stream_idle_timeout_ms=idle_timeout * 1000, codex_home=codex_home,
+            stream_idle_timeout_ms=idle_timeout * 1000, codex_home=codex_home, force=force,
         )
         return warn_all(out, configure(req, live(), on_progress=progress(out)))
 

@@ -101,7 +101,7 @@ def load_template(path: Path) -> Template:
     """Parse and check one template file: a broken template is a ConfigError naming the file."""
 
     text = codex_config.read_text(path) or ""
-    data = toml_edit.plain(toml_edit.parse(text, path))
+    data = toml_edit.load_plain(text, path)
     meta = data.get("template") or {}
     provider = data.get("provider") or {}
     unknown = set(provider) - _MAPPED - PASS_THROUGH

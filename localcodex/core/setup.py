@@ -205,7 +205,8 @@ def _run_step(run: _Run, name: str, step: Callable[[_Run], Step]) -> bool:
         if run.request.dry_run and run.base and run.num_ctx is None and name in _AFTER_PULL:
             result = Step(name, TITLES[name], StepStatus.PLANNED, f"decided once {run.base} is downloaded")
         else:
-            result = step(run)
+            with run.server.deadline(STEP_LIMITS[name], f"setup step `{name}`"):
+                result = step(run)
     except _Stop as stop:
         result = _failed(name, stop.error)
     except LocalcodexError as err:
@@ -216,6 +217,10 @@ def _run_step(run: _Run, name: str, step: Callable[[_Run], Step]) -> bool:
     run.hooks.on_step(result)
     return result.status != StepStatus.FAILED
 
+
+# Total seconds each step may spend talking to Ollama (the benchmark bounds each of its requests itself).
+STEP_LIMITS = {"detect": 120.0, "recommend": 300.0, "pull": 6 * 3600.0, "variant": 1800.0, "check": 1800.0,
+               "configure": 300.0, "bench": 6 * 3600.0}
 
 _AFTER_PULL = ("variant", "check", "configure", "bench")  # need the model's context, known after a download
 
@@ -280,6 +285,8 @@ def _recommend(run: _Run) -> Step:
     try:
         pick, warnings = _pick(run, model)
     except NotFound:
+        if req.model:
+            _require_ollama(run)  # a model the catalog does not know may well exist: Ollama is what is missing
         if not (req.model and _ollama_reachable(run)):
             raise
         # A model the catalog does not know (an hf.co GGUF, a private tag): download it first, then evaluate it
