@@ -97,6 +97,7 @@ def _hooks(out, yes: bool):
 
     hooks = SetupHooks(
         confirm=lambda question: out.confirm(question, default=True, assume_yes=yes),
+        can_ask=yes or out.interactive,
         on_step=finished, on_running=running, on_probe=probe, on_bench=bench, on_pull=pulling,
     )
     try:

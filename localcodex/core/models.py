@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from localcodex.adapters.ollama import OllamaServer
-from localcodex.errors import NotFound
+from localcodex.errors import LocalcodexError, NotFound
 
 
 @dataclass(frozen=True)
@@ -42,3 +45,39 @@ def list_models(server: OllamaServer) -> tuple[ModelRow, ...]:
             parameter_size=details.parameter_size or model.parameter_size, family=details.family or model.family,
         ))
     return tuple(rows)
+
+
+def profile_models(env: Mapping[str, str] | None = None) -> dict[str, tuple[str, ...]]:
+    """Model name → the Codex profiles that use it (`NAME.config.toml` files, `[profiles.NAME]` tables of
+    config.toml, and config.toml's own default as "(default)"). Unreadable files are skipped: this only
+    decides what to mark, and what not to delete."""
+    from localcodex import paths
+    from localcodex.adapters.codex_files import profile_files
+    from localcodex.adapters.ollama import normalize_name
+
+    codex_home = paths.codex_home(env)
+    users: dict[str, list[str]] = {}
+
+    def add(model: Any, profile: str) -> None:
+        if isinstance(model, str) and model:
+            users.setdefault(normalize_name(model), []).append(profile)
+
+    config = _document(codex_home / "config.toml")
+    add(config.get("model"), "(default)")
+    legacy = config.get("profiles")
+    for name, table in (legacy.items() if isinstance(legacy, Mapping) else ()):
+        if isinstance(table, Mapping):
+            add(table.get("model") or config.get("model"), str(name))
+    for name, path in profile_files(codex_home):
+        add(_document(path).get("model") or config.get("model"), name)
+    return {model: tuple(dict.fromkeys(names)) for model, names in users.items()}
+
+
+def _document(path: Path) -> Mapping[str, Any]:
+    from localcodex.adapters.codex_config import read_document
+
+    try:
+        doc = read_document(path)
+    except (LocalcodexError, OSError):
+        return {}
+    return doc if isinstance(doc, Mapping) else {}

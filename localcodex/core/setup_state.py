@@ -1,0 +1,119 @@
+"""What `setup` remembers between runs (`setup-state.json` in the data folder, one entry per Ollama host).
+
+* proofs, keyed by what they depend on: `verified` (the variant loaded with its context), `checked` (the
+  `/v1` probes), `benched` (the speed);
+* `choices`: what the user chose explicitly (`--model`, `--context`, `--vram`, `--ram`, `--gpu none`), so a
+  plain re-run keeps them;
+* `result`: what the last successful run set up (base model, context, variant, profile) and the facts it was
+  decided on (hardware fingerprint, Ollama version). A plain re-run keeps that result as long as those facts
+  hold; when one changed it says which, and decides again;
+* `variants`: the context variants setup created, so it can replace its own old one and `models prune` can
+  tell them from the user's models.
+
+A missing or unreadable file only costs re-proving.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from localcodex.adapters.files import write_text_atomic
+from localcodex.paths import data_dir
+
+STATE_FILE = "setup-state.json"
+STATE_VERSION = 1
+CHOICE_KEYS = ("model", "context", "vram", "ram", "gpu_none")
+
+
+def state_path(env: Mapping[str, str] | None = None) -> Path:
+    return data_dir(env) / STATE_FILE
+
+
+def _read_doc(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    try:
+        doc = json.loads(state_path(env).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(doc, dict) or doc.get("version") != STATE_VERSION:
+        return {}
+    return doc
+
+
+def load_state(host: str, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """What earlier runs proved and chose on this host (`host` as `OllamaHost.native`)."""
+    entry = _read_doc(env).get("hosts", {}).get(host, {})
+    return entry if isinstance(entry, dict) else {}
+
+
+def save_state(host: str, state: Mapping[str, Any], env: Mapping[str, str] | None = None) -> None:
+    doc = _read_doc(env)
+    doc.setdefault("hosts", {})[host] = dict(state)
+    doc["version"] = STATE_VERSION
+    write_text_atomic(state_path(env), json.dumps(doc, indent=2, sort_keys=True))
+
+
+def created_variants(host: str, env: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The context variants setup created on `host` (they may since have been removed)."""
+    names = load_state(host, env).get("variants") or []
+    return tuple(n for n in names if isinstance(n, str))
+
+
+def forget_variants(host: str, names: set[str], env: Mapping[str, str] | None = None) -> None:
+    state = load_state(host, env)
+    if not state.get("variants"):
+        return
+    state["variants"] = [n for n in state["variants"] if n not in names]
+    save_state(host, state, env)
+
+
+@dataclass(frozen=True)
+class Choices:
+    """Explicit choices: given now (they win) merged with those remembered from earlier runs."""
+
+    model: str | None = None
+    context: int | None = None
+    vram: int | None = None
+    ram: int | None = None
+    gpu_none: bool = False
+    remembered: tuple[str, ...] = ()  # the options taken from an earlier run, as a user would type them
+
+    def as_state(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in CHOICE_KEYS if getattr(self, k) not in (None, False)}
+
+
+def merge_choices(given: Mapping[str, Any], state: Mapping[str, Any]) -> Choices:
+    """`given` (this run's options, None when not given) over the choices remembered in `state`.
+
+    A new --model drops the remembered --context (a context is chosen for one model); the hardware description
+    (--vram/--ram/--gpu) stays until it is given again.
+
+    >>> merge_choices({"model": None}, {"choices": {"model": "a:1b", "context": 32768, "vram": 8}}).remembered
+    ('--model a:1b', '--context 32768', '--vram 8')
+    >>> c = merge_choices({"model": "b:2b"}, {"choices": {"model": "a:1b", "context": 32768}})
+    >>> (c.model, c.context, c.remembered)
+    ('b:2b', None, ())
+    """
+    old = state.get("choices") if isinstance(state.get("choices"), dict) else {}
+    values: dict[str, Any] = {}
+    remembered: list[str] = []
+    new_model = given.get("model") is not None and given.get("model") != old.get("model")
+    for key in CHOICE_KEYS:
+        if given.get(key) not in (None, False):
+            values[key] = given[key]
+        elif old.get(key) not in (None, False) and not (key == "context" and new_model):
+            values[key] = old[key]
+            remembered.append(_flag(key, old[key]))
+    return Choices(**values, remembered=tuple(remembered))
+
+
+def _flag(key: str, value: Any) -> str:
+    if key == "gpu_none":
+        return "--gpu none"
+    if key in ("vram", "ram"):
+        number = int(value)
+        return f"--{key} {number // 2**30}GiB" if number % 2**30 == 0 else f"--{key} {number}"
+    return f"--{key} {value}"

@@ -1,0 +1,144 @@
+"""`setup` the second time and the tenth: one question up front, remembered choices, loaded models, variants.
+
+Against the emulator with a pretend 24 GiB GPU (as a user with such a card would see it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from localcodex.errors import ExitCode
+
+GiB = 2**30
+CHANGES = ("/api/pull", "/api/create", "/api/delete", "/v1/responses", "/api/generate", "/api/chat")
+
+
+@pytest.fixture
+def emu(emulator_factory):
+    return emulator_factory(vram_bytes=24 * GiB, decode_rate=400.0, prompt_rate=20000.0)
+
+
+def changing(emu) -> list:
+    return [r for r in emu.requests if r.method in ("POST", "DELETE") and r.path in CHANGES]
+
+
+def steps(doc: dict) -> dict[str, dict]:
+    return {s["name"]: s for s in doc["data"]["steps"]}
+
+
+def installed(cli, emu) -> set[str]:
+    doc = cli("models", "list", "--json", "--host", emu.url).json()
+    rows = doc["data"]["models"] if isinstance(doc["data"], dict) else doc["data"]
+    return {row["name"] for row in rows}
+
+
+def profile(home: Path) -> Path:
+    return home / ".codex" / "local_ollama.config.toml"
+
+
+# -- 1. plan, confirm once, then act ---------------------------------------------------------------------------
+
+
+def test_without_a_terminal_and_without_yes_nothing_is_changed(cli, emu, hermetic_env: Path):
+    for extra in ((), ("--json",)):
+        result = cli("setup", "--host", emu.url, "--vram", "24GiB", "--model", "llama3.2:3b", *extra)
+        assert result.code == ExitCode.USAGE, result.output
+    assert not changing(emu), [r.path for r in changing(emu)]
+    assert not installed(cli, emu)
+    assert not profile(hermetic_env).exists()
+    doc = result.json()
+    assert "--yes" in doc["errors"][0]["hint"]
+    assert any("download llama3.2:3b" in line for line in doc["data"]["plan"])
+
+
+def test_one_question_before_anything_changes(emu, monkeypatch, hermetic_env: Path):
+    from localcodex.core.setup import SetupHooks, SetupRequest, setup
+
+    asked: list[tuple[str, int]] = []
+
+    def confirm(question: str) -> bool:
+        asked.append((question, len(changing(emu))))
+        return True
+
+    report = setup(SetupRequest(host=emu.url, model="llama3.2:3b", vram=24 * GiB, bench=False),
+                   SetupHooks(confirm=confirm))
+    assert report.ok, report.failed
+    assert len(asked) == 1
+    question, changes_before = asked[0]
+    assert changes_before == 0
+    for words in ("download llama3.2:3b", f"create {report.variant}", "write the Codex profile",
+                  f'+model = "{report.variant}"'):
+        assert words in question, question
+
+
+def test_declining_the_plan_changes_nothing(emu, hermetic_env: Path):
+    from localcodex.core.setup import SetupHooks, SetupRequest, exit_code, setup
+
+    report = setup(SetupRequest(host=emu.url, model="llama3.2:3b", vram=24 * GiB),
+                   SetupHooks(confirm=lambda _q: False))
+    assert not report.ok and report.failed.error.code == "declined"
+    assert exit_code(report) == ExitCode.FAILURE
+    assert not changing(emu) and not profile(hermetic_env).exists()
+
+
+# -- 2. explicit choices remembered; a plain re-run is a no-op --------------------------------------------------
+
+
+def test_a_plain_rerun_keeps_every_explicit_choice(cli, emu, hermetic_env: Path):
+    first = cli("setup", "--yes", "--json", "--host", emu.url, "--model", "llama3.2:3b", "--context", "32768",
+                "--vram", "24GiB", "--no-bench")
+    assert first.code == 0, first.output
+    assert first.json()["data"]["variant"] == "llama3.2:3b-ctx32k"
+    before = profile(hermetic_env).read_bytes()
+    emu.requests.clear()
+    # no terminal and no --yes: fine, since there is nothing to ask
+    again = cli("setup", "--json", "--host", emu.url, "--no-bench")
+    assert again.code == 0, again.output
+    data = again.json()["data"]
+    assert data["variant"] == "llama3.2:3b-ctx32k" and data["context"] == 32768
+    assert data["remembered"] == ["--model llama3.2:3b", "--context 32768", "--vram 24GiB"]
+    assert profile(hermetic_env).read_bytes() == before
+    assert not changing(emu), [r.path for r in changing(emu)]
+    assert installed(cli, emu) == {"llama3.2:3b", "llama3.2:3b-ctx32k"}
+    assert not again.json()["warnings"]
+
+
+def test_what_changed_is_said_and_asked(cli, emu, hermetic_env: Path):
+    assert cli("setup", "--yes", "--host", emu.url, "--model", "llama3.2:3b", "--vram", "24GiB",
+               "--no-bench").code == 0
+    emu.set_version("0.33.0")
+    result = cli("setup", "--json", "--host", emu.url, "--no-bench")
+    assert result.code == ExitCode.USAGE, result.output
+    assert any("Ollama changed from 0.32.15 to 0.33.0" in w for w in result.json()["warnings"])
+    assert cli("setup", "--yes", "--host", emu.url, "--no-bench").code == 0
+    # model gone: said, and set up again after the one answer
+    cli("models", "list", "--host", emu.url)
+    import ollama
+
+    ollama.Client(host=emu.url).delete("llama3.2:3b")
+    result = cli("setup", "--yes", "--json", "--host", emu.url, "--no-bench")
+    assert result.code == 0, result.output
+    assert any("llama3.2:3b, set up last time, is no longer installed" in w for w in result.json()["warnings"])
+    assert steps(result.json())["pull"]["status"] == "done"
+
+
+# -- 3. memory held by loaded models ------------------------------------------------------------------------------
+
+
+def test_switching_models_while_the_first_is_loaded(cli, emu, hermetic_env: Path):
+    first = cli("setup", "--yes", "--json", "--host", emu.url, "--vram", "24GiB", "--model", "qwen3.5:27b",
+                "--no-bench")
+    assert first.code == 0, first.output
+    old = first.json()["data"]["variant"]
+    assert [m["name"] for m in emu.loaded] == [old]
+    switch = cli("setup", "--yes", "--json", "--host", emu.url, "--model", "qwen3-coder:30b", "--context", "32768",
+                 "--no-bench")
+    assert switch.code == 0, switch.output
+    data = switch.json()["data"]
+    assert data["variant"] == "qwen3-coder:30b-ctx32k"
+    assert any(f"unload {old}" in line for line in data["plan"])
+    assert any(f"remove {old}" in line for line in data["plan"])
+    assert old not in installed(cli, emu)  # setup replaced its own variant instead of leaving a trail
+    assert [m["name"] for m in emu.loaded] == ["qwen3-coder:30b-ctx32k"]
