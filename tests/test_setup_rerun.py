@@ -142,3 +142,28 @@ def test_switching_models_while_the_first_is_loaded(cli, emu, hermetic_env: Path
     assert any(f"remove {old}" in line for line in data["plan"])
     assert old not in installed(cli, emu)  # setup replaced its own variant instead of leaving a trail
     assert [m["name"] for m in emu.loaded] == ["qwen3-coder:30b-ctx32k"]
+
+
+# -- 4. variants managed ------------------------------------------------------------------------------------------
+
+
+def test_models_list_marks_the_profile_model_and_prune_removes_unused_variants(cli, emu, hermetic_env: Path):
+    assert cli("setup", "--yes", "--host", emu.url, "--model", "llama3.2:3b", "--context", "32768",
+               "--vram", "24GiB", "--no-bench").code == 0
+    assert cli("models", "context", "llama3.2:3b", "--ctx", "16384", "--no-verify", "--host", emu.url).code == 0
+    emu.install(__import__("emulator").FakeModel("mine:1b-ctx8k"))  # a name like ours, not made by localcodex
+    listed = {r["name"]: r for r in cli("models", "list", "--json", "--host", emu.url).json()["data"]}
+    assert listed["llama3.2:3b-ctx32k"]["profiles"] == ["local_ollama"]
+    assert listed["llama3.2:3b-ctx16k"]["profiles"] == [] and listed["llama3.2:3b"]["profiles"] == []
+    human = cli("models", "list", "--host", emu.url)
+    assert "-p local_ollama" in next(line for line in human.stdout.splitlines() if "llama3.2:3b-ctx32k" in line)
+
+    planned = cli("models", "prune", "--dry-run", "--json", "--host", emu.url).json()["data"]
+    assert planned["removed"] == ["llama3.2:3b-ctx16k"]
+    assert installed(cli, emu) >= {"llama3.2:3b-ctx16k"}
+    refused = cli("models", "prune", "--host", emu.url)  # no terminal, no --yes
+    assert refused.code == ExitCode.USAGE and "llama3.2:3b-ctx16k" in installed(cli, emu)
+    done = cli("models", "prune", "--yes", "--host", emu.url)
+    assert done.code == 0, done.output
+    assert "removed llama3.2:3b-ctx16k" in done.stdout
+    assert installed(cli, emu) == {"llama3.2:3b", "llama3.2:3b-ctx32k", "mine:1b-ctx8k"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ class ModelRow:
     quantization: str | None
     parameter_size: str | None
     family: str | None
+    profiles: tuple[str, ...] = ()  # the Codex profiles that use this model ("(default)": config.toml)
 
     @property
     def codex_ready(self) -> bool:
@@ -30,8 +32,12 @@ class ModelRow:
         return "tools" in self.capabilities and bool(self.num_ctx)
 
 
-def list_models(server: OllamaServer) -> tuple[ModelRow, ...]:
-    """Every installed model, with `/api/show` details (one request per model, in `/api/tags` order)."""
+def list_models(server: OllamaServer, env: Mapping[str, str] | None = None) -> tuple[ModelRow, ...]:
+    """Every installed model, with `/api/show` details (one request per model, in `/api/tags` order) and
+    the Codex profiles that use it."""
+    from localcodex.adapters.ollama import normalize_name
+
+    users = profile_models(env)
     rows = []
     for model in server.list():
         try:
@@ -43,6 +49,7 @@ def list_models(server: OllamaServer) -> tuple[ModelRow, ...]:
             num_ctx=details.num_ctx, trained_context=details.context_length, capabilities=details.capabilities,
             quantization=details.quantization_level or model.quantization_level,
             parameter_size=details.parameter_size or model.parameter_size, family=details.family or model.family,
+            profiles=users.get(normalize_name(model.name), ()),
         ))
     return tuple(rows)
 
@@ -81,3 +88,43 @@ def _document(path: Path) -> Mapping[str, Any]:
     except (LocalcodexError, OSError):
         return {}
     return doc if isinstance(doc, Mapping) else {}
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    removed: tuple[str, ...]  # with dry_run: what would be removed
+    kept: tuple[tuple[str, str], ...]  # (variant, why it stays)
+    dry_run: bool
+
+
+def prunable(server: OllamaServer, env: Mapping[str, str] | None = None) -> PruneResult:
+    """The context variants localcodex made (`NAME-ctxNk` carrying that num_ctx, or recorded by setup) that
+    no Codex profile uses; the rest of the variants with the reason they stay. Nothing is removed."""
+    from localcodex.core.setup_state import created_variants
+    from localcodex.core.variant import base_of, ctx_label
+
+    made = set(created_variants(server.host.native, env))
+    users = profile_models(env)
+    removable, kept = [], []
+    for row in list_models(server, env):
+        if base_of(row.name) == row.name:
+            continue
+        ours = row.name in made or (row.num_ctx is not None and row.name.endswith(f"-ctx{ctx_label(row.num_ctx)}"))
+        if not ours:
+            kept.append((row.name, "not made by localcodex"))
+        elif users.get(row.name):
+            kept.append((row.name, "used by " + ", ".join(users[row.name])))
+        else:
+            removable.append(row.name)
+    return PruneResult(tuple(removable), tuple(kept), dry_run=True)
+
+
+def prune(server: OllamaServer, result: PruneResult, env: Mapping[str, str] | None = None) -> PruneResult:
+    """Remove what `prunable` found (weights shared with the base model stay)."""
+    from localcodex.core.setup_state import forget_variants
+
+    for name in result.removed:
+        with contextlib.suppress(NotFound):  # already gone
+            server.delete(name)
+    forget_variants(server.host.native, set(result.removed), env)
+    return PruneResult(result.removed, result.kept, dry_run=False)
