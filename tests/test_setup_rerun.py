@@ -167,3 +167,21 @@ def test_models_list_marks_the_profile_model_and_prune_removes_unused_variants(c
     assert done.code == 0, done.output
     assert "removed llama3.2:3b-ctx16k" in done.stdout
     assert installed(cli, emu) == {"llama3.2:3b", "llama3.2:3b-ctx32k", "mine:1b-ctx8k"}
+
+
+# -- 5. configure and setup write the same thing -----------------------------------------------------------------
+
+
+@pytest.mark.skipif(__import__("shutil").which("codex") is None, reason="the Codex CLI is not installed")
+def test_configure_with_the_same_model_keeps_what_setup_wrote(cli, emu, hermetic_env: Path):
+    first = cli("setup", "--yes", "--json", "--host", emu.url, "--model", "llama3.2:3b", "--vram", "24GiB",
+                "--no-bench")
+    assert first.code == 0, first.output
+    before = profile(hermetic_env).read_bytes()
+    assert b"model_catalog_json" in before
+    again = cli("configure", "--yes", "--json", "--host", emu.url, "--model", first.json()["data"]["variant"])
+    assert again.code == 0, again.output
+    assert again.json()["data"]["changed"] is False
+    assert profile(hermetic_env).read_bytes() == before
+    dropped = cli("configure", "--host", emu.url, "--model", first.json()["data"]["variant"], "--no-model-catalog")
+    assert dropped.code == 0 and b"model_catalog_json" not in profile(hermetic_env).read_bytes()

@@ -71,7 +71,7 @@ class ConfigureRequest:
     env_http_headers: tuple[tuple[str, str], ...] = ()  # header name → NAME of the variable with its value
     query_params: tuple[tuple[str, str], ...] = ()
     provider_extra: tuple[tuple[str, Any], ...] = ()  # further [model_providers.<id>] keys (templates)
-    model_catalog: bool = False
+    model_catalog: bool | None = False  # None: keep the catalog the profile has (setup writes one), if any
     instructions_file: Path | None = None  # system prompt for the catalog entry (default: Codex's own)
     make_default: bool = False
     dry_run: bool = False
@@ -538,14 +538,40 @@ def _ensure_home(codex_home: Path, req: ConfigureRequest) -> None:
 
 def _catalog(req: ConfigureRequest, codex: Any, facts: _ModelFacts, codex_home: Path,
              progress: Progress) -> tuple[Path, str, str] | None:
-    """(path, JSON text, warning) of the model catalog, when asked for."""
-    if not req.model_catalog:
+    """(path, JSON text, warning) of the model catalog, when asked for (or kept)."""
+    if req.model_catalog is None and not _has_catalog(codex_home, req.profile):
         return None
-    instructions, source = _instructions(req, codex, progress)
+    if req.model_catalog is False:
+        return None
+    kept = _kept_instructions(codex_home, req.profile) if req.model_catalog is None else None
+    instructions, source = kept or _instructions(req, codex, progress)
     text = _catalog_text(facts.model, facts.context, instructions)
     warning = (f"the model catalog replaces Codex's built-in model list for `codex -p {req.profile}` "
                f"(system prompt: {source})")
     return codex_home / f"{req.profile}{CATALOG_SUFFIX}", text, warning
+
+
+def _kept_instructions(codex_home: Path, profile: str) -> tuple[str, str] | None:
+    """The system prompt of the catalog the profile has now, so keeping the catalog keeps its prompt too."""
+    path = codex_home / f"{profile}{CATALOG_SUFFIX}"
+    try:
+        models = json.loads(path.read_text(encoding="utf-8")).get("models") or []
+        text = models[0].get("base_instructions")
+    except (OSError, ValueError, AttributeError, IndexError):
+        return None
+    return (text, f"kept from {path.name}") if isinstance(text, str) and text.strip() else None
+
+
+def _has_catalog(codex_home: Path, profile: str) -> bool:
+    """Whether the profile file points at a model catalog now (unreadable: no; the write reports why)."""
+    from localcodex.adapters import codex_config
+    from localcodex.errors import LocalcodexError
+
+    try:
+        doc = codex_config.read_document(codex_config.profile_path(codex_home, profile))
+    except LocalcodexError:
+        return False
+    return bool(doc.get("model_catalog_json"))
 
 
 def _write(req: ConfigureRequest, facts: _ModelFacts, base_url: str, form: str, codex_home: Path,
