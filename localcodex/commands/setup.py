@@ -95,8 +95,16 @@ def _hooks(out, yes: bool):
         if status is not None and getattr(event, "message", None):
             status.update(f"Measure tokens per second: {event.message}")
 
+    def confirm(question: str) -> bool:
+        if not yes and not out.interactive:
+            from localcodex.errors import UsageError
+
+            raise UsageError("setup would change this machine (see its plan) and there is no terminal to ask on",
+                             "pass --yes to go ahead, or --dry-run to see every step")
+        return out.confirm(question, default=True, assume_yes=yes)
+
     hooks = SetupHooks(
-        confirm=lambda question: out.confirm(question, default=True, assume_yes=yes),
+        confirm=confirm,
         can_ask=yes or out.interactive,
         on_step=finished, on_running=running, on_probe=probe, on_bench=bench, on_pull=pulling,
     )
@@ -138,8 +146,12 @@ def render(out, report) -> None:
         out.err.print(f"[bold red]error:[/bold red] {escape(failed.title)}: {escape(failed.summary)}", soft_wrap=True)
         if failed.error and failed.error.hint:
             out.err.print(f"  [dim]fix:[/dim] {escape(failed.error.hint)}", soft_wrap=True)
-        if failed.retry:
+        if failed.retry and failed.error and failed.error.code not in ("usage", "declined"):
             out.err.print(f"  [dim]retry this step:[/dim] {escape(failed.retry)}", soft_wrap=True)
+        if report.plan and failed.error and failed.error.code in ("usage", "declined"):
+            out.err.print("the plan was:", soft_wrap=True, markup=False)
+            for line in report.plan:
+                out.err.print(f"  {line}", soft_wrap=True, markup=False, highlight=False)
         return
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")

@@ -156,6 +156,7 @@ class _Run:
     unload: list[Any] = field(default_factory=list)  # loaded models to unload before loading ours
     remove_old: str | None = None  # the variant an earlier setup made that this one replaces
     preview: Any = None  # configure's dry run, made while planning
+    context_verified: bool = False  # /api/ps showed the variant loaded with num_ctx (check need not prove it)
     plan: tuple[str, ...] = ()
 
 
@@ -488,9 +489,12 @@ def _plan_items(run: _Run) -> list[str]:
         except LocalcodexError as err:
             raise _Stop(err, "configure") from None
         if run.preview.changed:
-            path = next((f.path for f in run.preview.files if f.role == "profile"), "")
-            items.append(f"write the Codex profile {path}")
-            items.extend("      " + line for f in run.preview.files if f.changed for line in _diff_lines(f.diff))
+            for f in run.preview.files:
+                if f.changed and f.role == "profile":
+                    items.append(f"write the Codex profile {f.path}")
+                    items.extend("      " + line for line in _diff_lines(f.diff))
+                elif f.changed:
+                    items.append(f"write {f.path}")
         old = _old_variant(run, variant_name(base, run.num_ctx))
         if old:
             run.remove_old = old
@@ -577,6 +581,7 @@ def _variant(run: _Run) -> Step:
     warnings = list(made.warnings)
     if run.state.get("verified") == key and not run.request.recheck and made.action == "unchanged":
         run.placement = run.state.get("placement") or run.placement
+        run.context_verified = True
         summary = f"{made.name} carries num_ctx {num_ctx:,} (verified before: {run.placement})"
         return Step("variant", TITLES["variant"], StepStatus.UNCHANGED, summary)
     verified = verify_variant(run.server, made.name, num_ctx)
@@ -585,6 +590,7 @@ def _variant(run: _Run) -> Step:
         raise _Stop(LocalcodexError(verified.message, f"run `{retry}` after freeing memory, or pick a smaller "
                                     "--context", code="server_error", exit_code=ExitCode.SERVER_ERROR))
     if verified.status == "ok":
+        run.context_verified = True
         run.placement = _where(verified)
         _save_state(run, verified=key, placement=run.placement)
     else:
@@ -613,7 +619,7 @@ def _where(verified: Any) -> str:
 
 
 def _check(run: _Run) -> Step:
-    from localcodex.core.check.run import CheckRequest, check
+    from localcodex.core.check.run import PROBES, CheckRequest, check
 
     retry = _retry(run, "check")
     if run.request.dry_run:
@@ -624,7 +630,10 @@ def _check(run: _Run) -> Step:
     if run.state.get("checked") == key and not run.request.recheck:
         return Step("check", TITLES["check"], StepStatus.UNCHANGED,
                     "passed before for this model and server (--recheck to probe again)")
-    report = check(CheckRequest(model=run.variant, host=run.request.host, env=run.request.env),
+    # The variant step saw the model loaded with its context in /api/ps: the long-prompt probe (seconds of
+    # prefill) would prove it a second time. `localcodex check` runs it.
+    only = frozenset(n for n, _ in PROBES if n != "context") if run.context_verified else None
+    report = check(CheckRequest(model=run.variant, host=run.request.host, env=run.request.env, only=only),
                    on_progress=run.hooks.on_probe)
     if not report.ok:
         first = report.failed[0]
@@ -633,6 +642,8 @@ def _check(run: _Run) -> Step:
     _save_state(run, checked=key)
     warned = tuple(f"{p.title}: {p.detail}" for p in report.probes if p.status.value == "warn")
     summary = f"{report.counts.get('pass', 0)} probes passed" + (f", {len(warned)} warned" if warned else "")
+    if only is not None:
+        summary += " (context: verified in /api/ps)"
     return Step("check", TITLES["check"], StepStatus.DONE, summary, warnings=warned)
 
 

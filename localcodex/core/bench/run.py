@@ -56,6 +56,9 @@ WARMUP_PREDICT = 16  # enough steps to warm the decode path; the warm-up is abou
 LONG_PROMPT = 256  # prefill of fewer tokens takes too little time to judge a spread by
 CONTEXT_MARGIN = 16  # tokens kept free below num_ctx besides num_predict (nonce and template variance)
 RELOAD_SECONDS = 0.1  # a measured run with more load time than this found the model unloaded
+SETUP_PROMPT_TOKENS = (benchprompt.SHORT, 2048)  # setup's quick benchmark: seconds, not a minute
+SETUP_NUM_PREDICT = 48
+SETUP_MAX_RUNS = 3
 SETUP_RUN_SECONDS = 60.0  # setup must finish in minutes: its long prompt shrinks to what prefills in a minute
 TTFT_FLOOR_S = 0.005  # TTFT values this close agree, however small they are
 SERIAL_CONCURRENCY = 1.3  # below this, a parallel batch was decoded one request after another
@@ -812,8 +815,10 @@ class SetupBenchmark:
 
 def setup_benchmark(model: str, *, host: str | None = None, machine: Machine | None = None,
                     on_progress: Callable[[BenchEvent], None] = _ignore) -> SetupBenchmark:
-    """The default benchmark of one model, as `setup`'s last step: receipts kept, failures become warnings."""
-    request = BenchRequest(models=(model,), host=host, max_run_seconds=SETUP_RUN_SECONDS)
+    """A quick benchmark of one model, as `setup`'s last step (a short and a 2k-token prompt, 48 tokens out,
+    at most 3 runs each; `localcodex bench` is the full one): receipts kept, failures become warnings."""
+    request = BenchRequest(models=(model,), host=host, prompt_tokens=SETUP_PROMPT_TOKENS,
+                           num_predict=SETUP_NUM_PREDICT, max_runs=SETUP_MAX_RUNS, max_run_seconds=SETUP_RUN_SECONDS)
     report = run_benchmark(request, on_progress, machine=machine)
     single = [s for s in report.series if s.parallel == 1]
     decode = next((s.decode_tps.median for s in single if s.decode_tps), None)
