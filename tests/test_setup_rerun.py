@@ -185,3 +185,24 @@ def test_configure_with_the_same_model_keeps_what_setup_wrote(cli, emu, hermetic
     assert profile(hermetic_env).read_bytes() == before
     dropped = cli("configure", "--host", emu.url, "--model", first.json()["data"]["variant"], "--no-model-catalog")
     assert dropped.code == 0 and b"model_catalog_json" not in profile(hermetic_env).read_bytes()
+
+
+# -- 7. setup --launch ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(__import__("shutil").which("codex") is None, reason="the Codex CLI is not installed")
+def test_launch_starts_codex_with_the_profile_at_the_end(cli, emu, monkeypatch, tmp_path: Path):
+    from localcodex.adapters import codex_cli
+
+    started: list = []
+    monkeypatch.setattr(codex_cli, "exec_codex", lambda codex, args: started.append((codex, args)))
+    refused = cli("setup", "--yes", "--launch", "--json", "--host", emu.url)
+    assert refused.code == ExitCode.USAGE and not started
+    result = cli("setup", "--yes", "--launch", "--host", emu.url, "--model", "llama3.2:3b", "--no-bench",
+                 "--vram", "24GiB")
+    assert result.code == 0, result.output
+    assert started and started[0][1] == ["-p", "local_ollama"]
+    assert "starting: codex -p local_ollama" in result.stdout
+    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
+    missing = cli("setup", "--yes", "--launch", "--host", emu.url)
+    assert missing.code == ExitCode.CODEX_MISSING and len(started) == 1

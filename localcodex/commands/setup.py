@@ -32,6 +32,9 @@ def setup_command(
     recheck: Annotated[
         bool, typer.Option("--recheck", help="Prove context, endpoint and speed again even if proven before.")
     ] = False,
+    launch: Annotated[
+        bool, typer.Option("--launch", help="Start Codex with the profile at the end (`codex -p PROFILE`).")
+    ] = False,
     vram: options.Vram = None,
     ram: options.Ram = None,
     gpu: options.Gpu = None,
@@ -46,6 +49,8 @@ def setup_command(
     def body(out):
         from localcodex.core.setup import SetupRequest, setup
 
+        if launch:
+            _can_launch(json_, dry_run)
         overrides = options.parse_overrides(vram, ram, gpu)
         request = SetupRequest(
             host=host, model=model, context=context, profile=profile, bench=not no_bench, dry_run=dry_run,
@@ -54,7 +59,29 @@ def setup_command(
         with _hooks(out, yes) as hooks:
             return setup(request, hooks)
 
-    run_command("setup", json_, body, render, judge)
+    try:
+        run_command("setup", json_, body, render, judge)
+    except SystemExit as done:
+        if launch and done.code == 0:
+            from localcodex.adapters.codex_cli import exec_codex, find_codex
+
+            codex = find_codex()
+            if codex is not None:
+                print(f"starting: codex -p {profile}", flush=True)
+                exec_codex(codex, ["-p", profile])
+        raise
+
+
+def _can_launch(json_: bool, dry_run: bool) -> None:
+    """`--launch` hands this terminal to Codex: refused where that cannot work, before anything is done."""
+    from localcodex.adapters.codex_cli import INSTALL_HINT, find_codex
+    from localcodex.errors import CodexMissing, UsageError
+
+    if json_ or dry_run:
+        other = "--json" if json_ else "--dry-run"
+        raise UsageError(f"--launch starts Codex in this terminal: it does not go with {other}", "drop one of them")
+    if find_codex() is None:
+        raise CodexMissing("--launch needs the Codex CLI, and there is no `codex` on PATH", INSTALL_HINT)
 
 
 @contextlib.contextmanager

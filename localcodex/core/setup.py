@@ -226,7 +226,7 @@ def _failed(name: str, err: LocalcodexError) -> Step:
 def _retry(run: _Run, name: str) -> str:
     """The command that runs one step again on its own, with this run's model and host."""
     host = f" --host {run.request.host}" if run.request.host else ""
-    base, variant, ctx = run.base or "MODEL", run.variant or "MODEL", run.num_ctx or 65536
+    base, variant, ctx = run.base or "MODEL", run.variant or _planned_variant(run) or "MODEL", run.num_ctx or 65536
     commands = {
         "detect": "localcodex detect",
         "recommend": "localcodex recommend" + (f" --model {run.request.model}" if run.request.model else ""),
