@@ -206,3 +206,22 @@ def test_launch_starts_codex_with_the_profile_at_the_end(cli, emu, monkeypatch, 
     monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
     missing = cli("setup", "--yes", "--launch", "--host", emu.url)
     assert missing.code == ExitCode.CODEX_MISSING and len(started) == 1
+
+
+# -- 8. the emulator serves the newcomer path ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("machine", [("--gpu", "none", "--ram", "8GiB"), ("--gpu", "none", "--ram", "32GiB"),
+                                     ("--vram", "8GiB"), ("--vram", "16GiB"), ("--vram", "24GiB"),
+                                     ("--vram", "48GiB")])
+def test_the_emulators_registry_has_what_recommend_picks(cli, emulator, machine):
+    doc = cli("recommend", "--json", "--host", emulator.url, *machine).json()
+    pick = doc["data"]["pick"]["model"]
+    assert any(m.name == pick for m in emulator.registry.values()), pick
+
+
+def test_setup_with_the_emulators_defaults_completes(cli, emulator_factory, hermetic_env: Path):
+    emu = emulator_factory(vram_bytes=0)  # as `scripts/ollama-emulator` starts with no flags: CPU only
+    result = cli("setup", "--yes", "--json", "--host", emu.url, "--gpu", "none", "--ram", "8GiB", "--no-bench")
+    assert result.code == 0, result.output
+    assert result.json()["data"]["placement"] == "100% on the CPU"
