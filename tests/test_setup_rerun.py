@@ -225,3 +225,22 @@ def test_setup_with_the_emulators_defaults_completes(cli, emulator_factory, herm
     result = cli("setup", "--yes", "--json", "--host", emu.url, "--gpu", "none", "--ram", "8GiB", "--no-bench")
     assert result.code == 0, result.output
     assert result.json()["data"]["placement"] == "100% on the CPU"
+
+
+# -- 6. output that survives a pipe ---------------------------------------------------------------------------------
+
+
+def test_piped_output_is_never_cut_and_has_no_trailing_spaces(cli, emu, monkeypatch, tmp_path: Path):
+    monkeypatch.setenv("COLUMNS", "80")
+    deep = tmp_path / ("a-rather-long-folder-name-" * 6) / "localcodex"
+    monkeypatch.setenv("LOCALCODEX_HOME", str(deep))
+    outputs = [cli("paths").stdout]
+    assert str(deep / "receipts.sqlite3") in outputs[0]
+    result = cli("setup", "--yes", "--host", emu.url, "--model", "llama3.2:3b", "--no-bench", "--vram", "24GiB")
+    assert result.code == 0, result.output
+    outputs.append(result.stdout)
+    assert str(deep) not in result.stdout  # (the profile is under CODEX_HOME)
+    outputs.append(cli("models", "list", "--host", emu.url).stdout)
+    for text in outputs:
+        assert "…" not in text
+        assert all(line == line.rstrip() for line in text.splitlines()), text
