@@ -244,3 +244,27 @@ def test_piped_output_is_never_cut_and_has_no_trailing_spaces(cli, emu, monkeypa
     for text in outputs:
         assert "…" not in text
         assert all(line == line.rstrip() for line in text.splitlines()), text
+
+
+# -- 10. smaller defects ----------------------------------------------------------------------------------------------
+
+
+def test_provider_add_refuses_the_readme_placeholder_and_says_where_the_context_came_from(cli, hermetic_env):
+    placeholder = cli("provider", "add", "glm", "--base-url", "https://…", "--env-key", "GLM_API_KEY",
+                      "--model", "glm-5.2")
+    assert placeholder.code == ExitCode.USAGE and "placeholder" in placeholder.stderr
+    assert not (hermetic_env / ".codex" / "glm.config.toml").exists()
+    added = cli("provider", "add", "glm", "--env-key", "GLM_API_KEY", "--model", "glm-5.2", "--json")
+    assert added.code == 0, added.output
+    assert added.json()["data"]["result"]["context_source"] == "template glm"
+    given = cli("provider", "add", "glm", "--env-key", "GLM_API_KEY", "--model", "glm-5.2", "--context", "131072",
+                "--json")
+    assert given.json()["data"]["result"]["context_source"] == "--context"
+
+
+def test_no_backup_line_for_a_new_profile_and_without_ollama_the_error_is_said_once(cli, emu, dead_url):
+    first = cli("setup", "--yes", "--host", emu.url, "--model", "llama3.2:3b", "--no-bench", "--vram", "24GiB")
+    assert first.code == 0 and "(backup " not in first.stderr
+    down = cli("setup", "--yes", "--host", dead_url, "--model", "llama3.2:3b", "--vram", "24GiB")
+    assert down.code == ExitCode.OLLAMA_UNAVAILABLE
+    assert down.stderr.count("Ollama is not running") == 1, down.stderr

@@ -151,6 +151,8 @@ def _step_line(step) -> str:
     from rich.markup import escape
 
     took = f" [dim]({step.seconds:.1f} s)[/dim]" if step.seconds >= 0.05 else ""
+    if step.status.value == "failed":  # the error below says why, once
+        return f"{SYMBOLS['failed']} {step.title:<28} failed{took}"
     return f"{SYMBOLS[step.status.value]} {step.title:<28} {escape(step.summary)}{took}"
 
 
@@ -173,7 +175,7 @@ def render(out, report) -> None:
         out.err.print(f"[bold red]error:[/bold red] {escape(failed.title)}: {escape(failed.summary)}", soft_wrap=True)
         if failed.error and failed.error.hint:
             out.err.print(f"  [dim]fix:[/dim] {escape(failed.error.hint)}", soft_wrap=True)
-        if failed.retry and failed.error and failed.error.code not in ("usage", "declined"):
+        if failed.retry and failed.error and failed.error.code not in ("usage", "declined", "ollama_unavailable"):
             out.err.print(f"  [dim]retry this step:[/dim] {escape(failed.retry)}", soft_wrap=True)
         if report.plan and failed.error and failed.error.code in ("usage", "declined"):
             out.err.print("the plan was:", soft_wrap=True, markup=False)

@@ -492,8 +492,26 @@ def _validate(req: ConfigureRequest) -> tuple[Path, str]:
         raise UsageError(f"--context {req.context} is too small for Codex", "give the window in tokens, e.g. 32768")
     codex_home = (req.codex_home or paths.codex_home()).expanduser()
     _check_codex_home(codex_home, paths.codex_home())
+    if req.base_url:
+        _refuse_placeholder(req.base_url)
     base_url = normalize_base_url(req.base_url) if req.base_url else paths.ollama_host(req.host).openai
     return codex_home, base_url
+
+
+def _refuse_placeholder(url: str) -> None:
+    """A URL copied from an example with its placeholder left in (`https://…/v1`) names no server.
+
+    >>> _refuse_placeholder("https://api.z.ai/api/v1")
+    >>> _refuse_placeholder("https://…")
+    Traceback (most recent call last):
+    ...
+    localcodex.errors.UsageError: --base-url https://… still has the placeholder "…" of an example: it names no server
+    """
+    host = urllib.parse.urlsplit(url.strip()).hostname or ""
+    if "…" in url or "..." in url or not re.fullmatch(r"[A-Za-z0-9.\-\[\]:]+", host):
+        raise UsageError(f'--base-url {url} still has the placeholder "…" of an example: it names no server'
+                         if ("…" in url or "..." in url) else f"--base-url {url} names no server host",
+                         "give the provider's real URL, e.g. https://api.example.com/v1")
 
 
 def _form(req: ConfigureRequest, codex: Any, base_url: str) -> tuple[str, list[str]]:

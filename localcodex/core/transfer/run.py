@@ -161,8 +161,17 @@ def import_gguf(
     return GGUFImportResult(
         name=model, digest=digest, size=info.file_size, uploaded=uploaded, replaced=existing is not None,
         num_ctx=num_ctx, gguf=info.summary(), capabilities=caps, fit=fit,
-        warnings=_gguf_warnings(info.summary(), caps) + _fit_warnings(fit),
+        warnings=_gguf_warnings(info.summary(), caps) + _fit_warnings(fit) + _context_warnings(num_ctx),
     )
+
+
+def _context_warnings(num_ctx: int | None) -> tuple[str, ...]:
+    from localcodex.core.variant import CODEX_MIN_CONTEXT
+
+    if num_ctx and num_ctx < CODEX_MIN_CONTEXT:
+        return (f"--ctx {num_ctx:,} is little for Codex, which sends 4–6k tokens of instructions before any work: "
+                f"it needs {CODEX_MIN_CONTEXT:,} or more",)
+    return ()
 
 
 def estimate_fit(info: GGUFInfo, name: str, num_ctx: int | None, machine: Machine) -> ImportFit | None:
