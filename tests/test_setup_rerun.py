@@ -268,3 +268,9 @@ def test_no_backup_line_for_a_new_profile_and_without_ollama_the_error_is_said_o
     down = cli("setup", "--yes", "--host", dead_url, "--model", "llama3.2:3b", "--vram", "24GiB")
     assert down.code == ExitCode.OLLAMA_UNAVAILABLE
     assert down.stderr.count("Ollama is not running") == 1, down.stderr
+
+
+def test_the_receipts_database_is_private(cli, emu, hermetic_env: Path, tmp_path: Path):
+    assert cli("setup", "--yes", "--host", emu.url, "--model", "llama3.2:3b", "--vram", "24GiB").code == 0
+    database = tmp_path / "localcodex-data" / "receipts.sqlite3"
+    assert database.stat().st_mode & 0o777 == 0o600

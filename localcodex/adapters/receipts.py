@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -199,6 +200,8 @@ class ReceiptStore:
             return None
         with self._errors("opening receipts"):
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.exists():  # private from the first byte (SQLite gives its -wal/-shm files the same mode)
+                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
             conn = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
             conn.row_factory = sqlite3.Row
             try:
