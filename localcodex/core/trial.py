@@ -297,6 +297,9 @@ def _read_only(ctx: _Context, result: StepResult) -> StepResult:
                        reason=f"files changed when they should not have: {changed}{commit}")
     if not result.last_message:
         return replace(result, status=FAIL, reason="the model gave no answer", notes=notes)
+    if notes:  # an answer that does not say how to run the tests did not do the task
+        return replace(result, status=FAIL,
+                       reason=f"the answer does not say how to run the tests (no `{TEST_COMMAND}`)")
     return replace(result, notes=notes)
 
 
