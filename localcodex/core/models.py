@@ -100,7 +100,7 @@ class PruneResult:
 def prunable(server: OllamaServer, env: Mapping[str, str] | None = None) -> PruneResult:
     """The context variants localcodex made (`NAME-ctxNk` carrying that num_ctx, or recorded by setup) that
     no Codex profile uses; the rest of the variants with the reason they stay. Nothing is removed."""
-    from localcodex.core.setup_state import created_variants
+    from localcodex.core.setup.state import created_variants
     from localcodex.core.variant import base_of, ctx_label
 
     made = set(created_variants(server.host.native, env))
@@ -121,7 +121,7 @@ def prunable(server: OllamaServer, env: Mapping[str, str] | None = None) -> Prun
 
 def prune(server: OllamaServer, result: PruneResult, env: Mapping[str, str] | None = None) -> PruneResult:
     """Remove what `prunable` found (weights shared with the base model stay)."""
-    from localcodex.core.setup_state import forget_variants
+    from localcodex.core.setup.state import forget_variants
 
     for name in result.removed:
         with contextlib.suppress(NotFound):  # already gone
