@@ -418,3 +418,17 @@ def test_setup_benchmark_reports_decode_and_prompt_and_keeps_a_receipt(emulator_
     assert any(e.kind == "series" for e in events)
     (session,) = ReceiptStore(tmp_path / "localcodex-data" / "receipts.sqlite3").sessions()
     assert session.id == outcome.report.receipt_id and session.status == "ok"
+
+
+def test_a_note_every_series_shares_is_said_once():
+    from types import SimpleNamespace as NS
+
+    from localcodex.render.bench import notes
+
+    shared = "the model runs on the CPU only (no GPU memory used): decode is bound by RAM bandwidth"
+    series = [NS(model="m:1b", prompt_tokens=p, prompt_target=p, parallel=1, notes=(shared,) + extra)
+              for p, extra in ((100, ()), (8192, ("prompt cut to 4096 tokens",)), (100, ()), (8192, ()))]
+    report = NS(models=[NS(model="m:1b", notes=(), series=series)], api="ollama")
+    lines = notes(report)
+    assert lines.count(f"m:1b: {shared}") == 1 and sum(shared in line for line in lines) == 1
+    assert "m:1b at 8192 tokens: prompt cut to 4096 tokens" in lines

@@ -437,7 +437,7 @@ def _instructions(req: ConfigureRequest, codex: Any, on_progress: Progress) -> t
 
     cache = data_dir() / "codex-prompts" / f"{codex.version_str}.txt"
     if cache.is_file():
-        return cache.read_text(encoding="utf-8"), f"Codex {codex.version_str} default prompt (cached)"
+        return cache.read_text(encoding="utf-8"), f"Codex {codex.version_str} default prompt"
     on_progress(f"reading Codex {codex.version_str}'s default prompt (once per version)")
     text = codex_cli.capture_base_instructions(codex.path)
     cache.parent.mkdir(parents=True, exist_ok=True)
