@@ -426,7 +426,7 @@ def test_a_note_every_series_shares_is_said_once():
     from localcodex.render.bench import notes
 
     shared = "the model runs on the CPU only (no GPU memory used): decode is bound by RAM bandwidth"
-    series = [NS(model="m:1b", prompt_tokens=p, prompt_target=p, parallel=1, notes=(shared,) + extra)
+    series = [NS(model="m:1b", prompt_tokens=p, prompt_target=p, parallel=1, notes=(shared, *extra))
               for p, extra in ((100, ()), (8192, ("prompt cut to 4096 tokens",)), (100, ()), (8192, ()))]
     report = NS(models=[NS(model="m:1b", notes=(), series=series)], api="ollama")
     lines = notes(report)
