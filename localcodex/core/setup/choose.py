@@ -60,8 +60,9 @@ def free_machine(run: Run) -> Machine:
     from localcodex.core.recommend.rank import machine_without
 
     machine = run.machine
-    state = machine.ollama if machine else None
-    if machine is None or state is None or not state.loaded:
+    assert machine is not None  # detect ran first
+    state = machine.ollama
+    if state is None or not state.loaded:
         return machine
     settings = Settings.from_env(os.environ if run.request.env is None else run.request.env, state.version)
     for loaded in state.loaded:
@@ -76,6 +77,7 @@ def pick_candidate(run: Run, model: str | None, *, context: int | None,
 
     req = run.request
     machine = free_machine(run) if free else run.machine
+    assert machine is not None  # detect ran first
     result = recommend_here(machine, host=req.host, context=context, model=model, env=req.env)
     if result.pick is None and model and result.candidates:
         reason = result.candidates[0].excluded or "it is not offered"
@@ -139,6 +141,7 @@ def pinned_choice(run: Run) -> tuple[str, int] | None:
     if (given.model and given.model != model) or (run.request.context and run.request.context != num_ctx):
         return None  # a new choice: decided afresh, no "what changed" to report
     changes = []
+    assert run.machine is not None  # detect ran first
     hardware = fingerprint(run.machine)
     if result.get("hardware") and result["hardware"] != hardware.hash:
         changes.append(f"the hardware changed since the last setup (was: {result.get('hardware_label')}; "

@@ -58,6 +58,7 @@ def plan_items(run: Run) -> list[str]:
     require_ollama(run)
     items = []
     base = run.base
+    assert base is not None  # the choice ran first
     installed = run.server.find(base)
     if installed is None:
         size = human_bytes(run.candidate.size, decimal=True) if run.candidate else "size unknown"

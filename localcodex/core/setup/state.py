@@ -97,7 +97,8 @@ def merge_choices(given: Mapping[str, Any], state: Mapping[str, Any]) -> Choices
     >>> (c.model, c.context, c.remembered)
     ('b:2b', None, ())
     """
-    old = state.get("choices") if isinstance(state.get("choices"), dict) else {}
+    kept = state.get("choices")
+    old: dict[str, Any] = kept if isinstance(kept, dict) else {}
     values: dict[str, Any] = {}
     remembered: list[str] = []
     new_model = given.get("model") is not None and given.get("model") != old.get("model")

@@ -38,7 +38,7 @@ def detect_step(run: Run) -> Step:
         parts.append(f"Ollama {state.version} at {run.host.native}")
     else:
         parts.append(f"Ollama not reachable at {run.host.native}")
-    warnings = ()
+    warnings: tuple[str, ...] = ()
     if machine.remote:
         warnings = (f"Ollama runs on another machine ({run.host.native}): its memory is known only from what "
                     "the server reports; pass --vram/--ram to describe it",)
@@ -50,6 +50,7 @@ def pull_step(run: Run) -> Step:
 
     require_ollama(run)
     name, retry = run.base, retry_command(run, "pull")
+    assert name is not None  # the choice ran first
     installed = run.server.find(name)
     if installed is not None:
         run.digest = installed.digest
@@ -76,6 +77,7 @@ def variant_step(run: Run) -> Step:
     from localcodex.core.variant import ensure_variant, variant_name, verify_variant
 
     num_ctx, base = run.num_ctx, run.base
+    assert num_ctx is not None and base is not None  # known after the choice (or the download)
     retry = retry_command(run, "variant")
     run.variant = variant_name(base, num_ctx)
     if run.request.dry_run:
@@ -209,7 +211,9 @@ def bench_step(run: Run) -> Step:
         run.decode_tps, run.prompt_tps = remembered.get("decode_tps"), remembered.get("prompt_tps")
         return Step("bench", TITLES["bench"], StepStatus.UNCHANGED,
                     f"measured before: {speed_text(run)} (`{retry}` to measure again)")
-    outcome = setup_benchmark(run.variant, host=run.request.host, machine=run.machine, on_progress=run.hooks.on_bench)
+    assert run.variant is not None  # the variant step ran first
+    outcome = setup_benchmark(run.variant, host=run.request.host, machine=run.machine,
+                              on_progress=run.hooks.on_bench)
     if not outcome.decode_tps:
         why = outcome.warnings[0] if outcome.warnings else "no run finished"
         raise ServerError(f"the benchmark of {run.variant} measured nothing: {why}",
