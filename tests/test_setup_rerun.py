@@ -274,3 +274,21 @@ def test_the_receipts_database_is_private(cli, emu, hermetic_env: Path, tmp_path
     assert cli("setup", "--yes", "--host", emu.url, "--model", "llama3.2:3b", "--vram", "24GiB").code == 0
     database = tmp_path / "localcodex-data" / "receipts.sqlite3"
     assert database.stat().st_mode & 0o777 == 0o600
+
+
+def test_the_question_on_a_terminal_shows_the_plan_as_written(cli, emu, monkeypatch, hermetic_env: Path):
+    """The profile's diff has TOML [tables]: they must reach the terminal as text, not as rich markup."""
+    from rich.prompt import Confirm
+    from rich.text import Text
+
+    from localcodex.render.output import Output
+
+    asked: list[str] = []
+    monkeypatch.setattr(Output, "interactive", property(lambda self: True))
+    monkeypatch.setattr(Confirm, "ask", classmethod(lambda cls, prompt, **kw: asked.append(prompt) or False))
+    result = cli("setup", "--host", emu.url, "--model", "llama3.2:3b", "--vram", "24GiB")
+    assert result.code == ExitCode.FAILURE and len(asked) == 1
+    shown = Text.from_markup(asked[0]).plain
+    assert "+[model_providers.local_ollama]" in shown and shown.endswith("Go ahead?")
+    assert "  - download llama3.2:3b" in shown
+    assert not changing(emu) and not profile(hermetic_env).exists()

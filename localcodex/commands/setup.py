@@ -128,7 +128,9 @@ def _hooks(out, yes: bool):
 
             raise UsageError("setup would change this machine (see its plan) and there is no terminal to ask on",
                              "pass --yes to go ahead, or --dry-run to see every step")
-        return out.confirm(question, default=True, assume_yes=yes)
+        from rich.markup import escape
+
+        return out.confirm(escape(question), default=True, assume_yes=yes)  # a diff has [tables] in it
 
     hooks = SetupHooks(
         confirm=confirm,
@@ -177,7 +179,7 @@ def render(out, report) -> None:
             out.err.print(f"  [dim]fix:[/dim] {escape(failed.error.hint)}", soft_wrap=True)
         if failed.retry and failed.error and failed.error.code not in ("usage", "declined", "ollama_unavailable"):
             out.err.print(f"  [dim]retry this step:[/dim] {escape(failed.retry)}", soft_wrap=True)
-        if report.plan and failed.error and failed.error.code in ("usage", "declined"):
+        if report.plan and failed.error and failed.error.code == "usage":  # not asked: show what would change
             out.err.print("the plan was:", soft_wrap=True, markup=False)
             for line in report.plan:
                 out.err.print(f"  {line}", soft_wrap=True, markup=False, highlight=False)

@@ -22,21 +22,25 @@ def confirm_plan(run: Run) -> bool:
     a refusal, or the lack of a terminal to ask on, as the failure of the first step that would change
     something. Nothing has been changed when this returns False."""
     start = time.monotonic()
+    waited = 0.0  # time spent waiting for the answer: not the step's
     try:
         items = plan_items(run)
         if not items and not run.changes:
             return True
         run.plan = tuple(items)
         question = question_text(run, items)
-        waited = time.monotonic()
-        if not run.hooks.confirm(question):
+        asked = time.monotonic()
+        try:
+            confirmed = run.hooks.confirm(question)
+        finally:
+            waited = time.monotonic() - asked
+        if not confirmed:
             raise LocalcodexError("stopped before changing anything: the plan was not confirmed",
                                   "run `localcodex setup` again when you are ready, or see it with --dry-run",
                                   code="declined")
-        start += time.monotonic() - waited
     except (LocalcodexError, Stop) as failure:
         first, err = (failure.step, failure.error) if isinstance(failure, Stop) else ("pull", failure)
-        result = replace(failed_step(first, err), seconds=round(time.monotonic() - start, 3),
+        result = replace(failed_step(first, err), seconds=round(time.monotonic() - start - waited, 3),
                          retry=retry_command(run, first))
         run.steps.append(result)
         run.hooks.on_step(result)
@@ -46,7 +50,8 @@ def confirm_plan(run: Run) -> bool:
 
 def question_text(run: Run, items: list[str]) -> str:
     lines = [f"note: {c}" for c in run.changes]
-    lines += ["localcodex setup will:"] + [f"  - {item}" for item in items] if items else []
+    if items:  # a profile's diff lines come indented under their item
+        lines += ["localcodex setup will:", *(item if item.startswith(" ") else f"  - {item}" for item in items)]
     lines.append("Go ahead?")
     return "\n".join(lines)
 
