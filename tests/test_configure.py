@@ -414,8 +414,14 @@ def test_model_catalog_with_instructions_file(cli, home: Path, tmp_path: Path, f
     profile = load_toml((home / "local_ollama.config.toml").read_text())
     assert profile["model_catalog_json"] == str(catalog_path)
     assert any("replaces Codex's built-in model list" in w for w in result.json()["warnings"])
-    # dropping --model-catalog removes the key again (the catalog file itself stays, unused)
-    assert cli("configure", *CTX).code == 0
+    # a plain configure keeps the catalog (and its prompt), as setup wrote it; --no-model-catalog removes the
+    # key again (the catalog file itself stays, unused)
+    before = (home / "local_ollama.config.toml").read_bytes()
+    kept = cli("configure", *CTX, "--json")
+    assert kept.code == 0, kept.output
+    assert kept.json()["data"]["changed"] is False
+    assert (home / "local_ollama.config.toml").read_bytes() == before
+    assert cli("configure", *CTX, "--no-model-catalog").code == 0
     assert "model_catalog_json" not in load_toml((home / "local_ollama.config.toml").read_text())
 
 

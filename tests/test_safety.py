@@ -297,8 +297,9 @@ def test_pull_has_a_total_limit(cli, trickle) -> None:
 
 def test_setup_steps_have_total_limits(monkeypatch, trickle) -> None:
     from localcodex.core import setup as setup_mod
+    from localcodex.core.setup import run as setup_run
 
-    monkeypatch.setattr(setup_mod, "STEP_LIMITS", dict.fromkeys(setup_mod.STEP_LIMITS, 1.0))
+    monkeypatch.setattr(setup_run, "STEP_LIMITS", dict.fromkeys(setup_run.STEP_LIMITS, 1.0))
     from localcodex.wiring import live
 
     report = setup_mod.setup(setup_mod.SetupRequest(host=trickle.url, model="qwen3:0.6b"), live(trickle.url))

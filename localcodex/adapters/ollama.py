@@ -448,6 +448,11 @@ class OllamaServer:
         with self.errors(f"asking {model}", model=model):
             return self.client.generate(model=model, prompt=prompt, stream=False, **kwargs)
 
+    def unload(self, model: str) -> None:
+        """Free the memory `model` holds (an empty request with keep_alive 0, as `ollama stop` sends)."""
+        with self.errors(f"unloading {model}", model=model):
+            self.client.generate(model=model, prompt="", keep_alive=0, stream=False)
+
     def generate_stream(self, model: str, prompt: str, **kwargs: Any) -> Iterator[Any]:
         with self.errors(f"asking {model}", model=model, stream=True):
             yield from self.client.generate(model=model, prompt=prompt, stream=True, **kwargs)

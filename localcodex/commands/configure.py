@@ -36,9 +36,10 @@ def configure_command(
     env_header: Annotated[list[str] | None, typer.Option(
         "--env-header", metavar="NAME=VAR",
         help="Header NAME=VARIABLE: Codex sends the variable's value. Repeatable.")] = None,
-    model_catalog: Annotated[bool, typer.Option(
-        "--model-catalog", help="Also write a model catalog with the real context window (replaces Codex's "
-        "built-in catalog for this profile).")] = False,
+    model_catalog: Annotated[bool | None, typer.Option(
+        "--model-catalog/--no-model-catalog", help="Also write a model catalog with the real context window "
+        "(replaces Codex's built-in catalog for this profile). Default: keep the one the profile has, as "
+        "setup wrote it.", show_default=False)] = None,
     instructions: Annotated[Path | None, typer.Option(
         "--instructions", help="System prompt file for --model-catalog (default: Codex's own prompt).")] = None,
     default: Annotated[bool, typer.Option(
@@ -51,10 +52,12 @@ def configure_command(
         "--restore", help="Undo the last change localcodex made to Codex's files.")] = False,
     force: Annotated[bool, typer.Option(
         "--force", help="Replace a read-only config file; with --restore: even over later hand edits.")] = False,
+    yes: options.Yes = False,
     dry_run: options.DryRun = False,
     json_: options.Json = False,
 ) -> None:
     """Write the Codex profile for a local model: `codex -p local_ollama` then just works."""
+    del yes  # configure asks nothing; `--yes` is accepted so that it works with every command
     from localcodex.render.output import run_command
     from localcodex.wiring import live
 

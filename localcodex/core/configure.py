@@ -28,6 +28,7 @@ nothing at all when nothing changes.
 from __future__ import annotations
 
 import json
+import re
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -79,7 +80,7 @@ class ConfigureRequest:
     env_http_headers: tuple[tuple[str, str], ...] = ()  # header name → NAME of the variable with its value
     query_params: tuple[tuple[str, str], ...] = ()
     provider_extra: tuple[tuple[str, Any], ...] = ()  # further [model_providers.<id>] keys (templates)
-    model_catalog: bool = False
+    model_catalog: bool | None = False  # None: keep the catalog the profile has (setup writes one), if any
     instructions_file: Path | None = None  # system prompt for the catalog entry (default: Codex's own)
     make_default: bool = False
     dry_run: bool = False
@@ -454,7 +455,7 @@ def _instructions(req: ConfigureRequest, codex: Any, on_progress: Progress) -> t
 
     cache = data_dir() / "codex-prompts" / f"{codex.version_str}.txt"
     if cache.is_file():
-        return cache.read_text(encoding="utf-8"), f"Codex {codex.version_str} default prompt (cached)"
+        return cache.read_text(encoding="utf-8"), f"Codex {codex.version_str} default prompt"
     on_progress(f"reading Codex {codex.version_str}'s default prompt (once per version)")
     text = codex_cli.capture_base_instructions(codex.path)
     from localcodex.adapters.codex_config import make_private_dir, write_atomic
@@ -520,7 +521,25 @@ def _validate(req: ConfigureRequest, live: Live) -> tuple[Path, str]:
         raise UsageError("--base-url is empty", "give the server's URL, e.g. http://127.0.0.1:8080/v1, or leave "
                          "the option out to use Ollama")
     base_url = normalize_base_url(req.base_url) if req.base_url else live.host(req.host).openai
+    if req.base_url:  # a URL Codex can parse, but copied from an example with its placeholder left in
+        _refuse_placeholder(req.base_url)
     return codex_home, base_url
+
+
+def _refuse_placeholder(url: str) -> None:
+    """A URL copied from an example with its placeholder left in (`https://…/v1`) names no server.
+
+    >>> _refuse_placeholder("https://api.z.ai/api/v1")
+    >>> _refuse_placeholder("https://…")
+    Traceback (most recent call last):
+    ...
+    localcodex.errors.UsageError: --base-url https://… still has the placeholder "…" of an example: it names no server
+    """
+    host = urllib.parse.urlsplit(url.strip()).hostname or ""
+    if "…" in url or "..." in url or not re.fullmatch(r"[A-Za-z0-9.\-\[\]:]+", host):
+        raise UsageError(f'--base-url {url} still has the placeholder "…" of an example: it names no server'
+                         if ("…" in url or "..." in url) else f"--base-url {url} names no server host",
+                         "give the provider's real URL, e.g. https://api.example.com/v1")
 
 
 def _form(req: ConfigureRequest, codex: Any, base_url: str) -> tuple[str, list[str]]:
@@ -571,14 +590,40 @@ def _ensure_home(codex_home: Path, req: ConfigureRequest) -> None:
 
 def _catalog(req: ConfigureRequest, codex: Any, facts: _ModelFacts, codex_home: Path,
              progress: Progress) -> tuple[Path, str, str] | None:
-    """(path, JSON text, warning) of the model catalog, when asked for."""
-    if not req.model_catalog:
+    """(path, JSON text, warning) of the model catalog, when asked for (or kept)."""
+    if req.model_catalog is None and not _has_catalog(codex_home, req.profile):
         return None
-    instructions, source = _instructions(req, codex, progress)
+    if req.model_catalog is False:
+        return None
+    kept = _kept_instructions(codex_home, req.profile) if req.model_catalog is None else None
+    instructions, source = kept or _instructions(req, codex, progress)
     text = _catalog_text(facts.model, facts.context, instructions)
     warning = (f"the model catalog replaces Codex's built-in model list for `codex -p {req.profile}` "
                f"(system prompt: {source})")
     return codex_home / f"{req.profile}{CATALOG_SUFFIX}", text, warning
+
+
+def _kept_instructions(codex_home: Path, profile: str) -> tuple[str, str] | None:
+    """The system prompt of the catalog the profile has now, so keeping the catalog keeps its prompt too."""
+    path = codex_home / f"{profile}{CATALOG_SUFFIX}"
+    try:
+        models = json.loads(path.read_text(encoding="utf-8")).get("models") or []
+        text = models[0].get("base_instructions")
+    except (OSError, ValueError, AttributeError, IndexError):
+        return None
+    return (text, f"kept from {path.name}") if isinstance(text, str) and text.strip() else None
+
+
+def _has_catalog(codex_home: Path, profile: str) -> bool:
+    """Whether the profile file points at a model catalog now (unreadable: no; the write reports why)."""
+    from localcodex.adapters import codex_config
+    from localcodex.errors import LocalcodexError
+
+    try:
+        doc = codex_config.read_document(codex_config.profile_path(codex_home, profile))
+    except LocalcodexError:
+        return False
+    return bool(doc.get("model_catalog_json"))
 
 
 def _write(req: ConfigureRequest, live: Live, facts: _ModelFacts, base_url: str, form: str, codex_home: Path,

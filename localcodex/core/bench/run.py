@@ -74,6 +74,9 @@ DEFAULT_NUM_PREDICT = 128
 DEFAULT_MAX_RUNS = 5
 WARMUP_PREDICT = 16  # enough steps to warm the decode path; the warm-up is about load and cold TTFT
 CONTEXT_MARGIN = 16  # tokens kept free below num_ctx besides num_predict (nonce and template variance)
+SETUP_PROMPT_TOKENS = (benchprompt.SHORT, 2048)  # setup's quick benchmark: seconds, not a minute
+SETUP_NUM_PREDICT = 48
+SETUP_MAX_RUNS = 3
 SETUP_RUN_SECONDS = 60.0  # setup must finish in minutes: its long prompt shrinks to what prefills in a minute
 
 
