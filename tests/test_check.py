@@ -239,7 +239,7 @@ def test_context_refusal_is_reported_with_the_server_words(cli):
 
 def test_refused_connection(cli, dead_url):
     result = check_json(cli, "--host", dead_url, "--model", "qwen3.5:27b")
-    assert result.code == ExitCode.CHECK_FAILED
+    assert result.code == ExitCode.OLLAMA_UNAVAILABLE  # as bench and pull say for a server that is not there
     reach = probes(result)["reachable"]
     port = dead_url.rsplit(":", 1)[1]
     assert reach["status"] == "fail"
@@ -430,7 +430,7 @@ def test_wrong_port_with_nothing_listening_points_at_ollama(cli, emu, dead_url, 
 
 def test_dns_failure(cli):
     result = check_json(cli, "--base-url", "http://localcodex-check.invalid:11434/v1", "--model", "m")
-    assert result.code == ExitCode.CHECK_FAILED
+    assert result.code == ExitCode.OLLAMA_UNAVAILABLE
     reach = probes(result)["reachable"]
     assert reach["data"]["error"] == "dns"
     assert "cannot resolve the host name 'localcodex-check.invalid'" in reach["detail"]
@@ -439,7 +439,7 @@ def test_dns_failure(cli):
 def test_tls_error_on_a_plain_http_port(cli, emu):
     https = emu.url.replace("http://", "https://")
     result = check_json(cli, "--base-url", f"{https}/v1", "--model", "qwen3.5:27b")
-    assert result.code == ExitCode.CHECK_FAILED
+    assert result.code == ExitCode.OLLAMA_UNAVAILABLE
     reach = probes(result)["reachable"]
     assert reach["data"]["error"] == "tls" and "TLS handshake" in reach["detail"]
     assert "use http:// instead of https://" in reach["fix"]

@@ -414,8 +414,14 @@ def test_model_catalog_with_instructions_file(cli, home: Path, tmp_path: Path, f
     profile = load_toml((home / "local_ollama.config.toml").read_text())
     assert profile["model_catalog_json"] == str(catalog_path)
     assert any("replaces Codex's built-in model list" in w for w in result.json()["warnings"])
-    # dropping --model-catalog removes the key again (the catalog file itself stays, unused)
-    assert cli("configure", *CTX).code == 0
+    # a plain configure keeps the catalog (and its prompt), as setup wrote it; --no-model-catalog removes the
+    # key again (the catalog file itself stays, unused)
+    before = (home / "local_ollama.config.toml").read_bytes()
+    kept = cli("configure", *CTX, "--json")
+    assert kept.code == 0, kept.output
+    assert kept.json()["data"]["changed"] is False
+    assert (home / "local_ollama.config.toml").read_bytes() == before
+    assert cli("configure", *CTX, "--no-model-catalog").code == 0
     assert "model_catalog_json" not in load_toml((home / "local_ollama.config.toml").read_text())
 
 
@@ -454,7 +460,8 @@ def test_malformed_profile_file_is_left_alone(cli, home: Path, fake_codex) -> No
 
 def test_layout_the_editor_cannot_keep_is_refused(cli, home: Path, fake_codex) -> None:
     fake_codex("0.169.0")
-    split = b'[model_providers.a]\nname = "a"\n\n[[skills]]\nname = "s"\n\n[model_providers.b]\nname = "b"\n'
+    split = (b'[model_providers.a.h]\nname = "a"\n\n[[model_providers.arr]]\nname = "s"\n\n'
+             b'[model_providers.a.g]\nname = "b"\n')
     (home / "config.toml").write_bytes(split)
     result = cli("configure", *CTX, "--default")
     import tomlkit
@@ -463,14 +470,24 @@ def test_layout_the_editor_cannot_keep_is_refused(cli, home: Path, fake_codex) -
         # tomlkit 0.15.3 and later keep this layout: then the file is edited, every byte outside our keys kept
         assert result.code == 0, result.output
         written = (home / "config.toml").read_bytes()
-        blocks = [b'[model_providers.a]\nname = "a"\n', b'[[skills]]\nname = "s"\n',
-                  b'[model_providers.b]\nname = "b"\n']
+        blocks = [block + b"\n" for block in split.strip().split(b"\n\n")]
         places = [written.find(b) for b in blocks]
         assert -1 not in places and places == sorted(places), written  # nothing moved, nothing lost
         return
     assert result.code == 5 and "cannot edit this file without moving parts of it" in result.stderr
     assert (home / "config.toml").read_bytes() == split
     assert not (home / "local_ollama.config.toml").exists()
+
+
+def test_split_layout_outside_the_edited_tables_is_edited(cli, home: Path, fake_codex) -> None:
+    """Tables localcodex does not touch are kept as text, so their layout no longer blocks an edit."""
+    fake_codex("0.169.0")
+    split = '[model_providers.a]\nname = "a"\n\n[[skills]]\nname = "s"\n\n[model_providers.b]\nname = "b"\n'
+    (home / "config.toml").write_text(split)
+    assert cli("configure", *CTX, "--default").code == 0
+    new = (home / "config.toml").read_text()
+    assert '[[skills]]\nname = "s"\n\n[model_providers.b]\nname = "b"\n' in new
+    assert set(load_toml(new)["model_providers"]) == {"a", "b", "local_ollama"}
 
 
 def test_symlinked_config_is_written_through(cli, home: Path, tmp_path: Path, fake_codex) -> None:
@@ -675,10 +692,8 @@ def test_restore_does_not_discard_later_hand_edits(cli, home: Path, fake_codex) 
 
 
 def test_lock_contention_waits_then_fails_clearly(cli, home: Path, monkeypatch) -> None:
-    from localcodex.paths import data_dir
-
     monkeypatch.setattr(codex_config, "LOCK_TIMEOUT", 0.3)
-    with codex_config.config_lock(data_dir() / "codex-config.lock"):
+    with codex_config.locked([home / "config.toml"]):
         started = time.monotonic()
         result = cli("configure", *CTX, "--json")
         waited = time.monotonic() - started

@@ -39,14 +39,14 @@ def test_a_lan_server_is_local_network_for_configure_but_not_this_machine_for_be
     """
     from localcodex.core.bench.run import BenchRequest
     from localcodex.core.configure import is_local_url
-    from localcodex.core.eval.attempt import is_local as _is_local
+    from localcodex.core.eval.attempt import is_local as receipt_is_local
     from localcodex.invocation import Invocation
     from localcodex.paths import ollama_host
     from localcodex.wiring import Live
 
     lan = "http://192.168.1.20:11434/v1"
     assert is_local_url(lan) is True
-    assert _is_local(lan) is False
+    assert receipt_is_local(lan) is False  # trial and eval receipts
     assert ollama_host("192.168.1.20", {}).is_local is False
     endpoint = Live(Invocation.build(env={})).bench_endpoint
     assert endpoint(BenchRequest(models=("m",), base_url=lan)).is_local is False

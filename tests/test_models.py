@@ -248,6 +248,7 @@ def test_import_the_real_gguf(cli, emulator) -> None:
     assert result.code == 0, result.output
     assert "imported smollm2:135m from SmolLM2-135M-Instruct.Q4_1.gguf (98.4 MB)" in result.stdout
     assert "llama · 0.13B parameters · Q4_1 · trained context 8192 · chat template" in result.stdout
+    assert "--ctx 8,192 is little for Codex" in result.stderr and "16,384 or more" in result.stderr
     digest = "sha256:" + hashlib.sha256(SMOLLM2.read_bytes()).hexdigest()
     heads = [r for r in emulator.requests if r.method == "HEAD" and r.path.startswith("/api/blobs/")]
     assert [r.path for r in heads] == [f"/api/blobs/{digest}"]

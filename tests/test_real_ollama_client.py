@@ -67,16 +67,20 @@ def test_variant_verified_when_ps_names_the_base_model(emulator_factory) -> None
 
 def test_bench_counts_a_chat_stream_without_done_as_failed(emulator_factory) -> None:
     from localcodex.adapters.http_errors import StreamCut
-    from localcodex.adapters.openai_compat import OpenAICompatClient
-    from localcodex.core.bench.targets import OpenAIEndpoint
+    from localcodex.core.bench.run import BenchRequest
+    from localcodex.invocation import Invocation
+    from localcodex.wiring import Live
 
     emu = emulator_factory(installed=[PRESETS["llama3.2:3b"]])
     emu.inject(Fault("http_500", path="/v1/chat/completions", after=2, message="runner crashed"))
-    endpoint = OpenAIEndpoint(f"{emu.url}/v1", lambda: OpenAICompatClient(f"{emu.url}/v1"), is_local=True)
-    sample = endpoint.measure("llama3.2:3b", "Say hi.", 16, 1, 30.0)
+    def endpoint():  # as bench builds it (the wiring), no key
+        return Live(Invocation.build(env={})).bench_endpoint(BenchRequest(models=("llama3.2:3b",),
+                                                                         base_url=f"{emu.url}/v1"))
+
+    sample = endpoint().measure("llama3.2:3b", "Say hi.", 16, 1, 30.0)
     assert isinstance(sample.error, StreamCut)
     assert "ended without data: [DONE]" in sample.error.message
-    clean = endpoint.measure("llama3.2:3b", "Say hi.", 16, 1, 30.0)
+    clean = endpoint().measure("llama3.2:3b", "Say hi.", 16, 1, 30.0)
     assert clean.error is None
 
 

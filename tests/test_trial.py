@@ -133,6 +133,19 @@ def test_read_only_step_fails_when_the_model_edits_anyway(served: Emulator, scra
 
 @needs_codex
 @pytest.mark.codex
+def test_read_only_step_fails_when_the_answer_does_not_say_how_to_run_the_tests(served: Emulator,
+                                                                              scratch: Path) -> None:
+    served.responder = TrialScript(read_only="greeting")
+
+    report = run_trial(save_receipt=False)
+
+    read_only = report.steps[0]
+    assert read_only.status == "fail" and not read_only.files_changed
+    assert read_only.reason == "the answer does not say how to run the tests (no `python -m unittest`)"
+
+
+@needs_codex
+@pytest.mark.codex
 @pytest.mark.parametrize(("behaviour", "reason"), [
     ("none", "no file changed, and the model called no tool"),
     ("prose", "no file changed: the model wrote its tool call as text instead of calling the tool"),

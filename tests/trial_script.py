@@ -9,6 +9,7 @@ model answers Codex 0.169, using the tools Codex really offers (``exec_command``
   ``function_call_output`` is back, a short final message.
 
 Misbehaviour, for tests that must see a trial fail: ``read_only="edit"`` (edits ``calc/ops.py`` anyway),
+``read_only="greeting"`` (answers with the emulator's greeting, not how to run the tests),
 ``edit="none"`` (claims success without a tool call),
 ``edit="prose"`` (writes the tool call as JSON text, as models with a broken tool template do),
 ``edit="other_file"`` (also touches ``calc/ops.py``), ``edit="failing_test"`` (adds a test that fails).
@@ -69,6 +70,8 @@ class TrialScript:
             return Reply(text=SUMMARY)
         if self.read_only == "edit":
             return self._call(req, "printf '\\n# tidied up\\n' >> calc/ops.py")
+        if self.read_only == "greeting":  # an answer, but not to the question
+            return default_reply(req)
         raise ValueError(f"unknown read_only behaviour {self.read_only!r}")
 
     def _edit(self, req: ResponderRequest) -> Reply:

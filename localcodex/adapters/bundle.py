@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from localcodex.errors import LocalcodexError, UsageError
+from localcodex.errors import ExitCode, LocalcodexError, UsageError
 
 FORMAT = "localcodex-bundle"
 VERSION = 1
@@ -203,7 +203,8 @@ class BundleReader:
         try:
             return tarfile.open(self.path, "r:")
         except FileNotFoundError:
-            raise BundleError(f"{self.path} does not exist", "check the path") from None
+            raise BundleError(f"{self.path} does not exist", "check the path", code="file_not_found",
+                              exit_code=ExitCode.NOT_FOUND) from None
         except IsADirectoryError:
             raise BundleError(f"{self.path} is a folder, not a bundle", "pass the .tar file") from None
         except tarfile.TarError as exc:

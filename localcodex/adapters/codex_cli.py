@@ -35,6 +35,11 @@ def find_codex(env: Mapping[str, str] | None = None) -> Path | None:
     return Path(found) if found else None
 
 
+def exec_codex(codex: Path, args: list[str]) -> None:
+    """Replace this process with `codex ARGS` (as `ollama launch codex` does): never returns on success."""
+    os.execv(str(codex), [str(codex), *args])
+
+
 @dataclass(frozen=True)
 class CodexInfo:
     path: Path

@@ -2,15 +2,21 @@
 
 Safety, in the order a write happens:
 
-1. `config_lock()` serialises localcodex runs that change Codex files (an OS lock on a file in the toolkit's
-   data folder; the OS drops it when a process dies, so a crash never leaves a stale lock).
+1. `locked(paths)` takes an exclusive OS lock on the folder of every file a run may change (and on
+   localcodex's backups folder), in sorted order. The lock sits on the protected files' own folder, so two
+   localcodex processes exclude each other whatever their data folders (another HOME, sudo, a second
+   install); the OS drops it when a process dies, so a crash never leaves a stale lock.
 2. The new content is computed from what is on disk *under the lock* (see `toml_edit` for how edits keep
    every other byte), compared, and only a real change goes further: no change, no backup, no write.
-3. `Transaction.commit()` saves a timestamped copy of each file it is about to change (or notes that the file
-   did not exist), records the run in an index, then writes each file atomically: a temp file in the same
-   folder, fsync, `os.replace`, fsync of the folder. A kill at any moment leaves the old or the new file.
+3. `commit()` refuses a read-only file (unless forced), saves a timestamped copy of each file it is about to
+   change (or notes that the file did not exist), records the run in an index, then writes a journal beside
+   the files naming every new content, then writes each file atomically (temp file in the same folder,
+   fsync, `os.replace`, fsync of the folder), then deletes the journal. A kill at any moment leaves each
+   file old or new; a kill between two files leaves the journal, and the next run that locks that folder
+   finishes the change (so the files land together), before doing anything else.
 4. `restore_last()` undoes the last recorded run: each file gets its old content back, or is deleted when it
-   did not exist before; a file changed by hand since then is only overwritten with `force`.
+   did not exist before; a file localcodex's write never reached is left as it is; a file changed by hand
+   since then is only overwritten with `force`.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import os
 import stat
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -37,6 +43,8 @@ NEW_FILE_MODE = 0o600
 LOCK_TIMEOUT = 10.0
 MAX_RUNS_KEPT = 50
 TEMP_MARK = ".localcodex-tmp-"
+JOURNAL_NAME = ".localcodex-journal.json"
+FOLDER_LOCK_NAME = ".localcodex.lock"  # only where a folder itself cannot be locked (Windows, some NFS)
 _INDEX = "index.json"
 
 
@@ -67,6 +75,12 @@ def read_document(path: Path) -> Any:
     """The parsed TOMLDocument (empty when the file does not exist); malformed TOML → ConfigError with
     file, line and column. Reading never changes anything."""
     return toml_edit.parse(read_text(path) or "", path)
+
+
+def read_data(path: Path) -> dict[str, Any]:
+    """The file's plain values (empty when it does not exist), read with the fast parser; errors as above.
+    The result may be shared with the edit that just checked the same text: read it, do not change it."""
+    return toml_edit.load_plain(read_text(path) or "", path, shared=True)
 
 
 @dataclass(frozen=True)
@@ -125,7 +139,7 @@ def _layer(kind: str, path: Path) -> Layer:
         text = read_text(path)
         if text is None:
             return Layer(kind, path, exists=False, note=note)
-        data = toml_edit.plain(toml_edit.parse(text, path))
+        data = toml_edit.load_plain(text, path)
     except ConfigError as exc:
         return Layer(kind, path, exists=path.exists(), error=exc.message, note=note)
     return Layer(kind, path, exists=True, data=data, note=note)
@@ -176,12 +190,7 @@ def _acquire(fd: int, lock_path: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not _try_lock(fd):
         if time.monotonic() >= deadline:
-            holder = _lock_holder(lock_path)
-            raise ConfigError(
-                f"another localcodex{holder} is changing Codex's config (lock {lock_path} held for {timeout:g} s)",
-                "wait for it to finish and run this again",
-                code="config_locked",
-            )
+            raise _locked_error(lock_path, _lock_holder(lock_path), timeout)
         time.sleep(0.05)
 
 
@@ -221,6 +230,86 @@ def _lock_holder(lock_path: Path) -> str:
     with contextlib.suppress(OSError, ValueError):
         pid = int(lock_path.read_text().split()[0])
         return f" (process {pid})"
+    return ""
+
+
+@contextlib.contextmanager
+def locked(paths: Iterable[Path], timeout: float | None = None) -> Iterator[list[str]]:
+    """Hold an exclusive lock on the folder of each of `paths` (resolved through symlinks) for the block.
+
+    Folders are locked in sorted order, so two runs that need overlapping folders never wait on each other
+    in a circle. Inside, a journal left by a killed run in one of these folders is finished first; the
+    block receives the list of notes saying so (for the command's warnings).
+    """
+    folders = sorted({resolve_target(Path(p)).parent.resolve() for p in paths}, key=str)
+    folders = [f for f in folders if f.is_dir()]  # nothing to protect in a folder that does not exist (dry run)
+    notes: list[str] = []
+    with contextlib.ExitStack() as stack:
+        for folder in folders:
+            stack.enter_context(_folder_lock(folder, LOCK_TIMEOUT if timeout is None else timeout))
+        for folder in folders:
+            notes += recover(folder, held=folders)
+            _remove_stale_temps(folder)
+        yield notes
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: Path, timeout: float) -> Iterator[None]:
+    """flock on the folder itself (no file left behind); where that is not possible, a lock file in it."""
+    if sys.platform.startswith("win"):
+        with config_lock(folder / FOLDER_LOCK_NAME, timeout):
+            yield
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError as exc:
+        raise ConfigError(f"cannot open {folder}: {exc.strerror or exc}", _permission_hint(folder)) from None
+    try:
+        import fcntl
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise _locked_error(folder, _folder_holder(folder), timeout) from None
+                time.sleep(0.05)
+            except OSError:  # a file system without flock on folders: fall back to a lock file
+                os.close(fd)
+                fd = -1
+                with config_lock(folder / FOLDER_LOCK_NAME, timeout):
+                    yield
+                return
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def _locked_error(where: Path, holder: str, timeout: float) -> ConfigError:
+    return ConfigError(
+        f"another localcodex{holder} is changing files in {where} (waited {timeout:g} s for its lock)",
+        "wait for it to finish and run this again",
+        code="config_locked",
+    )
+
+
+def _folder_holder(folder: Path) -> str:
+    """The process holding the flock on `folder`, from /proc/locks (Linux); empty when unknown."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        inode = os.stat(folder).st_ino
+        for line in Path("/proc/locks").read_text().splitlines():
+            fields = line.split()
+            if "->" in fields or "FLOCK" not in fields:
+                continue
+            at = fields.index("FLOCK")
+            if int(fields[at + 4].split(":")[-1]) == inode:
+                return f" (process {int(fields[at + 3])})"
     return ""
 
 
@@ -299,11 +388,36 @@ def _write_temp(tmp: Path, data: bytes, mode: int, existing: os.stat_result | No
         os.close(fd)
 
 
-def _remove_stale_temps(folder: Path, name: str) -> None:
+def _remove_stale_temps(folder: Path, name: str = "*") -> None:
+    """Temp files of writers that are gone (their pid is in the name); a live writer's file is left alone,
+    whichever data folder or lock that writer uses."""
     with contextlib.suppress(OSError):
         for leftover in folder.glob(f".{name}{TEMP_MARK}*"):
+            pid = _temp_owner(leftover.name)
+            if pid is not None and pid != os.getpid() and _alive(pid):
+                continue
             with contextlib.suppress(OSError):
                 leftover.unlink()
+
+
+def _temp_owner(name: str) -> int | None:
+    """The pid in `.NAME.localcodex-tmp-PID-NS`; None for a name without one (removed as stale).
+
+    >>> _temp_owner(".config.toml.localcodex-tmp-4242-123456")
+    4242
+    """
+    tail = name.rpartition(TEMP_MARK)[2]
+    pid, _, _ = tail.partition("-")
+    return int(pid) if pid.isdigit() else None
+
+
+def _alive(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.pid_exists(pid)
+    except (OSError, ValueError):  # cannot tell: keep the file
+        return True
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -339,9 +453,16 @@ def _permission_hint(path: Path) -> str:
     )
 
 
+def make_private_dir(folder: Path) -> None:
+    """Create `folder` (and missing parents) 0700; ConfigError on failure."""
+    _make_private_dir(folder)
+
+
 def _make_private_dir(folder: Path) -> None:
+    from localcodex.adapters.files import make_private_dir
+
     try:
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_private_dir(folder)
     except OSError as exc:
         raise ConfigError(f"cannot create {folder}: {exc.strerror or exc}", _permission_hint(folder)) from None
 
@@ -424,6 +545,11 @@ class BackupStore:
     def index_path(self) -> Path:
         return self.folder / _INDEX
 
+    def ensure(self) -> BackupStore:
+        """Create the (private) folder, so it can be locked before the first backup."""
+        _make_private_dir(self.folder)
+        return self
+
     def runs(self) -> list[BackupRun]:
         text = read_text(self.index_path)
         if not text:
@@ -495,13 +621,46 @@ class Commit:
     backup: BackupRun | None
 
 
-def commit(command: str, changes: Sequence[FileChange], store: BackupStore) -> Commit:
-    """Back up, then write every changed file atomically. If a later file fails, earlier ones are put
-    back, so a run changes all its files or none. The caller holds `config_lock`."""
+def check_writable(changes: Sequence[FileChange], *, force: bool = False) -> None:
+    """A file its owner made read-only (0444) is a statement: it is refused unless `force`."""
+    for change in changes:
+        if not change.changed or change.old is None or force:
+            continue
+        with contextlib.suppress(OSError):
+            mode = stat.S_IMODE(change.target.stat().st_mode)
+            if not mode & stat.S_IWUSR:
+                raise ConfigError(
+                    f"{change.target} is read-only (mode {mode:04o}); localcodex changed nothing",
+                    f"make it writable (chmod u+w '{change.target}'), or pass --force to replace it anyway",
+                    code="config_read_only",
+                )
+
+
+def commit(command: str, changes: Sequence[FileChange], store: BackupStore, *, force: bool = False) -> Commit:
+    """Back up, then write every changed file, all of them or none (see the module's docstring: a journal
+    covers a kill between two files; a failing write puts the earlier ones back). The caller holds
+    `locked()` on every file's folder and on the store's."""
     todo = [c for c in changes if c.changed]
     if not todo:
         return Commit(tuple(changes), None)
+    check_writable(todo, force=force)
     run = store.record(command, todo)
+    try:
+        apply_all(todo)
+    except ConfigError:
+        with contextlib.suppress(ConfigError):
+            store.drop_last()
+        raise
+    return Commit(tuple(changes), run)
+
+
+def apply_all(todo: Sequence[FileChange]) -> None:
+    """Write every change under a journal: all land, or (on an error) none; after a kill, `recover` ends it."""
+    if not todo:
+        return
+    journal = _journal_path(todo)
+    if len(todo) > 1:
+        _write_journal(journal, todo)
     done: list[FileChange] = []
     try:
         for change in todo:
@@ -512,9 +671,59 @@ def commit(command: str, changes: Sequence[FileChange], store: BackupStore) -> C
             with contextlib.suppress(ConfigError):
                 _apply(FileChange(change.path, change.target, change.new, change.old))
         with contextlib.suppress(ConfigError):
-            store.drop_last()
+            _delete(journal)
         raise
-    return Commit(tuple(changes), run)
+    if len(todo) > 1:
+        _delete(journal)
+
+
+def _journal_path(todo: Sequence[FileChange]) -> Path:
+    return sorted((c.target.parent.resolve() for c in todo), key=str)[0] / JOURNAL_NAME
+
+
+def _write_journal(journal: Path, todo: Sequence[FileChange]) -> None:
+    doc = {
+        "version": 1,
+        "pid": os.getpid(),
+        "files": [{"target": str(c.target.resolve()), "old_sha256": _sha(c.old), "new_sha256": _sha(c.new),
+                   "new": c.new} for c in todo],
+    }
+    write_atomic(journal, json.dumps(doc) + "\n")
+
+
+def recover(folder: Path, *, held: Sequence[Path]) -> list[str]:
+    """Finish the change a killed run left in `folder`'s journal: every file still holding its old content
+    gets the new one, so the files it covers are in step again. A file changed by other hands meanwhile is
+    left alone (and named). Runs only when the caller holds the lock of every folder the journal names."""
+    journal = folder / JOURNAL_NAME
+    text = read_text(journal)
+    if text is None:
+        return []
+    try:
+        files = json.loads(text)["files"]
+        entries = [(Path(f["target"]), f["old_sha256"], f["new_sha256"], f["new"]) for f in files]
+    except (ValueError, KeyError, TypeError):
+        _delete(journal)
+        return [f"removed a damaged localcodex journal in {folder}"]
+    held_set = {Path(h) for h in held}
+    if any(target.parent.resolve() not in held_set for target, *_ in entries):
+        return []  # another run, holding those folders too, will finish it
+    finished, skipped = [], []
+    for target, old_sha, new_sha, new in entries:
+        current = _sha(read_text(target))
+        if current == new_sha:
+            continue
+        if current != old_sha:
+            skipped.append(str(target))
+            continue
+        _apply(FileChange(target, target, None, new))
+        finished.append(str(target))
+    _delete(journal)
+    notes = [f"finished a change an interrupted localcodex run left half done: {', '.join(finished)}"] if finished \
+        else []
+    if skipped:
+        notes.append(f"an interrupted localcodex run could not be finished for {', '.join(skipped)} (changed since)")
+    return notes
 
 
 def _apply(change: FileChange) -> None:
@@ -531,23 +740,27 @@ class Restored:
 
 
 def restore_last(store: BackupStore, *, force: bool = False, dry_run: bool = False) -> Restored:
-    """Undo the last recorded run. A file edited since localcodex wrote it is left alone unless `force`."""
+    """Undo the last recorded run: exactly what it wrote. A file that still holds what it held before the run
+    (the run was killed before writing it) needs nothing; a file edited since localcodex wrote it is left
+    alone unless `force`."""
     run = store.last()
     changes = []
     for f in run.files:
         target = Path(f.path)
         current = read_text(target)
+        before = store.content(f)
+        if current == before:
+            changes.append(FileChange(target, target, current, current))
+            continue
         if not force and _sha(current) != f.written_sha256:
             raise ConfigError(
                 f"{target} changed since localcodex wrote it on {run.time}; restoring would discard those edits",
                 "look at it first; pass --force to restore anyway",
                 code="config_changed",
             )
-        changes.append(FileChange(target, target, current, store.content(f)))
+        changes.append(FileChange(target, target, current, before))
     if not dry_run:
-        for change in changes:
-            if change.changed:
-                _apply(change)
+        apply_all([c for c in changes if c.changed])
         store.drop_last()
     return Restored(run, tuple(changes))
 

@@ -40,7 +40,7 @@ def read_config(path: Path, kind: str, profile: str | None = None) -> ParsedConf
     base = ParsedConfig(path=path, kind=kind, profile=profile)
     try:
         text = codex_config.read_text(path) or ""
-        data = toml_edit.plain(toml_edit.parse(text, path))
+        data = toml_edit.load_plain(text, path)
     except ConfigError as exc:
         return _with_error(base, exc)
     return replace(base, data=data, lines=key_lines(text))

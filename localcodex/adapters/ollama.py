@@ -137,25 +137,107 @@ def _min_int(value: Any) -> int | None:
     return _int(value)
 
 
+@dataclass(frozen=True)
+class Deadline:
+    """A step's total time limit: a point in time (monotonic clock), the step's name and the limit given."""
+
+    at: float
+    step: str
+    limit: float
+
+    @classmethod
+    def after(cls, seconds: float, step: str) -> Deadline:
+        import time
+
+        return cls(time.monotonic() + seconds, step, seconds)
+
+    def remaining(self) -> float:
+        import time
+
+        return self.at - time.monotonic()
+
+    def error(self) -> StepTimeout:
+        return StepTimeout(f"{self.step}: not finished within its {self.limit:g} s limit",
+                           "the server answers too slowly or not at all; check it (`ollama ps`), or raise --timeout")
+
+
+def _deadline_transport(server: OllamaServer) -> Any:
+    """An httpx transport that holds every request of `server` to its current deadline: each read waits at
+    most the time left, and a stream that keeps trickling bytes is cut when the time is up (a per-read timeout
+    alone never fires on a server that sends one byte a second)."""
+    import httpx
+
+    class _Stream(httpx.SyncByteStream):
+        def __init__(self, inner: Any, deadline: Deadline) -> None:
+            self.inner, self.deadline = inner, deadline
+
+        def __iter__(self) -> Iterator[bytes]:
+            for chunk in self.inner:
+                if self.deadline.remaining() <= 0:
+                    raise self.deadline.error()
+                yield chunk
+
+        def close(self) -> None:
+            self.inner.close()
+
+    class _Transport(httpx.HTTPTransport):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            deadline = server.current_deadline
+            if deadline is None:
+                return super().handle_request(request)
+            left = deadline.remaining()
+            if left <= 0:
+                raise deadline.error()
+            limits = dict(request.extensions.get("timeout") or {})
+            request.extensions["timeout"] = {k: min(v, left) if v else left
+                                             for k, v in {"connect": None, "read": None, "write": None,
+                                                          "pool": None, **limits}.items()}
+            response = super().handle_request(request)
+            return httpx.Response(response.status_code, headers=response.headers,
+                                  stream=_Stream(response.stream, deadline), extensions=response.extensions)
+
+    return _Transport()
+
+
 class OllamaServer:
-    """One Ollama server. Methods return typed records and raise only LocalcodexError."""
+    """One Ollama server. Methods return typed records and raise only LocalcodexError.
+
+    `timeout` bounds each read; `deadline(seconds, step)` bounds the total time of every call inside it
+    (streams included), raising StepTimeout (exit 10) that names the step and the limit."""
 
     def __init__(self, host: OllamaHost | str | None = None, *, timeout: float | None = 30.0) -> None:
         self.host = host if isinstance(host, OllamaHost) else ollama_host(host)
         self.timeout = timeout
         self._client: ollama.Client | None = None
+        self.current_deadline: Deadline | None = None
 
     @property
     def client(self) -> ollama.Client:
         if self._client is None:
             import ollama
 
-            self._client = ollama.Client(host=self.host.native, timeout=self.timeout)
+            self._client = ollama.Client(host=self.host.native, timeout=self.timeout,
+                                         transport=_deadline_transport(self))
         return self._client
 
     def with_timeout(self, seconds: float | None) -> OllamaServer:
         """Another client of the same server (its own connection) with another timeout."""
         return OllamaServer(self.host, timeout=seconds)
+
+    @contextlib.contextmanager
+    def deadline(self, seconds: float | None, step: str) -> Iterator[None]:
+        """Every call in the block ends within `seconds` in total (None: no limit); an outer, earlier
+        deadline still wins."""
+        outer = self.current_deadline
+        if seconds is None:
+            yield
+            return
+        mine = Deadline.after(seconds, step)
+        self.current_deadline = mine if outer is None or mine.at < outer.at else outer
+        try:
+            yield
+        finally:
+            self.current_deadline = outer
 
     def set_timeout(self, seconds: float | None) -> None:
         """Change the timeout of later calls, keeping the open connection (a benchmark times warm connections;
@@ -168,8 +250,15 @@ class OllamaServer:
             self._client._client.timeout = httpx.Timeout(seconds)
 
     @contextlib.contextmanager
-    def errors(self, what: str, model: str | None = None) -> Iterator[None]:
-        """Translate every failure of the client into one LocalcodexError naming the host."""
+    def errors(self, what: str, model: str | None = None, *, stream: bool = False) -> Iterator[None]:
+        """Translate every failure of the client into one LocalcodexError naming the host. A plain call (not
+        `stream`) also ends within twice the per-read timeout in total, whatever the server does."""
+        limit = None if stream or not self.timeout else 2 * self.timeout
+        with self.deadline(limit, what), self._translated(what, model):
+            yield
+
+    @contextlib.contextmanager
+    def _translated(self, what: str, model: str | None) -> Iterator[None]:
         import httpx
         import ollama
 
@@ -188,6 +277,9 @@ class OllamaServer:
             where = "in the middle of the answer" if exc.status_code == -1 else f"HTTP {exc.status_code}"
             raise ServerError(f"{what} failed: Ollama at {url} answered {where}: {message}") from exc
         except httpx.TimeoutException as exc:
+            deadline = self.current_deadline
+            if deadline is not None and deadline.remaining() <= 0.05:
+                raise deadline.error() from exc
             raise StepTimeout(
                 f"{what}: Ollama at {url} did not answer within {self.timeout:g} s",
                 "check that the server is not stuck (`ollama ps`), or retry",
@@ -205,13 +297,15 @@ class OllamaServer:
 
     def version(self) -> str:
         """The server version (`/api/version`). Old servers without the route report '0.0.0'."""
-        import httpx
+        import ollama
 
         with self.errors("asking the version"):
-            reply = httpx.get(f"{self.host.native}/api/version", timeout=self.timeout)
-            if reply.status_code == 404:
-                return "0.0.0"
-            reply.raise_for_status()
+            try:
+                reply = self.client._request_raw("GET", "/api/version")
+            except ollama.ResponseError as exc:
+                if exc.status_code == 404:
+                    return "0.0.0"
+                raise
             return str(reply.json().get("version", "0.0.0"))
 
     def list(self) -> builtins.list[InstalledModel]:
@@ -295,7 +389,7 @@ class OllamaServer:
 
     def pull(self, model: str, *, insecure: bool = False) -> Iterator[PullProgress]:
         """Stream `/api/pull` progress. An `{"error": …}` line mid-stream raises ServerError with its reason."""
-        with self.errors(f"pulling {model}"):
+        with self.errors(f"pulling {model}", stream=True):
             for part in self.client.pull(model, insecure=insecure, stream=True):
                 yield PullProgress(
                     status=part.status or "",
@@ -306,12 +400,12 @@ class OllamaServer:
 
     def create(self, model: str, **kwargs: Any) -> Iterator[str]:
         """Stream `/api/create` statuses (`from_`, `files`, `parameters`, `template`, ... as the client takes)."""
-        with self.errors(f"creating {model}"):
+        with self.errors(f"creating {model}", stream=True):
             for part in self.client.create(model, stream=True, **kwargs):
                 yield part.status or ""
 
     def create_blob(self, path: Any) -> str:
-        with self.errors(f"uploading {path}"):
+        with self.errors(f"uploading {path}", stream=True):
             return self.client.create_blob(path)
 
     def create_request(self, body: dict[str, Any]) -> Iterator[str]:
@@ -320,7 +414,7 @@ class OllamaServer:
         from ollama import ProgressResponse
 
         model = str(body.get("model", ""))
-        with self.errors(f"creating {model}"):
+        with self.errors(f"creating {model}", stream=True):
             for part in self.client._request(ProgressResponse, "POST", "/api/create", json=body, stream=True):
                 yield part.status or ""
 
@@ -344,7 +438,7 @@ class OllamaServer:
         report progress; the client's own `create_blob` hashes the whole file again before sending it.
         """
         headers = {"content-length": str(size)} if size is not None else None
-        with self.errors(f"uploading blob {digest[:19]}"):
+        with self.errors(f"uploading blob {digest[:19]}", stream=True):
             self.client._request_raw(
                 "POST", f"/api/blobs/{digest}", content=iter(chunks), headers=headers, timeout=None
             )
@@ -354,10 +448,15 @@ class OllamaServer:
         with self.errors(f"asking {model}", model=model):
             return self.client.generate(model=model, prompt=prompt, stream=False, **kwargs)
 
+    def unload(self, model: str) -> None:
+        """Free the memory `model` holds (an empty request with keep_alive 0, as `ollama stop` sends)."""
+        with self.errors(f"unloading {model}", model=model):
+            self.client.generate(model=model, prompt="", keep_alive=0, stream=False)
+
     def generate_stream(self, model: str, prompt: str, **kwargs: Any) -> Iterator[Any]:
-        with self.errors(f"asking {model}", model=model):
+        with self.errors(f"asking {model}", model=model, stream=True):
             yield from self.client.generate(model=model, prompt=prompt, stream=True, **kwargs)
 
     def chat_stream(self, model: str, messages: builtins.list[dict[str, Any]], **kwargs: Any) -> Iterator[Any]:
-        with self.errors(f"asking {model}", model=model):
+        with self.errors(f"asking {model}", model=model, stream=True):
             yield from self.client.chat(model=model, messages=messages, stream=True, **kwargs)

@@ -198,7 +198,10 @@ class ReceiptStore:
         if not create and not self.path.exists():
             return None
         with self._errors("opening receipts"):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            from localcodex.adapters.files import create_private_file, make_private_dir
+
+            make_private_dir(self.path.parent)
+            create_private_file(self.path)  # receipts name hosts and models: 0600, like SQLite's side files
             conn = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
             conn.row_factory = sqlite3.Row
             try:
@@ -268,6 +271,7 @@ class ReceiptStore:
         details: Mapping[str, Any] | None = None,
         status: str = "running",
     ) -> int:
+        endpoint = _without_credentials(endpoint)
         values = (kind, status, _now(), fingerprint.hash, fingerprint.label, _json(fingerprint.facts), endpoint,
                   int(endpoint_local), api, server_version, _json(list(models)), _json(settings or {}),
                   _json(details or {}), __version__)
@@ -504,3 +508,29 @@ def _summary(row: sqlite3.Row) -> SummaryRecord:
 
 def _run(row: sqlite3.Row) -> RunResult:
     return RunResult(**{c: row[c] for c in RUN_COLUMNS})
+
+
+def _without_credentials(url: str | None) -> str | None:
+    """A URL as receipts keep it: no user name or password, and no value of a query parameter that is (or is
+    named like) a key; receipts are exported and shared.
+
+    >>> _without_credentials("http://bob:pw@10.0.0.2:8080/v1?token=sk-live-0123456789&team=a")
+    'http://10.0.0.2:8080/v1?token=%E2%80%A6&team=a'
+    """
+    import re
+    import urllib.parse
+
+    if not url:
+        return url
+    try:
+        split = urllib.parse.urlsplit(url)
+        host = split.hostname or ""
+        port = f":{split.port}" if split.port else ""
+    except ValueError:
+        return "(unreadable URL)"
+    host = f"[{host}]" if ":" in host else host
+    named = re.compile(r"(authorization|api[-_]?key|key|token|secret|passw|pwd|auth|sig|credential)", re.IGNORECASE)
+    query = [(k, "\u2026" if named.search(k) or len(v) >= 20 else v)
+             for k, v in urllib.parse.parse_qsl(split.query, keep_blank_values=True)]
+    return urllib.parse.urlunsplit((split.scheme, host + port, split.path, urllib.parse.urlencode(query),
+                                    split.fragment))

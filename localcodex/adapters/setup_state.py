@@ -37,3 +37,16 @@ class SetupState:
         doc.setdefault("hosts", {})[host] = entry
         doc["version"] = STATE_VERSION
         write_text_atomic(self.path, json.dumps(doc, indent=2, sort_keys=True))
+
+    def created_variants(self, host: str) -> tuple[str, ...]:
+        """The context variants setup created on `host` (they may since have been removed)."""
+        names = self.load(host).get("variants") or []
+        return tuple(n for n in names if isinstance(n, str))
+
+    def forget_variants(self, host: str, names: set[str]) -> None:
+        """Drop `names` from the variants setup remembers creating on `host` (after `models prune`)."""
+        entry = self.load(host)
+        if not entry.get("variants"):
+            return
+        entry["variants"] = [n for n in entry["variants"] if n not in names]
+        self.save(host, entry)

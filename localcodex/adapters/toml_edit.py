@@ -7,7 +7,11 @@ places where its defaults would move things around are handled here:
 * a new top-level key goes right after the last existing top-level key, not after the comment that
   introduces the first table (tomlkit's default would detach that comment from its table);
 * new tables get a blank line before them and never glue onto the next table;
-* a file written with CRLF line endings keeps them for the new lines too.
+* a file written with CRLF line endings keeps them for the new lines too;
+* a UTF-8 byte-order mark stays where it was (Codex's parser skips it);
+* a big file (thousands of `[projects."…"]` tables) is not handed to tomlkit whole: only the part before the
+  first table and the tables under the edited top-level keys are, the rest is kept as text (tomlkit needs
+  seconds per megabyte; this keeps an edit proportional to the file's size).
 
 Every edit is checked afterwards: the new text is parsed again and must equal the old document with exactly
 the requested changes. If tomlkit ever renders something else, the edit is refused instead of written.
@@ -19,34 +23,73 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from localcodex.domain import toml_lines
 from localcodex.errors import ConfigError
 
+BOM = "\ufeff"
+_BOM_NOTE = " (the file starts with a UTF-8 byte-order mark, BOM)"
 KeyPath = tuple[str, ...]
 # An edit maps a dotted key path to its wanted value; None removes the key.
 Edits = Mapping[KeyPath, Any]
 
 
 def parse(text: str, source: Path | str) -> Any:
-    """Parse TOML text; a syntax error becomes a ConfigError naming the file, line and column."""
+    """Parse TOML text (a leading UTF-8 BOM is skipped, as Codex does); a syntax error becomes a ConfigError
+    naming the file, line and column, and the BOM when the file has one."""
     import tomlkit
     from tomlkit.exceptions import ParseError
 
+    bom = text.startswith(BOM)
+    note = _BOM_NOTE if bom else ""
     try:
-        return tomlkit.parse(text)
+        return tomlkit.parse(text[1:] if bom else text)
     except ParseError as exc:
         line, col = getattr(exc, "line", None), getattr(exc, "col", None)
         reason = str(exc).split(" at line ")[0]
         raise ConfigError(
-            f"{source}:{line}:{col}: invalid TOML: {reason}",
+            f"{source}:{line}:{col}: invalid TOML: {reason}{note}",
             f"fix line {line}, column {col} of {source} (localcodex changed nothing)",
-            data={"path": str(source), "line": line, "column": col},
+            data={"path": str(source), "line": line, "column": col, "bom": bom},
         ) from None
     except Exception as exc:  # tomlkit raises plain errors for a few invalid documents (duplicate tables)
         raise ConfigError(
-            f"{source}: invalid TOML: {exc}",
+            f"{source}: invalid TOML: {exc}{note}",
             f"fix {source} (localcodex changed nothing)",
-            data={"path": str(source), "line": None, "column": None},
+            data={"path": str(source), "line": None, "column": None, "bom": bom},
         ) from None
+
+
+_LAST_LOADED: list[tuple[str, dict[str, Any]]] = []  # (sha256 of the text, its values): one entry
+
+
+def load_plain(text: str, source: Path | str, *, shared: bool = False) -> dict[str, Any]:
+    """The document as plain values, read with the fast standard parser (tomllib); errors are reported as
+    `parse` reports them. For reading only: it keeps no layout.
+
+    `shared`: the text read last may be answered from memory (a big config is checked while it is edited
+    and read again for conflicts in the same run); the caller must not change the result."""
+    import hashlib
+
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest() if shared else ""
+    if shared and _LAST_LOADED and _LAST_LOADED[0][0] == digest:
+        return _LAST_LOADED[0][1]
+    data = _load_plain(text, source)
+    if shared:
+        _LAST_LOADED[:] = [(digest, data)]
+    return data
+
+
+def _load_plain(text: str, source: Path | str) -> dict[str, Any]:
+    try:
+        import tomllib as toml
+    except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+        return plain(parse(text, source))  # type: ignore[no-any-return]
+    body = text[1:] if text.startswith(BOM) else text
+    try:
+        return toml.loads(body)
+    except toml.TOMLDecodeError as exc:
+        parse(text, source)  # the precise message (line, column, BOM)
+        raise ConfigError(f"{source}: invalid TOML: {exc}", f"fix {source} (localcodex changed nothing)") from None
 
 
 def plain(doc: Any) -> Any:
@@ -69,6 +112,65 @@ def apply_edits(text: str, edits: Edits, source: Path | str) -> str:
 
     The one exception: a file that changes and lacked a final newline gets one (TOML tools need it to put
     a new table after the last line)."""
+    bom = BOM if text.startswith(BOM) else ""
+    body = text[len(bom):]
+    try:
+        sliced = _apply_sliced(body, edits, source)
+        return bom + (sliced if sliced is not None else _apply_whole(body, edits, source))
+    except ConfigError as exc:
+        if bom and _BOM_NOTE not in exc.message:
+            exc.message += _BOM_NOTE
+        raise
+
+
+def _apply_sliced(text: str, edits: Edits, source: Path | str) -> str | None:
+    """Edit only the part before the first table and the sections under the edited top-level keys (all of
+    those keys' definitions live there); the other sections are kept as text. None: nothing to slice."""
+    starts = toml_lines.sections(text)
+    roots = {path[0] for path in edits}
+    keep = [i for i, (_, header) in enumerate(starts) if header is None or header[0] in roots]
+    if len(keep) == len(starts):
+        return None
+    load_plain(text, source, shared=True)  # the whole file must be valid TOML, not only the edited part
+    bounds = [offset for offset, _ in starts] + [len(text)]
+    chunks = [text[bounds[i]:bounds[i + 1]] for i in range(len(starts))]
+    sub = "".join(chunks[i] for i in keep)
+    out = _keep_line_endings(text, _apply_whole(sub, edits, source))
+    if out == sub:
+        return text
+    pieces = _split_like(out, [chunks[i] for i in keep])
+    if pieces is None:
+        return None
+    for n, i in enumerate(keep):
+        piece = pieces[n]
+        grew_at_end = n == len(keep) - 1 and i + 1 < len(chunks) and piece != chunks[i]
+        if grew_at_end and not piece.endswith("\n\n"):
+            piece += "\r\n" if piece.endswith("\r\n") else "\n"  # a blank line before the next table
+        chunks[i] = piece
+    result = "".join(chunks)
+    if not result.endswith("\n"):  # as for a whole file: a file that changes gets its final newline
+        result += "\r\n" if "\r\n" in text else "\n"
+    return result
+
+
+def _split_like(out: str, originals: list[str]) -> list[str] | None:
+    """Cut the edited text where each original section's header line now starts; None if one is missing."""
+    cuts = [0]
+    at = 0
+    for chunk in originals[1:]:
+        header = chunk.split("\n", 1)[0]
+        pos = out.find(header, at)
+        while pos > 0 and out[pos - 1] != "\n":
+            pos = out.find(header, pos + 1)
+        if pos < 0 or not header:
+            return None
+        cuts.append(pos)
+        at = pos + len(header)
+    cuts.append(len(out))
+    return [out[cuts[k]:cuts[k + 1]] for k in range(len(originals))]
+
+
+def _apply_whole(text: str, edits: Edits, source: Path | str) -> str:
     _check_round_trip(text, source)
     out = _render(text, edits, source)
     if out != text and text and not text.endswith("\n"):
@@ -273,12 +375,27 @@ def _verify(old_text: str, new_text: str, edits: Edits, source: Path | str) -> N
         got = plain(parse(new_text, source))
     except ConfigError:
         got = None
+    if got is not None:
+        for path, value in edits.items():
+            if value is None:
+                _prune_emptied(expected, got, path[:-1])
     if got is None or not same_value(got, expected):
         raise ConfigError(
             f"{source}: localcodex could not change its keys without disturbing the rest of the file",
             "nothing was written; please report this with the file (secrets removed), "
             "or edit the keys shown by --dry-run by hand",
         )
+
+
+def _prune_emptied(expected: dict[str, Any], got: Mapping[str, Any], parents: KeyPath) -> None:
+    """Removing the last key of a dotted `a.b = 1` leaves no `a` at all (nothing declared it on its own):
+    an emptied table that the new text no longer has is not a difference."""
+    for end in range(len(parents), 0, -1):
+        table = get_path(expected, parents[:end])
+        if table != {} or get_path(got, parents[:end]) is not None:
+            return
+        parent = get_path(expected, parents[: end - 1]) if end > 1 else expected
+        del parent[parents[end - 1]]
 
 
 def _set_plain(data: dict[str, Any], path: KeyPath, value: Any) -> None:

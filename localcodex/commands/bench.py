@@ -39,9 +39,10 @@ def bench_command(
     env_key: Annotated[str | None, typer.Option(
         "--env-key", help="Name of the environment variable holding the endpoint's API key.",
         show_default=False)] = None,
-    timeout: Annotated[float, typer.Option(
+    timeout: Annotated[float | None, typer.Option(
         "--timeout", help="Seconds without an answer (beyond the expected prompt processing) before a run "
-        "fails.")] = 120.0,
+        "fails; also the warm-up's total limit (default 120, warm-up 720 for loading big models).",
+        show_default=False)] = None,
     json_: options.Json = False,
     csv_: Annotated[bool, typer.Option("--csv", help="Print the per-run table as CSV on stdout.")] = False,
     no_save: Annotated[bool, typer.Option("--no-save", help="Do not keep receipts of this benchmark.")] = False,
@@ -59,7 +60,8 @@ def bench_command(
         request = BenchRequest(
             models=tuple(dict.fromkeys(models)), prompt_tokens=tuple(parse_counts(prompt_tokens, "--prompt-tokens")),
             num_predict=num_predict, runs=runs, parallel=tuple(parse_counts(parallel, "--parallel")), host=host,
-            base_url=base_url, env_key=env_key, timeout=timeout)
+            base_url=base_url, env_key=env_key, timeout=120.0 if timeout is None else timeout,
+            warmup_timeout=timeout)
         return run_bench(out, request, save=not no_save)
 
     run_command("bench", json_, body, render_csv if csv_ else render, judge)
@@ -151,7 +153,8 @@ def judge(report: BenchReport) -> Outcome:
                   + f"): {f.message}", "retry; if it fails again, see `localcodex doctor`")
         for f in report.failures
     ) or (ErrorItem("bench_failed", "the benchmark did not complete", None),)
-    return Outcome(ExitCode.SERVER_ERROR, items)
+    timed_out = bool(report.failures) and all(f.code == "timeout" for f in report.failures)
+    return Outcome(ExitCode.TIMEOUT if timed_out else ExitCode.SERVER_ERROR, items)
 
 
 def render_csv(out: Output, report: BenchReport) -> None:

@@ -81,7 +81,8 @@ def judge(report: CheckReport) -> Outcome:
     if report.ok:
         return Outcome()
     errors = tuple(ErrorItem("check_failed", f"{p.title}: {p.detail}", p.fix) for p in report.failed)
-    return Outcome(ExitCode.CHECK_FAILED, errors)
+    unreachable = any(p.name == "reachable" for p in report.failed)  # as bench and pull: exit 3
+    return Outcome(ExitCode.OLLAMA_UNAVAILABLE if unreachable else ExitCode.CHECK_FAILED, errors)
 
 
 def render(out: Output, report: CheckReport) -> None:

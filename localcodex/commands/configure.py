@@ -36,9 +36,10 @@ def configure_command(
     env_header: Annotated[list[str] | None, typer.Option(
         "--env-header", metavar="NAME=VAR",
         help="Header NAME=VARIABLE: Codex sends the variable's value. Repeatable.")] = None,
-    model_catalog: Annotated[bool, typer.Option(
-        "--model-catalog", help="Also write a model catalog with the real context window (replaces Codex's "
-        "built-in catalog for this profile).")] = False,
+    model_catalog: Annotated[bool | None, typer.Option(
+        "--model-catalog/--no-model-catalog", help="Also write a model catalog with the real context window "
+        "(replaces Codex's built-in catalog for this profile). Default: keep the one the profile has, as "
+        "setup wrote it.", show_default=False)] = None,
     instructions: Annotated[Path | None, typer.Option(
         "--instructions", help="System prompt file for --model-catalog (default: Codex's own prompt).")] = None,
     default: Annotated[bool, typer.Option(
@@ -49,11 +50,14 @@ def configure_command(
         "--idle-timeout", help="Seconds Codex waits for the next token before giving up.")] = 600,
     restore: Annotated[bool, typer.Option(
         "--restore", help="Undo the last change localcodex made to Codex's files.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="With --restore: even over later hand edits.")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Replace a read-only config file; with --restore: even over later hand edits.")] = False,
+    yes: options.Yes = False,
     dry_run: options.DryRun = False,
     json_: options.Json = False,
 ) -> None:
     """Write the Codex profile for a local model: `codex -p local_ollama` then just works."""
+    del yes  # configure asks nothing; `--yes` is accepted so that it works with every command
     from localcodex.render.output import run_command
     from localcodex.wiring import live
 
@@ -70,7 +74,7 @@ def configure_command(
             provider_id=provider_id, provider_name=provider_name, env_key=env_key,
             http_headers=pairs(header, "--header"), env_http_headers=pairs(env_header, "--env-header"),
             model_catalog=model_catalog, instructions_file=instructions, make_default=default, dry_run=dry_run,
-            stream_idle_timeout_ms=idle_timeout * 1000, codex_home=codex_home,
+            stream_idle_timeout_ms=idle_timeout * 1000, codex_home=codex_home, force=force,
         )
         return warn_all(out, configure(req, live(), on_progress=progress(out)))
 

@@ -36,10 +36,11 @@ def list_command(host: options.Host = None, json_: options.Json = False) -> None
     from localcodex.render.output import run_command
 
     def body(out):
-        from localcodex.adapters.ollama import OllamaServer
         from localcodex.core.models import list_models
+        from localcodex.wiring import live
 
-        return list_models(OllamaServer(host))
+        lv = live(host, json=json_)
+        return list_models(lv.ollama(), lv.inv.codex_home)
 
     run_command("models list", json_, body, render_list)
 
@@ -59,13 +60,55 @@ def render_list(out: Output, rows: Sequence[ModelRow]) -> None:
     table.add_column("quant", no_wrap=True)
     table.add_column("params", no_wrap=True)
     table.add_column("capabilities", overflow="fold", min_width=12)
+    table.add_column("codex profile", overflow="fold")
     for row in rows:
         table.add_row(
             row.name, human_bytes(row.size, decimal=True), str(row.num_ctx) if row.num_ctx else "default",
             str(row.trained_context or "?"), row.quantization or "?", row.parameter_size or "?",
-            ", ".join(row.capabilities) or "?",
+            ", ".join(row.capabilities) or "?", ", ".join(f"-p {p}" if p != "(default)" else p
+                                                       for p in row.profiles),
         )
     print_unclipped(out.out, table)
+
+
+@models_app.command("prune")
+def prune_command(
+    host: options.Host = None,
+    yes: options.Yes = False,
+    dry_run: options.DryRun = False,
+    json_: options.Json = False,
+) -> None:
+    """Remove the context variants localcodex made that no Codex profile uses (asks first)."""
+    from localcodex.render.output import run_command
+
+    def body(out):
+        from localcodex.core.models import prunable, prune
+        from localcodex.errors import LocalcodexError
+        from localcodex.wiring import live
+
+        lv = live(host, json=json_)
+        server = lv.ollama()
+        found = prunable(server, lv)
+        if dry_run or not found.removed:
+            return found
+        question = "Remove " + ", ".join(found.removed) + " (no Codex profile uses them)?"
+        if not out.confirm(question, default=True, assume_yes=yes):
+            raise LocalcodexError("nothing removed: not confirmed", "run `localcodex models prune --yes`",
+                                  code="declined")
+        return prune(server, found, lv)
+
+    run_command("models prune", json_, body, render_prune)
+
+
+def render_prune(out, result) -> None:
+    verb = "would remove" if result.dry_run else "removed"
+    if not result.removed:
+        out.out.print("nothing to remove: every context variant localcodex made is used by a Codex profile",
+                      markup=False, highlight=False)
+    for name in result.removed:
+        out.out.print(f"{verb} {name}", markup=False, highlight=False)
+    for name, why in result.kept:
+        out.out.print(f"kept {name} ({why})", markup=False, highlight=False)
 
 
 def print_unclipped(console, renderable) -> None:

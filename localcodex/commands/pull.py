@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 # Seconds of silence tolerated on the stream: verifying a large blob sends nothing for a while.
 PULL_TIMEOUT = 900.0
+PULL_TOTAL = 6 * 3600.0  # the whole pull; a stopped pull resumes where it was
 
 
 def register(app: typer.Typer) -> None:
@@ -24,6 +25,9 @@ def pull_command(
     model: Annotated[str, typer.Argument(help="Model to pull, e.g. qwen3.5:27b or hf.co/user/repo:Q4_K_M.")],
     force: Annotated[bool, typer.Option("--force", help="Pull again even if the model is installed.")] = False,
     host: options.Host = None,
+    timeout: Annotated[float, typer.Option(
+        "--timeout", help="Total seconds the pull may take before it stops (exit 10; a later pull resumes).")
+    ] = PULL_TOTAL,
     json_: options.Json = False,
 ) -> None:
     """Pull a model into Ollama with progress per layer; refuses before downloading when the disk is too small."""
@@ -34,8 +38,12 @@ def pull_command(
         from localcodex.core.pull import pull
         from localcodex.render.progress import pull_display
 
-        server = OllamaServer(host, timeout=PULL_TIMEOUT)
-        with pull_display(out) as on_progress:
+        if timeout <= 0:
+            from localcodex.errors import UsageError
+
+            raise UsageError(f"--timeout {timeout:g} must be more than 0 seconds", "e.g. --timeout 3600")
+        server = OllamaServer(host, timeout=min(PULL_TIMEOUT, timeout))
+        with pull_display(out) as on_progress, server.deadline(timeout, f"pulling {model}"):
             return pull(server, model, force=force, on_progress=on_progress)
 
     run_command("pull", json_, body, render)

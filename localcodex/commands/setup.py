@@ -36,6 +36,9 @@ def setup_command(
     recheck: Annotated[
         bool, typer.Option("--recheck", help="Prove context, endpoint and speed again even if proven before.")
     ] = False,
+    launch: Annotated[
+        bool, typer.Option("--launch", help="Start Codex with the profile at the end (`codex -p PROFILE`).")
+    ] = False,
     vram: options.Vram = None,
     ram: options.Ram = None,
     gpu: options.Gpu = None,
@@ -51,6 +54,8 @@ def setup_command(
         from localcodex.core.setup import SetupRequest, setup
         from localcodex.wiring import live
 
+        if launch:
+            _can_launch(json_, dry_run)
         overrides = options.parse_overrides(vram, ram, gpu)
         request = SetupRequest(
             host=host, model=model, context=context, profile=profile, bench=not no_bench, dry_run=dry_run,
@@ -59,7 +64,29 @@ def setup_command(
         with _hooks(out, yes) as hooks:
             return setup(request, live(host, json=json_), hooks)
 
-    run_command("setup", json_, body, render, judge)
+    try:
+        run_command("setup", json_, body, render, judge)
+    except SystemExit as done:
+        if launch and done.code == 0:
+            from localcodex.adapters.codex_cli import exec_codex, find_codex
+
+            codex = find_codex()
+            if codex is not None:
+                print(f"starting: codex -p {profile}", flush=True)
+                exec_codex(codex, ["-p", profile])
+        raise
+
+
+def _can_launch(json_: bool, dry_run: bool) -> None:
+    """`--launch` hands this terminal to Codex: refused where that cannot work, before anything is done."""
+    from localcodex.adapters.codex_cli import INSTALL_HINT, find_codex
+    from localcodex.errors import CodexMissing, UsageError
+
+    if json_ or dry_run:
+        other = "--json" if json_ else "--dry-run"
+        raise UsageError(f"--launch starts Codex in this terminal: it does not go with {other}", "drop one of them")
+    if find_codex() is None:
+        raise CodexMissing("--launch needs the Codex CLI, and there is no `codex` on PATH", INSTALL_HINT)
 
 
 @contextlib.contextmanager
@@ -100,8 +127,19 @@ def _hooks(out, yes: bool):
         if status is not None and getattr(event, "message", None):
             status.update(f"Measure tokens per second: {event.message}")
 
+    def confirm(question: str) -> bool:
+        if not yes and not out.interactive:
+            from localcodex.errors import UsageError
+
+            raise UsageError("setup would change this machine (see its plan) and there is no terminal to ask on",
+                             "pass --yes to go ahead, or --dry-run to see every step")
+        from rich.markup import escape
+
+        return out.confirm(escape(question), default=True, assume_yes=yes)  # a diff has [tables] in it
+
     hooks = SetupHooks(
-        confirm=lambda question: out.confirm(question, default=True, assume_yes=yes),
+        confirm=confirm,
+        can_ask=yes or out.interactive,
         on_step=finished, on_running=running, on_probe=probe, on_bench=bench, on_pull=pulling,
     )
     try:
@@ -120,6 +158,8 @@ def _step_line(step) -> str:
     from rich.markup import escape
 
     took = f" [dim]({step.seconds:.1f} s)[/dim]" if step.seconds >= 0.05 else ""
+    if step.status.value == "failed":  # the error below says why, once
+        return f"{SYMBOLS['failed']} {step.title:<28} failed{took}"
     return f"{SYMBOLS[step.status.value]} {step.title:<28} {escape(step.summary)}{took}"
 
 
@@ -142,8 +182,12 @@ def render(out: Output, report: SetupReport) -> None:
         out.err.print(f"[bold red]error:[/bold red] {escape(failed.title)}: {escape(failed.summary)}", soft_wrap=True)
         if failed.error and failed.error.hint:
             out.err.print(f"  [dim]fix:[/dim] {escape(failed.error.hint)}", soft_wrap=True)
-        if failed.retry:
+        if failed.retry and failed.error and failed.error.code not in ("usage", "declined", "ollama_unavailable"):
             out.err.print(f"  [dim]retry this step:[/dim] {escape(failed.retry)}", soft_wrap=True)
+        if report.plan and failed.error and failed.error.code == "usage":  # not asked: show what would change
+            out.err.print("the plan was:", soft_wrap=True, markup=False)
+            for line in report.plan:
+                out.err.print(f"  {line}", soft_wrap=True, markup=False, highlight=False)
         return
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")

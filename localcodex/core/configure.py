@@ -28,6 +28,7 @@ nothing at all when nothing changes.
 from __future__ import annotations
 
 import json
+import re
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -44,9 +45,11 @@ from localcodex.domain.codex import (
     PROVIDER_ID,
     is_confusable_with_built_in,
     is_secret_header,
+    is_secret_value,
     looks_secret,
 )
-from localcodex.domain.urls import locality, supports_profile_files
+from localcodex.domain.names import validate_model_name
+from localcodex.domain.urls import locality, normalize_base_url, supports_profile_files
 from localcodex.errors import ConfigError, LocalcodexError, OllamaUnavailable, UsageError
 
 DEFAULT_PROFILE = "local_ollama"
@@ -77,7 +80,7 @@ class ConfigureRequest:
     env_http_headers: tuple[tuple[str, str], ...] = ()  # header name → NAME of the variable with its value
     query_params: tuple[tuple[str, str], ...] = ()
     provider_extra: tuple[tuple[str, Any], ...] = ()  # further [model_providers.<id>] keys (templates)
-    model_catalog: bool = False
+    model_catalog: bool | None = False  # None: keep the catalog the profile has (setup writes one), if any
     instructions_file: Path | None = None  # system prompt for the catalog entry (default: Codex's own)
     make_default: bool = False
     dry_run: bool = False
@@ -87,6 +90,7 @@ class ConfigureRequest:
     extra_profile_keys: tuple[tuple[str, Any], ...] = ()
     command: str = "configure"  # recorded with the backup, so `--restore` can say what it undoes
     ask_ollama: bool = True  # False: trust model + context as given (setup's dry run, before the variant exists)
+    force: bool = False  # replace a read-only (0444) file anyway
 
 
 @dataclass(frozen=True)
@@ -165,6 +169,8 @@ def validate_provider_id(provider_id: str) -> str:
     return provider_id
 
 
+MAX_CONTEXT = 10_000_000  # tokens; Codex keeps it as i64, no model comes near
+MIN_IDLE_MS, MAX_IDLE_MS = 1_000, 86_400_000  # Codex's stream_idle_timeout_ms is a u64: 1 s to a day
 def validate_env_name(name: str, what: str) -> str:
     if ENV_NAME.match(name):
         return name
@@ -186,28 +192,21 @@ def _validate_headers(req: ConfigureRequest) -> None:
             )
         if not value:
             raise UsageError(f"header {name!r} has an empty value", f"use --header {name}=VALUE")
+        if is_secret_value(name, value):
+            raise UsageError(
+                f"the value of header {name!r} looks like a secret; localcodex does not write secrets to disk",
+                f"export it in a variable and use --env-header {name}=VARIABLE_NAME")
+    named = [(n, v, True) for n, v in req.query_params]
+    named += [(n, v, False) for n, v in (*req.provider_extra, *req.extra_profile_keys)]  # e.g. max_tokens
+    for name, value, by_name in named:
+        if is_secret_value(str(name), value, by_name=by_name):
+            raise UsageError(f"the value of {name!r} looks like a secret; localcodex does not write secrets to disk",
+                             "put it in an environment variable: --env-key VARIABLE, or "
+                             "--env-header NAME=VARIABLE for a header")
     for name, var in req.env_http_headers:
         if not HEADER_NAME.match(name):
             raise UsageError(f"invalid HTTP header name {name!r}", "header names are tokens like X-Api-Key")
         validate_env_name(var, f"--env-header {name}")
-
-
-def normalize_base_url(url: str) -> str:
-    """An http(s) URL without a trailing slash (Codex appends `/responses`).
-
-    >>> normalize_base_url("http://gpu-box:8080/v1/")
-    'http://gpu-box:8080/v1'
-    """
-    split = urllib.parse.urlsplit(url.strip())
-    if split.scheme not in ("http", "https") or not split.netloc:
-        raise UsageError(f"invalid --base-url {url!r}", "give a full URL such as http://127.0.0.1:8080/v1")
-    if "//" in split.path:  # Ollama answers 301 for it (server/routes.go ~2000, ~2018); Codex's POST fails
-        from localcodex.domain.urls import fixed_base
-
-        clean = fixed_base(url)
-        raise UsageError(f"--base-url {url!r} has // in its path: servers redirect it and Codex's POST fails",
-                         f"use --base-url {clean}")
-    return url.strip().rstrip("/")
 
 
 def _check_codex_home(codex_home: Path, env_home: Path) -> None:
@@ -456,11 +455,12 @@ def _instructions(req: ConfigureRequest, codex: Any, on_progress: Progress) -> t
 
     cache = data_dir() / "codex-prompts" / f"{codex.version_str}.txt"
     if cache.is_file():
-        return cache.read_text(encoding="utf-8"), f"Codex {codex.version_str} default prompt (cached)"
+        return cache.read_text(encoding="utf-8"), f"Codex {codex.version_str} default prompt"
     on_progress(f"reading Codex {codex.version_str}'s default prompt (once per version)")
     text = codex_cli.capture_base_instructions(codex.path)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    from localcodex.adapters.codex_config import write_atomic
+    from localcodex.adapters.codex_config import make_private_dir, write_atomic
+
+    make_private_dir(cache.parent)
 
     write_atomic(cache, text)
     return text, f"Codex {codex.version_str} default prompt"
@@ -507,10 +507,39 @@ def _validate(req: ConfigureRequest, live: Live) -> tuple[Path, str]:
     _validate_headers(req)
     if req.context is not None and req.context < 1024:
         raise UsageError(f"--context {req.context} is too small for Codex", "give the window in tokens, e.g. 32768")
+    if req.context is not None and req.context > MAX_CONTEXT:
+        raise UsageError(f"--context {req.context} is more than any model's window ({MAX_CONTEXT:,} tokens)",
+                         "give the window the server really runs the model with, e.g. 32768")
+    if not MIN_IDLE_MS <= req.stream_idle_timeout_ms <= MAX_IDLE_MS:
+        raise UsageError(f"--idle-timeout {req.stream_idle_timeout_ms / 1000:g} s is outside what Codex can use",
+                         f"give seconds from {MIN_IDLE_MS // 1000} to {MAX_IDLE_MS // 1000}, e.g. 600")
+    if req.model is not None:
+        validate_model_name(req.model, ollama=not req.base_url)
     codex_home = (req.codex_home or live.inv.codex_home).expanduser()
     _check_codex_home(codex_home, live.inv.codex_home)
+    if req.base_url is not None and not req.base_url.strip():
+        raise UsageError("--base-url is empty", "give the server's URL, e.g. http://127.0.0.1:8080/v1, or leave "
+                         "the option out to use Ollama")
     base_url = normalize_base_url(req.base_url) if req.base_url else live.host(req.host).openai
+    if req.base_url:  # a URL Codex can parse, but copied from an example with its placeholder left in
+        _refuse_placeholder(req.base_url)
     return codex_home, base_url
+
+
+def _refuse_placeholder(url: str) -> None:
+    """A URL copied from an example with its placeholder left in (`https://…/v1`) names no server.
+
+    >>> _refuse_placeholder("https://api.z.ai/api/v1")
+    >>> _refuse_placeholder("https://…")
+    Traceback (most recent call last):
+    ...
+    localcodex.errors.UsageError: --base-url https://… still has the placeholder "…" of an example: it names no server
+    """
+    host = urllib.parse.urlsplit(url.strip()).hostname or ""
+    if "…" in url or "..." in url or not re.fullmatch(r"[A-Za-z0-9.\-\[\]:]+", host):
+        raise UsageError(f'--base-url {url} still has the placeholder "…" of an example: it names no server'
+                         if ("…" in url or "..." in url) else f"--base-url {url} names no server host",
+                         "give the provider's real URL, e.g. https://api.example.com/v1")
 
 
 def _form(req: ConfigureRequest, codex: Any, base_url: str) -> tuple[str, list[str]]:
@@ -547,22 +576,54 @@ def _ensure_home(codex_home: Path, req: ConfigureRequest) -> None:
     """Codex refuses to start when CODEX_HOME names a missing folder, so the default one is created."""
     if codex_home.is_dir():
         return
+    if codex_home.exists():
+        raise ConfigError(f"{codex_home} is a file, not a folder; Codex keeps its config in a folder there",
+                          "point CODEX_HOME (or --codex-home) at a folder, or move that file away",
+                          code="codex_home_not_a_folder")
     if req.codex_home is not None:
         raise ConfigError(f"{codex_home} does not exist", "create it, or drop --codex-home")
     if not req.dry_run:
-        codex_home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        from localcodex.adapters.codex_config import make_private_dir
+
+        make_private_dir(codex_home)
 
 
 def _catalog(req: ConfigureRequest, codex: Any, facts: _ModelFacts, codex_home: Path,
              progress: Progress) -> tuple[Path, str, str] | None:
-    """(path, JSON text, warning) of the model catalog, when asked for."""
-    if not req.model_catalog:
+    """(path, JSON text, warning) of the model catalog, when asked for (or kept)."""
+    if req.model_catalog is None and not _has_catalog(codex_home, req.profile):
         return None
-    instructions, source = _instructions(req, codex, progress)
+    if req.model_catalog is False:
+        return None
+    kept = _kept_instructions(codex_home, req.profile) if req.model_catalog is None else None
+    instructions, source = kept or _instructions(req, codex, progress)
     text = _catalog_text(facts.model, facts.context, instructions)
     warning = (f"the model catalog replaces Codex's built-in model list for `codex -p {req.profile}` "
                f"(system prompt: {source})")
     return codex_home / f"{req.profile}{CATALOG_SUFFIX}", text, warning
+
+
+def _kept_instructions(codex_home: Path, profile: str) -> tuple[str, str] | None:
+    """The system prompt of the catalog the profile has now, so keeping the catalog keeps its prompt too."""
+    path = codex_home / f"{profile}{CATALOG_SUFFIX}"
+    try:
+        models = json.loads(path.read_text(encoding="utf-8")).get("models") or []
+        text = models[0].get("base_instructions")
+    except (OSError, ValueError, AttributeError, IndexError):
+        return None
+    return (text, f"kept from {path.name}") if isinstance(text, str) and text.strip() else None
+
+
+def _has_catalog(codex_home: Path, profile: str) -> bool:
+    """Whether the profile file points at a model catalog now (unreadable: no; the write reports why)."""
+    from localcodex.adapters import codex_config
+    from localcodex.errors import LocalcodexError
+
+    try:
+        doc = codex_config.read_document(codex_config.profile_path(codex_home, profile))
+    except LocalcodexError:
+        return False
+    return bool(doc.get("model_catalog_json"))
 
 
 def _write(req: ConfigureRequest, live: Live, facts: _ModelFacts, base_url: str, form: str, codex_home: Path,
@@ -571,12 +632,17 @@ def _write(req: ConfigureRequest, live: Live, facts: _ModelFacts, base_url: str,
     from localcodex.adapters import codex_config
 
     config_path = codex_home / "config.toml"
+    profile_file = codex_config.profile_path(codex_home, req.profile)
     store = codex_config.BackupStore(live.inv.backups_dir)
-    with codex_config.config_lock(live.inv.data_dir / "codex-config.lock"):
-        planned = _plan(req, facts, base_url, form, config_path, codex_config.profile_path(codex_home, req.profile),
+    if not req.dry_run:
+        store.ensure()
+    targets = [config_path, profile_file, store.index_path, *([catalog[0]] if catalog else [])]
+    with codex_config.locked(targets) as recovered:
+        planned = _plan(req, facts, base_url, form, config_path, profile_file,
                         catalog[0] if catalog else None, catalog[1] if catalog else None)
-        warnings = _conflicts(req, form, config_path)
-        done = None if req.dry_run else codex_config.commit(req.command, [c for _, c in planned], store)
+        warnings = [*recovered, *_conflicts(req, form, config_path)]
+        done = None if req.dry_run else codex_config.commit(req.command, [c for _, c in planned], store,
+                                                            force=req.force)
     files = tuple(WrittenFile(role, c.path, c.target, c.created, c.changed, c.diff()) for role, c in planned)
     warnings += [f"{f.path} is a symlink: wrote its target {f.target}" for f in files if f.path != f.target]
     return files, done.backup.id if done and done.backup else None, warnings
@@ -615,7 +681,7 @@ def _conflicts(req: ConfigureRequest, form: str, config_path: Path) -> list[str]
     """Things in config.toml that would break `codex -p NAME` on current Codex."""
     from localcodex.adapters import codex_config, toml_edit
 
-    data = toml_edit.plain(codex_config.read_document(config_path))
+    data = codex_config.read_data(config_path)
     warnings = []
     if form == "profile_file" and toml_edit.get_path(data, ("profiles", req.profile)) is not None:
         raise ConfigError(
@@ -639,7 +705,8 @@ def restore(live: Live, *, force: bool = False, dry_run: bool = False) -> Restor
     from localcodex.adapters import codex_config
 
     store = codex_config.BackupStore(live.inv.backups_dir)
-    with codex_config.config_lock(live.inv.data_dir / "codex-config.lock"):
+    targets = [Path(f.path) for f in store.last().files]
+    with codex_config.locked([*targets, store.index_path]):
         done = codex_config.restore_last(store, force=force, dry_run=dry_run)
     files = tuple(
         WrittenFile("restored", c.path, c.target, c.created, c.changed, c.diff()) for c in done.changes

@@ -101,7 +101,7 @@ def load_template(path: Path) -> Template:
     """Parse and check one template file: a broken template is a ConfigError naming the file."""
 
     text = codex_config.read_text(path) or ""
-    data = toml_edit.plain(toml_edit.parse(text, path))
+    data = toml_edit.load_plain(text, path)
     meta = data.get("template") or {}
     provider = data.get("provider") or {}
     unknown = set(provider) - _MAPPED - PASS_THROUGH
@@ -239,5 +239,9 @@ def add_provider(req: ProviderAddRequest, live: Live,
     template = get_template(req.template)
     creq = to_configure_request(template, req)
     result = configure(creq, live, on_progress=on_progress)
+    if req.context is None and result.context_source == "--context":  # the template's default, not an option
+        import dataclasses
+
+        result = dataclasses.replace(result, context_source=f"template {template.name}")
     notes = render(template.notes, {**resolve_variables(template, req), "profile": creq.profile}, template)
     return ProviderAddResult(template.name, notes, result)

@@ -140,8 +140,10 @@ def trial(request: TrialRequest, live: Live, on_progress: Progress | None = None
     notify(TrialEvent("project", f"scratch project ready in {workdir}"))
     baseline_tests = baseline.tests_run if baseline.passed else None
     ctx = _Context(request, Runner(codex, codex_home, profile.base_url), workdir, base, baseline_tests, notify)
-    read_only: tuple[Check, ...] = (NoChanges(), Answers((TEST_COMMAND,), "the command README.md gives",
-                                                         note_only=True))
+    # an answer that does not say how to run the tests did not do the task
+    read_only: tuple[Check, ...] = (NoChanges(), Answers(
+        (TEST_COMMAND,), "the command README.md gives",
+        failure=f"the answer does not say how to run the tests (no `{TEST_COMMAND}`)"))
     edit: tuple[Check, ...] = (ChangedOnly((EDIT_TARGET,), (EDIT_TARGET,)), TestsPass(more_than=baseline_tests))
     ctx.steps.append(_step(ctx, READ_ONLY, READ_ONLY_TASK, read_only, "read-only"))
     ctx.steps.append(_step(ctx, SMALL_EDIT, EDIT_TASK, edit, "add-test"))

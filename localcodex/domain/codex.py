@@ -199,3 +199,13 @@ def mask(value: str) -> str:
     token = text[len(prefix) :]
     shown = token[:3] if len(token) >= 12 else ""
     return f"{prefix}{shown}…({len(token)} characters)"
+
+
+def is_secret_value(name: str, value: Any, *, by_name: bool = True) -> bool:
+    """A literal value that is (or, with `by_name`, is named like) a key or token: it must not be written to
+    Codex's files."""
+    if isinstance(value, Mapping):
+        return any(is_secret_value(str(k), v, by_name=by_name) for k, v in value.items())
+    if not isinstance(value, str) or not value.strip():
+        return False
+    return (by_name and is_secret_header(name)) or looks_secret(value, name if by_name else "")

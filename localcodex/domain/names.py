@@ -162,3 +162,32 @@ def base_of(name: str) -> str:
     ('qwen3.5:27b', 'qwen3.5:27b', 'user/coder:7b-q8_0')
     """
     return _CTX_SUFFIX.sub("", name)
+
+
+MAX_MODEL_NAME = 256
+
+
+def validate_model_name(name: str, *, ollama: bool) -> str:
+    """A model name that can reach a server: Ollama's own rules for Ollama; for any other server, no spaces,
+    control characters or `..` path parts, and a sane length.
+
+    >>> validate_model_name("anthropic/claude-sonnet-4", ollama=False)
+    'anthropic/claude-sonnet-4'
+    >>> validate_model_name("../etc", ollama=False)
+    Traceback (most recent call last):
+    ...
+    localcodex.errors.UsageError: invalid model name '../etc'
+    """
+    shown = name if len(name) <= 60 else name[:57] + "..."
+    bad = (not name.strip() or len(name) > MAX_MODEL_NAME or any(c.isspace() or ord(c) < 32 for c in name)
+           or ".." in name.split("/") or name.startswith("/"))
+    if not bad and ollama:
+        try:
+            normalize_name(name)
+        except UsageError:
+            bad = True
+    if bad:
+        raise UsageError(f"invalid model name {shown!r}",
+                         "use the name the server lists, e.g. `qwen3-coder:30b` (no spaces, no `..`, "
+                         f"at most {MAX_MODEL_NAME} characters)")
+    return name

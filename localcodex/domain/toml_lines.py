@@ -166,3 +166,36 @@ def line_of(lines: Mapping[KeyPath, int], path: KeyPath) -> int | None:
         if path[:end] in lines:
             return lines[path[:end]]
     return None
+
+
+def sections(text: str) -> list[tuple[int, KeyPath | None]]:
+    """Where each table section starts: (character offset, header key path); the first entry is the part
+    before the first header (offset 0, path None), even when it is empty.
+
+    A section runs from its header line to the next header line, so comments just above a header belong to
+    the section before it (as TOML editors attach them).
+
+    >>> doc = "a = 1\\n[t]\\nb = '''\\n[not a header]\\n'''\\n[[arr.x]]\\n"
+    >>> sections(doc)
+    [(0, None), (6, ('t',)), (37, ('arr', 'x'))]
+    """
+    found: list[tuple[int, KeyPath | None]] = [(0, None)]
+    scanner = _ValueScanner()
+    offset = 0
+    for raw in text.split("\n"):  # only LF ends a TOML line (U+2028 may sit inside a string)
+        start, offset = offset, offset + len(raw) + 1
+        if scanner.continuing:
+            scanner.feed(raw)
+            continue
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("["):
+            inner = line[2:] if line.startswith("[[") else line[1:]
+            end = _header_end(inner)
+            found.append((start, split_key(inner[: end if end >= 0 else len(inner)])))
+            continue
+        eq = _key_end(line)
+        if eq >= 0:
+            scanner.feed(line[eq + 1 :])
+    return found

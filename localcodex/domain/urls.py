@@ -353,3 +353,55 @@ def repair_base_url(url: str) -> BaseUrl:
     fixed = fixed_base(url)
     return BaseUrl(given=url, fixed=fixed, native=fixed[: -len("/v1")] if fixed.endswith("/v1") else native_root(url),
                    mistake=static_mistake(url))
+
+
+# -- base URLs given on the command line ---------------------------------------------------------------------
+
+CREDENTIAL_FIX = ("localcodex never writes credentials into Codex's files: drop it from the URL and pass "
+                   "--env-key VARIABLE (Codex sends its value as a bearer token) or --env-header NAME=VARIABLE")
+
+
+def normalize_base_url(url: str, option: str = "--base-url") -> str:
+    """An http(s) URL without a trailing slash (Codex appends `/responses`), refused (UsageError, naming no
+    secret) when Codex could not use it or it carries a credential.
+
+    >>> normalize_base_url("http://gpu-box:8080/v1/")
+    'http://gpu-box:8080/v1'
+    >>> normalize_base_url("http://[::1:8080/v1")
+    Traceback (most recent call last):
+    ...
+    localcodex.errors.UsageError: --base-url is not a valid URL (Invalid IPv6 URL)
+    """
+    from localcodex.domain.codex import is_secret_value
+    from localcodex.errors import UsageError
+
+    text = url.strip()
+    example = "give a full URL such as http://127.0.0.1:8080/v1"
+    if not text:
+        raise UsageError(f"{option} is empty", example)
+    if any(c.isspace() or ord(c) < 32 for c in text):
+        raise UsageError(f"{option} contains a space or a control character", example)
+    try:
+        split = urllib.parse.urlsplit(text)
+        port = split.port
+    except ValueError as exc:
+        if "port" in str(exc).lower():
+            raise UsageError(f"{option} has a port out of range (1-65535)", example) from None
+        raise UsageError(f"{option} is not a valid URL ({exc})",
+                         f"{example} (an IPv6 host goes in brackets: http://[::1]:8080/v1)") from None
+    if split.scheme not in ("http", "https") or not split.hostname:
+        raise UsageError(f"{option} is not an http(s) URL with a host", example)
+    if port == 0:
+        raise UsageError(f"{option} has port 0", "give the port the server listens on (1-65535)")
+    if split.username is not None or split.password is not None:
+        raise UsageError(f"{option} holds a user name or password", CREDENTIAL_FIX)
+    for name, value in urllib.parse.parse_qsl(split.query, keep_blank_values=True):
+        if is_secret_value(name, value):
+            raise UsageError(f"{option} holds a credential in its query parameter {name!r}", CREDENTIAL_FIX)
+    if "//" in split.path:  # Ollama answers 301 for it (server/routes.go ~2000, ~2018); Codex's POST fails
+        raise UsageError(f"{option} {text!r} has // in its path: servers redirect it and Codex's POST fails",
+                         f"use {option} {fixed_base(text)}")
+    if static_mistake(text) is BaseUrlMistake.DOUBLED_V1:
+        raise UsageError(f"{option} has /v1 twice; Codex would POST to …/v1/v1/responses",
+                         f"use {fixed_base(text)}")
+    return text.rstrip("/")

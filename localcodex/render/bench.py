@@ -141,13 +141,17 @@ def bar_chart(report: BenchReport) -> Table | None:
 
 
 def notes(report: BenchReport) -> list[str]:
+    """Each note once: one that every series of a model shares is said once for the model."""
     lines = []
     for model in report.models:
         lines += [f"{model.model}: {n}" for n in model.notes]
+        shared = [n for n in dict.fromkeys(n for s in model.series for n in s.notes)
+                  if len(model.series) > 1 and all(n in s.notes for s in model.series) and n not in model.notes]
+        lines += [f"{model.model}: {n}" for n in shared]
         for s in model.series:
             where = f"{s.model} at {s.prompt_tokens or s.prompt_target} tokens"
             where += f", {s.parallel} at once" if s.parallel > 1 else ""
-            lines += [f"{where}: {n}" for n in s.notes]
+            lines += [f"{where}: {n}" for n in dict.fromkeys(s.notes) if n not in shared and n not in model.notes]
     lines += source_notes(report)
     return lines
 

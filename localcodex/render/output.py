@@ -48,6 +48,29 @@ class Outcome:
     errors: tuple[ErrorItem, ...] = ()
 
 
+PIPE_WIDTH = 1000  # piped output has no screen to fit: tables take the width they need, nothing is cut
+
+
+def pipe_console() -> Console:
+    """A stdout console for a pipe or a file: no line is cut with "…" or wrapped to a screen width (a model
+    name or a path stays whole, for grep and copy), and no line ends in the spaces a table pads cells with."""
+    import io
+
+    from rich.console import Console
+
+    class PipeConsole(Console):
+        def print(self, *objects: Any, **kwargs: Any) -> None:
+            buffer = io.StringIO()
+            inner = Console(file=buffer, width=PIPE_WIDTH, highlight=False, no_color=self.no_color,
+                            color_system=None, force_terminal=False, soft_wrap=False)
+            inner.print(*objects, **kwargs)
+            text = "\n".join(line.rstrip() for line in buffer.getvalue().split("\n"))
+            self.file.write(text)
+            self.file.flush()
+
+    return PipeConsole(highlight=False, width=PIPE_WIDTH)
+
+
 @dataclass
 class Output:
     """What a command may use to talk to the user. Core code never receives one."""
@@ -66,6 +89,8 @@ class Output:
             from rich.console import Console
 
             self._out = Console(highlight=False)
+            if not self._out.is_terminal:
+                self._out = pipe_console()
         return self._out
 
     @property

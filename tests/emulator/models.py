@@ -17,6 +17,7 @@ import hashlib
 import json
 import struct
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from . import gguf
@@ -290,3 +291,45 @@ def preset_models() -> list[FakeModel]:
                 parameters={"num_ctx": 8192, "temperature": 0.2}, materialize=True,
                 license="MIT License"),
     ]
+
+
+def catalog_models(path: Path | None = None) -> list[FakeModel]:
+    """Every model of localcodex's packaged catalog that can call tools, as the registry serves it: so the
+    emulator can serve whatever `recommend` picks for the machine it pretends to be (sizes and shapes from
+    the catalog; a hybrid's attention interval and SSM sizes, a MoE's expert counts, a sliding window)."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10: only the presets
+        return []
+    path = path or Path(__file__).resolve().parents[2] / "localcodex" / "data" / "catalog.toml"
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return [_from_catalog(entry) for entry in doc.get("model", []) if "tools" in entry.get("capabilities", [])]
+
+
+def _from_catalog(e: dict[str, Any]) -> FakeModel:
+    arch = e["architecture"]
+    info: dict[str, Any] = {}
+    if e.get("recurrent_layers") and e.get("kv_layers"):
+        info[f"{arch}.full_attention_interval"] = max(1, e["block_count"] // e["kv_layers"])
+    for key in ("ssm_conv_kernel", "ssm_state_size", "ssm_group_count", "ssm_inner_size"):
+        if e.get(key):
+            info[f"{arch}.ssm.{key[4:]}"] = e[key]
+    for key in ("expert_count", "expert_used_count"):
+        if e.get(key):
+            info[f"{arch}.{key}"] = e[key]
+    if e.get("sliding_window"):
+        info[f"{arch}.attention.sliding_window"] = e["sliding_window"]
+    total = int(e["params_total"])
+    return FakeModel(
+        name=e["tag"], family=e.get("family", arch), architecture=arch,
+        parameter_size=f"{total / 1e9:.1f}B" if total >= 1e9 else f"{total / 1e6:.0f}M", parameter_count=total,
+        quantization_level=e.get("quantization", "Q4_K_M"), size=int(e["download_bytes"]),
+        context_length=int(e["context_length"]), block_count=int(e["block_count"]), head_count=int(e["head_count"]),
+        head_count_kv=int(e["head_count_kv"]), embedding_length=int(e["embedding_length"]),
+        key_length=int(e["head_dim_k"]), value_length=int(e["head_dim_v"]),
+        feed_forward_length=4 * int(e["embedding_length"]), capabilities=list(e["capabilities"]),
+        license=str(e.get("license", "")), extra_info=info,
+    )

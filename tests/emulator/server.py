@@ -18,7 +18,7 @@ from typing import Any
 from . import generation, native, openai_layer, registry, responses, transfer
 from .faults import Fault, FaultBook
 from .httpbase import Aborted, RecordedRequest, RequestHandler, Router
-from .models import FakeModel, preset_models
+from .models import FakeModel, catalog_models, preset_models
 from .names import parse_name
 from .responder import Reply, ResponderRequest
 from .runtime import Runtime
@@ -119,7 +119,8 @@ class Emulator:
         self._serve_thread: threading.Thread | None = None
         self._threads: set[threading.Thread] = set()
         self._connections: set[RequestHandler] = set()
-        for model in preset_models() if registry is None else registry:
+        # the default registry: every tool-capable catalog model, then the presets (which win on a clash)
+        for model in [*catalog_models(), *preset_models()] if registry is None else registry:
             self.add_to_registry(model)
         for model in installed:
             self.add_to_registry(model)

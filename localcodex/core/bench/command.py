@@ -8,7 +8,14 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from localcodex.core.bench.ceiling import speed_model_ceiling
-from localcodex.core.bench.run import SETUP_RUN_SECONDS, BenchRequest, bench
+from localcodex.core.bench.run import (
+    SETUP_MAX_RUNS,
+    SETUP_NUM_PREDICT,
+    SETUP_PROMPT_TOKENS,
+    SETUP_RUN_SECONDS,
+    BenchRequest,
+    bench,
+)
 from localcodex.core.detect import this_machine
 from localcodex.core.ports import Live
 from localcodex.core.recommend.fit import Settings
@@ -82,8 +89,10 @@ class SetupBenchmark:
 
 def setup_benchmark(model: str, live: Live, *, machine: Machine | None = None,
                     on_progress: Callable[[BenchEvent], None] = _ignore) -> SetupBenchmark:
-    """The default benchmark of one model, as `setup`'s last step: receipts kept, failures become warnings."""
-    request = BenchRequest(models=(model,), host=live.inv.host.native, max_run_seconds=SETUP_RUN_SECONDS)
+    """A quick benchmark of one model, as `setup`'s last step (a short and a 2k-token prompt, 48 tokens out,
+    at most 3 runs each; `localcodex bench` is the full one): receipts kept, failures become warnings."""
+    request = BenchRequest(models=(model,), host=live.inv.host.native, prompt_tokens=SETUP_PROMPT_TOKENS,
+                           num_predict=SETUP_NUM_PREDICT, max_runs=SETUP_MAX_RUNS, max_run_seconds=SETUP_RUN_SECONDS)
     report = run_benchmark(request, live, on_progress, machine=machine)
     single = [s for s in report.series if s.parallel == 1]
     decode = next((s.decode_tps.median for s in single if s.decode_tps), None)

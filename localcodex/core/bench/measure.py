@@ -210,7 +210,10 @@ def describe_series(s: SeriesSummary) -> str:
     head = f"{s.model} · {s.prompt_tokens or s.prompt_target} tok prompt · parallel {s.parallel}"
     if s.status != "ok" and not s.decode_tps:
         return f"{head}: failed: {s.error}"
-    decode = f"decode {s.decode_tps.median:.1f} tok/s (median of {s.decode_tps.n})" if s.decode_tps else ""
+    decode = ""
+    if s.decode_tps:
+        counted = f"{s.decode_tps.n} runs" if s.decode_tps.n == s.runs else f"{s.decode_tps.n} of {s.runs} runs"
+        decode = f"decode {s.decode_tps.median:.1f} tok/s (median of {counted})"
     stop = ", stopped early: spread under 2 %" if s.early_stop else ""
     return f"{head}: {decode}{stop}" + (f"; failed: {s.error}" if s.status != "ok" else "")
 

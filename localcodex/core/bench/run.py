@@ -47,6 +47,7 @@ from localcodex.core.bench.measure import (
     summarize,
 )
 from localcodex.core.bench.targets import (
+    PREFLIGHT_LIMIT,
     Endpoint,
     Loaded,
     Sample,
@@ -73,6 +74,9 @@ DEFAULT_NUM_PREDICT = 128
 DEFAULT_MAX_RUNS = 5
 WARMUP_PREDICT = 16  # enough steps to warm the decode path; the warm-up is about load and cold TTFT
 CONTEXT_MARGIN = 16  # tokens kept free below num_ctx besides num_predict (nonce and template variance)
+SETUP_PROMPT_TOKENS = (benchprompt.SHORT, 2048)  # setup's quick benchmark: seconds, not a minute
+SETUP_NUM_PREDICT = 48
+SETUP_MAX_RUNS = 3
 SETUP_RUN_SECONDS = 60.0  # setup must finish in minutes: its long prompt shrinks to what prefills in a minute
 
 
@@ -92,6 +96,7 @@ class BenchRequest:
     keep_alive: str = "10m"
     seed: int = 42
     timeout: float = 120.0  # seconds without a byte (plus the expected prefill) before a run counts as failed
+    warmup_timeout: float | None = None  # total limit of the warm-up (loads the model); None: timeout + 600 s
     max_runs: int = DEFAULT_MAX_RUNS
     max_run_seconds: float | None = None  # shrink a prompt whose run would take longer (setup's time budget)
 
@@ -122,13 +127,20 @@ class _Session:
         self.server_gone = False
         self.overflow: Overflow | None = None  # the last batch was refused: its prompt exceeds the context
 
-    def batch(self, key: RunKey, prompts: Sequence[str], num_predict: int, timeout: float) -> list[RunResult]:
-        """Send `prompts` at once (one thread each when more than one) and record each run as it completes."""
+    def batch(self, key: RunKey, prompts: Sequence[str], num_predict: int, timeout: float,
+              total: float | None = None) -> list[RunResult]:
+        """Send `prompts` at once (one thread each when more than one) and record each run as it completes.
+        Each request waits `timeout` for a byte and ends within `total` (default: `timeout` plus a second per
+        predicted token, so a server trickling bytes cannot hold a run forever)."""
+        limit = total if total is not None else timeout + float(num_predict)
+        step = f"bench {key.phase} of {key.model}"
         with _no_gc():
             if len(prompts) == 1:
-                samples = [self.endpoint.measure(key.model, prompts[0], num_predict, self.request.seed, timeout)]
+                samples = [self.endpoint.measure(key.model, prompts[0], num_predict, self.request.seed, timeout,
+                                                 total=limit, step=step)]
             else:
-                samples = _concurrently(self.endpoint, key.model, prompts, num_predict, self.request.seed, timeout)
+                samples = _concurrently(self.endpoint, key.model, prompts, num_predict, self.request.seed, timeout,
+                                        limit, step)
         totals = batch_totals(samples)
         self.server_gone = self.server_gone or any(isinstance(s.error, OllamaUnavailable) for s in samples)
         overflows = [o for o in (context_overflow(s.error) for s in samples) if o is not None]
@@ -162,7 +174,7 @@ def _no_gc() -> Iterator[None]:
 
 
 def _concurrently(endpoint: Endpoint, model: str, prompts: Sequence[str], num_predict: int, seed: int,
-                  timeout: float) -> list[Sample]:
+                  timeout: float, total: float, step: str) -> list[Sample]:
     """One thread per prompt, released together by a barrier so the requests really overlap."""
     barrier = threading.Barrier(len(prompts))
     results: list[Sample | None] = [None] * len(prompts)
@@ -172,7 +184,7 @@ def _concurrently(endpoint: Endpoint, model: str, prompts: Sequence[str], num_pr
             endpoint.prepare(timeout)  # each thread's own HTTP client, built before the clock starts
             with contextlib.suppress(threading.BrokenBarrierError):
                 barrier.wait(timeout=timeout)
-            results[i] = endpoint.measure(model, prompts[i], num_predict, seed, timeout)
+            results[i] = endpoint.measure(model, prompts[i], num_predict, seed, timeout, total=total, step=step)
         except Exception as exc:  # a bug must not take the other requests down; it becomes a failed run
             results[i] = Sample(0.0, time.perf_counter(), time.time(),
                                 LocalcodexError(f"internal error: {type(exc).__name__}: {exc}", code="internal"))
@@ -264,8 +276,9 @@ def _bench_model(session: _Session, info: ModelInfo, ceiling: Ceiling | None) ->
     request, endpoint = session.request, session.endpoint
     key = RunKey(info.name, info.digest, "warmup", benchprompt.SHORT)
     session.emit(BenchEvent("warmup", f"{info.name}: warm-up (loads the model)", info.name))
-    warm = session.batch(key, [benchprompt.build(0, benchprompt.nonce())], WARMUP_PREDICT,
-                         request.timeout + 600.0)[0]
+    warm_limit = request.warmup_timeout if request.warmup_timeout is not None else request.timeout + 600.0
+    warm = session.batch(key, [benchprompt.build(0, benchprompt.nonce())], WARMUP_PREDICT, warm_limit,
+                         total=warm_limit)[0]
     if not warm.ok:
         return ModelBench(info.name, info.digest, "failed", info.context_length, None, warm, None, ())
     loaded = endpoint.loaded(info.name)
@@ -411,6 +424,15 @@ def validate(request: BenchRequest) -> None:
         raise UsageError("--parallel takes request counts from 1 to 64, e.g. `--parallel 1,2,4`")
     if any(t < 0 for t in request.prompt_tokens) or not request.prompt_tokens:
         raise UsageError("--prompt-tokens takes token counts, e.g. `--prompt-tokens 512,8192,32768`")
+    from localcodex.domain.names import validate_model_name
+    from localcodex.domain.urls import normalize_base_url
+
+    if request.base_url is not None:
+        normalize_base_url(request.base_url)  # a credential in the URL, or one Codex could not use: refused
+    for model in request.models:
+        validate_model_name(model, ollama=not request.base_url)
+    if not 0 < request.timeout <= 86400 or (request.warmup_timeout is not None and request.warmup_timeout <= 0):
+        raise UsageError(f"--timeout {request.timeout:g} is not a usable limit", "give seconds, e.g. --timeout 60")
 
 
 def _ignore(event: BenchEvent) -> None:
@@ -434,7 +456,7 @@ def bench(
     """
     validate(request)
     started = now_iso()
-    version, infos = endpoint.preflight(request.models)
+    version, infos = endpoint.preflight(request.models, min(PREFLIGHT_LIMIT, request.timeout))
     start = BenchStart(endpoint.api, endpoint.endpoint, endpoint.is_local, version, request.settings(), infos)
     if recorder is not None:
         recorder.started(start)

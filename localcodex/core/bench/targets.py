@@ -76,10 +76,14 @@ class Endpoint(Protocol):
     is_local: bool
     has_counters: bool
 
-    def preflight(self, models: Sequence[str]) -> tuple[str | None, tuple[ModelInfo, ...]]: ...
+    def preflight(self, models: Sequence[str], limit: float = ...) -> tuple[str | None, tuple[ModelInfo, ...]]: ...
     def prepare(self, timeout: float) -> None: ...
-    def measure(self, model: str, prompt: str, num_predict: int, seed: int, timeout: float) -> Sample: ...
+    def measure(self, model: str, prompt: str, num_predict: int, seed: int, timeout: float,
+                total: float | None = None, step: str = "request") -> Sample: ...
     def loaded(self, model: str) -> Loaded | None: ...
+
+
+PREFLIGHT_LIMIT = 60.0  # seconds for the version and model look-ups before a benchmark
 
 
 class OllamaEndpoint:
@@ -113,10 +117,12 @@ class OllamaEndpoint:
                 self._server(timeout).ps()
         self._server(timeout)
 
-    def preflight(self, models: Sequence[str]) -> tuple[str | None, tuple[ModelInfo, ...]]:
-        server = self._server(30.0)
-        version = server.version()
-        return version, tuple(self._model_info(server, m) for m in models)
+    def preflight(self, models: Sequence[str], limit: float = PREFLIGHT_LIMIT
+                  ) -> tuple[str | None, tuple[ModelInfo, ...]]:
+        server = self._server(min(30.0, limit))
+        with server.deadline(limit, "bench: asking the server about the models"):
+            version = server.version()
+            return version, tuple(self._model_info(server, m) for m in models)
 
     @staticmethod
     def _model_info(server: Any, model: str) -> ModelInfo:
@@ -127,16 +133,18 @@ class OllamaEndpoint:
         installed = server.find(model)
         return ModelInfo(model, installed.digest if installed else None, details.num_ctx)
 
-    def measure(self, model: str, prompt: str, num_predict: int, seed: int, timeout: float) -> Sample:
+    def measure(self, model: str, prompt: str, num_predict: int, seed: int, timeout: float,
+                total: float | None = None, step: str = "request") -> Sample:
         server = self._server(timeout)
         options = {"temperature": 0, "seed": seed, "num_predict": num_predict}
         watch = Stopwatch()
         final = None
         try:
-            for part in server.generate_stream(model, prompt, options=options, keep_alive=self.keep_alive):
-                watch.token(time.perf_counter(), bool(part.response or getattr(part, "thinking", None)))
-                if part.done:
-                    final = part
+            with server.deadline(total, step):
+                for part in server.generate_stream(model, prompt, options=options, keep_alive=self.keep_alive):
+                    watch.token(time.perf_counter(), bool(part.response or getattr(part, "thinking", None)))
+                    if part.done:
+                        final = part
         except LocalcodexError as exc:
             return watch.sample(exc)
         if final is None:
@@ -200,13 +208,16 @@ class OpenAIEndpoint:
                 self._client().models()
         self._client()
 
-    def preflight(self, models: Sequence[str]) -> tuple[str | None, tuple[ModelInfo, ...]]:
+    def preflight(self, models: Sequence[str], limit: float = PREFLIGHT_LIMIT
+                  ) -> tuple[str | None, tuple[ModelInfo, ...]]:
         """Reachable, and the key accepted. A model missing from `GET /models` is only noted: some servers
         (llama-server) list one alias and answer to any name."""
+        from localcodex.adapters.http_errors import Timeouts
         from localcodex.adapters.server_facts import server_context
 
         client = self._client()
-        listed = set(client.models())
+        wait = min(30.0, limit)
+        listed = set(client.models(timeouts=Timeouts(connect=min(5.0, wait), read=wait, total=limit)))
         infos = []
         for m in models:
             notes = [] if not listed or m in listed else [f"{self.endpoint}/models does not list {m}"]
@@ -216,14 +227,15 @@ class OpenAIEndpoint:
             infos.append(ModelInfo(m, context_length=context.tokens if context else None, notes=tuple(notes)))
         return None, tuple(infos)
 
-    def measure(self, model: str, prompt: str, num_predict: int, seed: int, timeout: float) -> Sample:
+    def measure(self, model: str, prompt: str, num_predict: int, seed: int, timeout: float,
+                total: float | None = None, step: str = "request") -> Sample:
         from localcodex.adapters.http_errors import StreamCut, Timeouts
+        from localcodex.adapters.server_facts import timings_of
 
         body = {"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": num_predict,
                 "temperature": 0, "seed": seed, "stream_options": {"include_usage": True}}
-        limits = Timeouts(connect=min(10.0, timeout), read=timeout, total=timeout + 3600.0)
-        from localcodex.adapters.server_facts import timings_of
-
+        limits = Timeouts(connect=min(10.0, timeout), read=timeout,
+                          total=total if total is not None else timeout + float(num_predict))
         watch = Stopwatch()
         finish, usage, timings, terminated = None, None, None, False
         try:

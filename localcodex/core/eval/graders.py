@@ -85,6 +85,7 @@ class Answers:
     any_of: tuple[str, ...] = ()
     what: str = ""
     note_only: bool = False
+    failure: str = ""  # the reason given when a missing name fails the attempt (default: the note's text)
 
     def problem(self, attempt: Attempt, found: _Findings) -> str | None:
         answer = attempt.answer or ""
@@ -96,7 +97,7 @@ class Answers:
         if self.note_only:
             found.notes.append(missing)
             return None
-        return missing
+        return self.failure or missing
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from localcodex.errors import UsageError
+from localcodex.errors import ExitCode, UsageError
 
 MAGIC = b"GGUF"
 DEFAULT_ALIGNMENT = 32
@@ -334,7 +334,8 @@ def read_gguf(path: str | Path, *, max_array: int = 1024) -> GGUFInfo:
     try:
         fh = path.open("rb", buffering=1 << 20)
     except FileNotFoundError:
-        raise GGUFError(f"{path} does not exist", "check the path") from None
+        raise GGUFError(f"{path} does not exist", "check the path", code="file_not_found",
+                          exit_code=ExitCode.NOT_FOUND) from None
     except IsADirectoryError:
         raise GGUFError(f"{path} is a folder, not a GGUF file", "pass the .gguf file itself") from None
     except OSError as exc:

@@ -165,7 +165,7 @@ def import_gguf(
     return GGUFImportResult(
         name=model, digest=digest, size=info.file_size, uploaded=uploaded, replaced=existing is not None,
         num_ctx=num_ctx, gguf=info.summary(), capabilities=caps, fit=fit,
-        warnings=_gguf_warnings(info.summary(), caps) + _fit_warnings(fit),
+        warnings=_gguf_warnings(info.summary(), caps) + _fit_warnings(fit) + _context_warnings(num_ctx),
     )
 
 
@@ -181,6 +181,15 @@ def _check_import_disk(models_dir: Path, size: int) -> None:
                     f"upload and writes a converted copy), only {format_bytes(free, decimal=True)} is free in {where}",
                     f"free {format_bytes(needed - free, decimal=True)} or more there (or move Ollama's models with "
                     "OLLAMA_MODELS)", data={"needed": needed, "free": free, "path": str(where)})
+
+
+def _context_warnings(num_ctx: int | None) -> tuple[str, ...]:
+    from localcodex.core.variant import CODEX_MIN_CONTEXT
+
+    if num_ctx and num_ctx < CODEX_MIN_CONTEXT:
+        return (f"--ctx {num_ctx:,} is little for Codex, which sends 4–6k tokens of instructions before any work: "
+                f"it needs {CODEX_MIN_CONTEXT:,} or more",)
+    return ()
 
 
 def estimate_fit(info: GGUFInfo, name: str, num_ctx: int | None, machine: Machine) -> ImportFit | None:
