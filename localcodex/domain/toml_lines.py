@@ -7,7 +7,8 @@ real parser has already accepted, so it does not need to report errors of its ow
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 
 KeyPath = tuple[str, ...]
 
@@ -117,6 +118,40 @@ class _ValueScanner:
         return i + 1
 
 
+@dataclass(frozen=True)
+class _Statement:
+    """A header or key/value line outside multi-line values: where it starts and what it defines."""
+
+    number: int  # 1-based line number
+    start: int  # character offset of the line
+    header: KeyPath | None = None  # the table a `[x]` / `[[x]]` header opens
+    key: KeyPath = ()  # the (dotted) key a `key = value` line sets, relative to its table
+
+
+def _statements(text: str) -> Iterator[_Statement]:
+    """Every header and key/value line of a TOML text, skipping comments, blank lines and the inside of
+    multi-line strings and arrays. Only LF ends a TOML line (U+2028 may sit inside a string)."""
+    scanner = _ValueScanner()
+    offset = 0
+    for number, raw in enumerate(text.split("\n"), start=1):
+        start, offset = offset, offset + len(raw) + 1
+        if scanner.continuing:
+            scanner.feed(raw)
+            continue
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("["):
+            inner = line[2:] if line.startswith("[[") else line[1:]
+            end = _header_end(inner)
+            yield _Statement(number, start, header=split_key(inner[: end if end >= 0 else len(inner)]))
+            continue
+        eq = _key_end(line)
+        if eq >= 0:
+            yield _Statement(number, start, key=split_key(line[:eq]))
+            scanner.feed(line[eq + 1 :])
+
+
 def key_lines(text: str) -> dict[KeyPath, int]:
     """The 1-based line on which every table and key path is defined.
 
@@ -127,30 +162,19 @@ def key_lines(text: str) -> dict[KeyPath, int]:
     3
     >>> key_lines("a = '''\\nb = 1\\n'''\\nc = 2\\n")
     {('a',): 1, ('c',): 4}
+    >>> key_lines('a = "x\\u2028y"\\nb = 1\\n')  # only LF ends a line, as in sections()
+    {('a',): 1, ('b',): 2}
     """
     found: dict[KeyPath, int] = {}
     table: KeyPath = ()
-    scanner = _ValueScanner()
-    for number, raw in enumerate(text.splitlines(), start=1):
-        if scanner.continuing:
-            scanner.feed(raw)
+    for line in _statements(text):
+        if line.header is not None:
+            table = line.header
+            found.setdefault(table, line.number)
             continue
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("["):
-            inner = line[2:] if line.startswith("[[") else line[1:]
-            end = _header_end(inner)
-            table = split_key(inner[: end if end >= 0 else len(inner)])
-            found.setdefault(table, number)
-            continue
-        eq = _key_end(line)
-        if eq < 0:
-            continue
-        path = (*table, *split_key(line[:eq]))
+        path = (*table, *line.key)
         for end in range(len(table) + 1, len(path) + 1):  # a dotted key also defines its parents here
-            found.setdefault(path[:end], number)
-        scanner.feed(line[eq + 1 :])
+            found.setdefault(path[:end], line.number)
     return found
 
 
@@ -180,22 +204,5 @@ def sections(text: str) -> list[tuple[int, KeyPath | None]]:
     [(0, None), (6, ('t',)), (37, ('arr', 'x'))]
     """
     found: list[tuple[int, KeyPath | None]] = [(0, None)]
-    scanner = _ValueScanner()
-    offset = 0
-    for raw in text.split("\n"):  # only LF ends a TOML line (U+2028 may sit inside a string)
-        start, offset = offset, offset + len(raw) + 1
-        if scanner.continuing:
-            scanner.feed(raw)
-            continue
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("["):
-            inner = line[2:] if line.startswith("[[") else line[1:]
-            end = _header_end(inner)
-            found.append((start, split_key(inner[: end if end >= 0 else len(inner)])))
-            continue
-        eq = _key_end(line)
-        if eq >= 0:
-            scanner.feed(line[eq + 1 :])
+    found += [(line.start, line.header) for line in _statements(text) if line.header is not None]
     return found
