@@ -69,7 +69,7 @@ def bench_probe(runs: int) -> None:
 
 
 def bench_accuracy() -> None:
-    from localcodex.core.recommend.speed import estimate_decode_tps
+    from localcodex.core.recommend.speed import estimate_for
     from localcodex.domain.catalog import load_catalog
     from localcodex.domain.machine import GPU, Budget, Machine
 
@@ -81,7 +81,7 @@ def bench_accuracy() -> None:
         gpu = GPU(0, "apple", chip, working_set, working_set, "metal", integrated=True, unified_memory=True)
         machine = Machine("darwin", "arm64", chip, 10, 10, ("neon",), ram_gib * GiB, ram_gib * GiB, gpus=(gpu,),
                           budget=Budget((working_set,), ram_gib * GiB, "bench", unified=True))
-        estimate = estimate_decode_tps(catalog.get(tag), machine, num_ctx=16384, context_tokens=128)
+        estimate = estimate_for(catalog.get(tag), machine, num_ctx=16384, context_tokens=128).decode_tps
         ratios.append(estimate / measured)
         print(f"  {label:28} measured {measured:6.2f}  estimate {estimate:6.2f}  ratio {estimate / measured:.2f}"
               f"  ({source})")

