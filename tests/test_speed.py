@@ -148,9 +148,13 @@ def test_measured_figure_replaces_the_estimate():
 def test_prompt_processing_is_compute_bound():
     model, machine = CAT.get("llama3.1:8b"), rtx()
     fit = place(model, 16384, machine)
-    speed = estimate_speed(model, fit, machine)
+    short = estimate_speed(model, fit, machine, context_tokens=1)  # the first token attends to nothing
     # 165.2 TFLOPS x 0.8 / (2 x 8.03e9 FLOPs per token)
-    assert speed.prompt_tps == pytest.approx(165.2e12 * 0.8 / (2 * model.params_active))
+    assert short.prompt_tps == pytest.approx(165.2e12 * 0.8 / (2 * model.params_active))
+    # a 16,384-token prompt: its tokens attend to 8,192 earlier ones on average, 4 x 32 heads x 128 x 32 layers each
+    long = estimate_speed(model, fit, machine, context_tokens=16384)
+    per_token = 2 * model.params_active + 4 * 32 * 128 * 32 * 8192
+    assert long.prompt_tps == pytest.approx(165.2e12 * 0.8 / per_token) and long.prompt_tps < 0.8 * short.prompt_tps
 
 
 def test_model_that_does_not_fit_has_no_speed():

@@ -243,28 +243,50 @@ def _is_moe(model: FitModel) -> bool:
     return bool(model.params_total and model.params_active < model.params_total)
 
 
+def flops_per_token(model: FitModel, position: int) -> float:
+    """Compute for one token at `position` in the sequence: 2 FLOPs per active weight, plus attention.
+
+    Attention: QK^T and the weighted sum of V, 2 x 2 x heads x head width FLOPs per cached token it looks at, in
+    every layer that attends (not the recurrent / FFN-only ones); a sliding-window layer looks at most at its
+    window. Negligible next to the weights at a short context, it is what slows a long prompt: SmolLM2-135M
+    spends as much on attention as on its weights at ~4,000 tokens.
+    """
+    heads = model.head_count
+    width = getattr(model, "head_dim_k", 0) or model.embedding_length // max(heads, 1)
+    layers = model.block_count - (getattr(model, "recurrent_layers", 0) or 0) - (
+        getattr(model, "ffn_only_layers", 0) or 0
+    )
+    window = getattr(model, "sliding_window", 0) or 0
+    sliding = getattr(model, "sliding_layers", 0) or 0
+    own_cache = (getattr(model, "kv_layers", 0) or 0) + sliding
+    sliding_share = sliding / own_cache if window and own_cache else 0.0
+    span = position * (1 - sliding_share) + min(position, window) * sliding_share
+    return 2.0 * (model.params_active or model.params_total) + 4.0 * heads * width * max(layers, 0) * span
+
+
 def _decode(
     per_token: int,
     devices: Sequence[tuple[Bandwidth, float]],
     factor: float,
     efficient: bool,
     model: FitModel | None = None,
+    tokens: int = 1,
 ) -> float:
     seconds = 0.0
     for bw, share in devices:
         eff = bw.efficiency * factor if efficient else 1.0
         memory = per_token * share / (bw.bytes_per_s * eff)
         if efficient and model is not None and bw.device == "cpu" and bw.tflops:
-            flops = 2.0 * (model.params_active or model.params_total) * share
-            compute = flops / (bw.tflops * 1e12 * CPU_DECODE_COMPUTE_EFFICIENCY)
+            compute = flops_per_token(model, tokens) * share / (bw.tflops * 1e12 * CPU_DECODE_COMPUTE_EFFICIENCY)
             fixed = model.block_count * share * CPU_LAYER_OVERHEAD_S + share * CPU_TOKEN_OVERHEAD_S
             memory = max(memory, compute) + fixed
         seconds += memory
     return 1.0 / seconds if seconds > 0 else 0.0
 
 
-def _prompt(model: FitModel, devices: Sequence[tuple[Bandwidth, float]]) -> float | None:
-    flops = 2.0 * (model.params_active or model.params_total)
+def _prompt(model: FitModel, devices: Sequence[tuple[Bandwidth, float]], tokens: int) -> float | None:
+    """Prefill of a prompt that fills the cache to `tokens`: its tokens sit at tokens / 2 on average."""
+    flops = flops_per_token(model, tokens // 2)
     seconds = 0.0
     for bw, share in devices:
         if not bw.tflops:
@@ -289,14 +311,14 @@ def estimate_speed(
         return SpeedEstimate(model.tag, None, None, None, per_token, tokens, "estimate", None, ())
     devices = device_bandwidths(fit, machine, ram)
     factor = decode_factor(model)
-    estimate = _decode(per_token, devices, factor, efficient=True, model=model)
+    estimate = _decode(per_token, devices, factor, efficient=True, model=model, tokens=tokens)
     ceiling = _decode(per_token, devices, 1.0, efficient=False)
     sources = tuple(dict.fromkeys(f"{bw.device}: {bw.source}" for bw, _ in devices))
     basis = "estimate" if all(bw.known for bw, _ in devices) else "assumed"
     if measured_tps:
         basis = "measured"
     return SpeedEstimate(
-        model.tag, measured_tps or estimate, ceiling, _prompt(model, devices), per_token, tokens, basis,
+        model.tag, measured_tps or estimate, ceiling, _prompt(model, devices, tokens), per_token, tokens, basis,
         estimate, sources,
     )
 
