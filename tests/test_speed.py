@@ -10,12 +10,15 @@ from localcodex.adapters.membw import CACHE_NAME, cached_ram_bandwidth, measure_
 from localcodex.core.recommend.chips import lookup
 from localcodex.core.recommend.fit import place
 from localcodex.core.recommend.speed import (
+    CPU_DECODE_ATTENTION_EFFICIENCY,
     CPU_LAYER_OVERHEAD_S,
     CPU_MEASURED_EFFICIENCY,
     CPU_TOKEN_OVERHEAD_S,
     MOE_FACTOR,
     RamBandwidth,
+    attention_flops,
     bytes_per_token,
+    cpu_tflops,
     estimate_for,
     estimate_speed,
 )
@@ -112,8 +115,10 @@ def test_partial_offload_is_a_time_weighted_mix_of_gpu_and_cpu():
     gpu_share = fit.gpu_fraction
     cpu_share = 1 - gpu_share
     seconds = per_token * gpu_share / (256e9 * 0.60) + per_token * cpu_share / (50e9 * CPU_MEASURED_EFFICIENCY)
-    # + the CPU's fixed costs per token (its layers' barriers, sampling), bandwidth-bound otherwise
+    # + the CPU's fixed costs per token (its layers' barriers, sampling) and its layers' attention, which is
+    # bandwidth-bound otherwise
     seconds += cpu_share * (model.block_count * CPU_LAYER_OVERHEAD_S + CPU_TOKEN_OVERHEAD_S)
+    seconds += cpu_share * attention_flops(model, 1) / (cpu_tflops(machine) * 1e12 * CPU_DECODE_ATTENTION_EFFICIENCY)
     assert speed.decode_tps == pytest.approx(1 / seconds)
     all_gpu = 256e9 * 0.60 / per_token
     assert speed.decode_tps < all_gpu / 2  # the CPU part dominates

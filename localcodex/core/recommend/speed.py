@@ -21,19 +21,22 @@ ceiling" against it). The estimate applies an efficiency, from published llama.c
 - CPU: 13900K with DDR5-6400 (102 GB/s peak) decodes a 3.8 GB 7B Q4_0 at 18.3 tok/s = 69 GB/s
   (ggml-org/llama.cpp#34), about what a multi-threaded copy reaches there: 0.85 of the *measured* copy
   bandwidth (adapters/membw.py), 0.60 of an assumed peak when nothing was measured. On few cores a small
-  model is bound by the dot products instead: per token max(bytes / bandwidth, 2 x active params /
-  (CPU peak x 0.25)) + 150 us per layer + 1 ms, calibrated on SmolLM2-135M Q4_1 with llama-server on this project's
-  2-core AVX-512 machine (decode 100-135 tok/s, prefill 160-270 tok/s; scripts/cpu_calibration.py).
+  model is bound by the dot products instead, and at a long context by attention, which the CPU runs as a
+  loop over the cached tokens: per token max(bytes / bandwidth, 2 x active params / (CPU peak x 0.25)) +
+  attention FLOPs / (CPU peak x 0.012) + 250 us per layer + 1 ms, calibrated on SmolLM2-135M Q4_1 with
+  llama-server on this project's 2-core AVX-512 machine (scripts/cpu_calibration.py --long: decode ~71 tok/s
+  at ~100 tokens in cache, ~12 at ~3,900; prefill ~244 and ~170 tok/s).
 - Mixture of experts: x 0.8 on top (expert routing and scattered expert reads keep kernels below the dense
   figures); gemma4 x 0.45 and hybrid-recurrent models x 0.67 (see MOE_FACTOR_BY_ARCH). Bytes that are in the
   file but not read per token (MTP blocks, a vision tower, per-layer embeddings: `unread_bytes`) are left out.
 The GPU figures come from `chips.py` (spec sheets); an unknown GPU gets an assumed bandwidth and the estimate
 says so.
 
-Prompt processing (prefill) is compute-bound: 2 x active params FLOPs per token, divided into the chip's peak
+Prompt processing (prefill) is compute-bound: 2 x active params FLOPs per token plus attention (each prompt token
+attends to the tokens before it: half the prompt on average), divided into the chip's peak
 FP16 TFLOPS x an efficiency (CUDA 0.8 - its int8/fp16 tensor kernels reach near peak at batch 512; Metal 0.75:
 M1 Max pp512 of llama 3.1 8B is 500 tok/s = 8 TFLOPS of 10.4; ROCm 0.45, Vulkan 0.35, SYCL 0.3). CPU peak is
-estimated from cores x 3 GHz x FMA width (AVX-512 64, AVX2 32, NEON 32 FLOP/cycle) with efficiency 0.14
+estimated from cores x 3 GHz x FMA width (AVX-512 64, AVX2 32, NEON 32 FLOP/cycle) with efficiency 0.16
 (calibrated as above).
 
 Working context: the KV read depends on how full the cache is; a Codex session spends most of its time with
@@ -72,12 +75,25 @@ MOE_FACTOR = 0.8
 MOE_FACTOR_BY_ARCH = {"gemma4": 0.45}
 HYBRID_RECURRENT_FACTOR = 0.67
 PROMPT_EFFICIENCY = {"cuda": 0.80, "metal": 0.75, "rocm": 0.45, "vulkan": 0.35, "sycl": 0.30}
-CPU_PROMPT_EFFICIENCY = 0.14  # calibrated: SmolLM2-135M Q4_1 prefill 160-270 tok/s on 2 AVX-512 cores here
+# Calibrated on SmolLM2-135M Q4_1 with llama-server --no-repack on this project's 2 AVX-512 cores: prefill 241-252
+# tok/s for a 48-token prompt, 170-179 for a 3,886-token one (scripts/cpu_calibration.py --long, 2026-12-03).
+CPU_PROMPT_EFFICIENCY = 0.16
 # CPU decode is also bound by the dot products (quantized matrix x vector, 2 x active params per token) and by a
 # fixed cost per layer (thread barriers, small ops); both vanish next to the bandwidth term for a 7B model, but
-# decide a tiny one. Calibrated on SmolLM2-135M Q4_1 here (llama-server: decode 100-135 tok/s on 2 cores).
+# decide a tiny one. Calibrated on SmolLM2-135M Q4_1 here (llama-server --no-repack: decode 69-74 tok/s with ~100
+# tokens in cache, 12-13 with ~3,900, on the 2 shared cores, llama-server getting 85% of them).
 CPU_DECODE_COMPUTE_EFFICIENCY = 0.25
-CPU_LAYER_OVERHEAD_S = 150e-6  # per layer per token: thread barriers between a layer's ~20 small ops
+# Attention of one new token against the cache runs on the CPU as a loop over the cached tokens of every head
+# (ggml's flash-attention kernel for a single query: a 64-128-wide dot product, a softmax step and a scaled add
+# per cached token), far from the matrix kernels' throughput. Measured with scripts/cpu_calibration.py --long:
+# SmolLM2-135M decodes at ~3,900 tokens in cache 5-6x slower than at ~100, although the bytes read per token
+# only double (98 MB of weights + 90 MB of KV): the 0.27 GFLOP of attention per token take ~65 ms, ~4 GFLOPS,
+# about 1.2% of the 2 cores' peak.
+CPU_DECODE_ATTENTION_EFFICIENCY = 0.012
+# Per layer per token: thread barriers between a layer's ~20 small ops. 250 us is the figure on the shared 2-core
+# machine above (other jobs running: a barrier waits whenever one of the threads is preempted); an idle machine
+# is faster, so small models' CPU estimates err on the slow side there.
+CPU_LAYER_OVERHEAD_S = 250e-6
 CPU_TOKEN_OVERHEAD_S = 1e-3  # per token: sampling over the vocabulary, the server's own work
 CPU_CLOCK_HZ = 3.0e9
 
@@ -244,12 +260,15 @@ def _is_moe(model: FitModel) -> bool:
 
 
 def flops_per_token(model: FitModel, position: int) -> float:
-    """Compute for one token at `position` in the sequence: 2 FLOPs per active weight, plus attention.
+    """Compute for one token at `position` in the sequence: 2 FLOPs per active weight, plus attention."""
+    return 2.0 * (model.params_active or model.params_total) + attention_flops(model, position)
 
-    Attention: QK^T and the weighted sum of V, 2 x 2 x heads x head width FLOPs per cached token it looks at, in
-    every layer that attends (not the recurrent / FFN-only ones); a sliding-window layer looks at most at its
-    window. Negligible next to the weights at a short context, it is what slows a long prompt: SmolLM2-135M
-    spends as much on attention as on its weights at ~4,000 tokens.
+
+def attention_flops(model: FitModel, position: int) -> float:
+    """Attention of one token at `position`: QK^T and the weighted sum of V, 2 x 2 x heads x head width FLOPs per
+    cached token it looks at, in every layer that attends (not the recurrent / FFN-only ones); a sliding-window
+    layer looks at most at its window. Negligible next to the weights at a short context, it is what slows a
+    long prompt: SmolLM2-135M spends as much on attention as on its weights at ~4,000 tokens.
     """
     heads = model.head_count
     width = getattr(model, "head_dim_k", 0) or model.embedding_length // max(heads, 1)
@@ -261,7 +280,7 @@ def flops_per_token(model: FitModel, position: int) -> float:
     own_cache = (getattr(model, "kv_layers", 0) or 0) + sliding
     sliding_share = sliding / own_cache if window and own_cache else 0.0
     span = position * (1 - sliding_share) + min(position, window) * sliding_share
-    return 2.0 * (model.params_active or model.params_total) + 4.0 * heads * width * max(layers, 0) * span
+    return 4.0 * heads * width * max(layers, 0) * span
 
 
 def _decode(
@@ -277,9 +296,11 @@ def _decode(
         eff = bw.efficiency * factor if efficient else 1.0
         memory = per_token * share / (bw.bytes_per_s * eff)
         if efficient and model is not None and bw.device == "cpu" and bw.tflops:
-            compute = flops_per_token(model, tokens) * share / (bw.tflops * 1e12 * CPU_DECODE_COMPUTE_EFFICIENCY)
+            peak = bw.tflops * 1e12
+            weights = 2.0 * (model.params_active or model.params_total) * share / (peak * CPU_DECODE_COMPUTE_EFFICIENCY)
+            attention = attention_flops(model, tokens) * share / (peak * CPU_DECODE_ATTENTION_EFFICIENCY)
             fixed = model.block_count * share * CPU_LAYER_OVERHEAD_S + share * CPU_TOKEN_OVERHEAD_S
-            memory = max(memory, compute) + fixed
+            memory = max(memory, weights) + attention + fixed
         seconds += memory
     return 1.0 / seconds if seconds > 0 else 0.0
 
