@@ -23,7 +23,7 @@ CASES = [c for c in DATA["case"] if "excluded" not in c]
 
 def model(key: str) -> CatalogModel:
     m = DATA["models"][key]
-    heads = m["kv_heads"] * 4
+    heads = m["heads"]  # query heads: attention compute counts them
     return CatalogModel(
         tag=key, family=key, architecture="llama", download_bytes=m["size"], download_display="",
         params_total=m["params"], params_active=m["params"], quantization="Q4", bits_per_weight=4.5,
