@@ -18,6 +18,7 @@ from localcodex.domain.codex import (
     ENV_NAME,
     RESERVED_HARD,
     RESERVED_PARTIAL,
+    is_secret_query_param,
     looks_secret,
     mask,
 )
@@ -25,7 +26,9 @@ from localcodex.domain.urls import (
     DEFAULT_OLLAMA_PORT,
     BaseUrlMistake,
     locality,
+    redact_url,
     repair_base_url,
+    url_credentials,
 )
 
 # -- provider tables (what Codex checks while loading the file) -------------------------------------------------
@@ -163,16 +166,25 @@ def _base_url_static(file: ConfigFile, pid: str, table: Mapping[str, Any], key: 
     mistake = repair.mistake
     if mistake is None:
         return
-    good = repair.fixed
-    posts = f"{base.strip().rstrip('/')}/responses"
+    good = redact_url(repair.fixed, drop=True)
+    shown = redact_url(base.strip())
+    posts = f"{shown.rstrip('/')}/responses"
     yield file.finding(
         "base-url-wrong", "error",
-        f"base_url {base!r} {_MISTAKES[mistake]}: Codex would POST {posts}, which answers 404",
+        f"base_url {shown!r} {_MISTAKES[mistake]}: Codex would POST {posts}, which answers 404",
         (*key, "base_url"), f'set base_url = "{good}"', _local_configure(file, pid, table),
     )
 
 
+def holds_secret(file: ConfigFile) -> bool:
+    """Does any provider table of the file hold a credential in clear (what `_secrets` reports)?"""
+    return any(True for pid, table in providers_of(file)
+               for _ in _secrets(file, pid, table, ("model_providers", pid)))
+
+
 def _secrets(file: ConfigFile, pid: str, table: Mapping[str, Any], key: tuple[str, ...]) -> Iterator[Finding]:
+    """Credentials written literally: a bearer token, a secret header value, a user name and password or a key
+    in base_url, a key in query_params. Each is named by where it sits and masked, never shown."""
     token = table.get("experimental_bearer_token")
     if isinstance(token, str) and token.strip():
         yield file.finding(
@@ -195,6 +207,46 @@ def _secrets(file: ConfigFile, pid: str, table: Mapping[str, Any], key: tuple[st
                     f'move it to env_http_headers = {{ "{header}" = "{var}" }} and `export {var}=…` '
                     "(Codex sends the header when the variable is set)",
                 )
+    yield from _url_secrets(file, pid, table, key)
+
+
+def _url_secrets(file: ConfigFile, pid: str, table: Mapping[str, Any], key: tuple[str, ...]) -> Iterator[Finding]:
+    base = table.get("base_url")
+    found = url_credentials(base) if isinstance(base, str) else []
+    if isinstance(base, str) and found:
+        clean = redact_url(base.strip(), drop=True)
+        auth = _var_for(pid, "authorization")
+        how = [f'env_http_headers = {{ "Authorization" = "{auth}" }} with '
+               f'`export {auth}="Basic $(printf %s USER:PASSWORD | base64)"`'] if "user name" in found[0] else []
+        if any("query parameter" in f for f in found):
+            how.append(_KEY_ELSEWHERE.format(var=_var_for(pid)))
+        yield file.finding(
+            "secret-in-config", "warning",
+            f"base_url holds {' and '.join(found)} written literally (shown masked: {redact_url(base.strip())}): "
+            "anyone who can read the file, a backup or a screen share has it, and servers and proxies log URLs",
+            (*key, "base_url"),
+            f'set base_url = "{clean}" and pass the credential from the environment: {"; for the key: ".join(how)}',
+        )
+    params = table.get("query_params")
+    if isinstance(params, Mapping):
+        for name, value in params.items():
+            if isinstance(value, str) and is_secret_query_param(str(name), value):
+                yield file.finding(
+                    "secret-in-config", "warning",
+                    f"query_params.{name} holds a credential written literally ({mask(value)})",
+                    (*key, "query_params", str(name)),
+                    f"remove it from query_params and pass the key from the environment: "
+                    f"{_KEY_ELSEWHERE.format(var=_var_for(pid))}",
+                )
+
+
+# Codex has no environment form of query parameters: a key can leave the file only if the server also takes it
+# in a header, which OpenAI-compatible servers and most gateways do.
+_KEY_ELSEWHERE = (
+    'env_key = "{var}" (Codex sends it as `Authorization: Bearer`) or env_http_headers = {{ "api-key" = "{var}" }} '
+    "for a server that wants its own header, and `export {var}=…`; a server that takes the key only in the URL "
+    "needs it in the file: then keep the file private (`chmod 600`)"
+)
 
 
 def _var_for(pid: str, header: str = "") -> str:
