@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from localcodex.adapters import codex_cli, codex_config, toml_edit
+from localcodex.adapters import codex_changes, codex_cli, codex_write, toml_edit
 
 try:
     import tomllib
@@ -112,11 +112,11 @@ def test_stale_temp_sweep_keeps_files_of_live_writers(tmp_path: Path) -> None:
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     target = tmp_path / "config.toml"
-    live = tmp_path / f".config.toml{codex_config.TEMP_MARK}{os.getppid()}-1"
-    gone = tmp_path / f".config.toml{codex_config.TEMP_MARK}{dead.pid}-2"
+    live = tmp_path / f".config.toml{codex_write.TEMP_MARK}{os.getppid()}-1"
+    gone = tmp_path / f".config.toml{codex_write.TEMP_MARK}{dead.pid}-2"
     live.write_text("another writer's half-written file")
     gone.write_text("left by a killed writer")
-    codex_config.write_atomic(target, "x = 1\n")
+    codex_write.write_atomic(target, "x = 1\n")
     assert live.exists() and not gone.exists() and target.read_text() == "x = 1\n"
 
 
@@ -132,7 +132,7 @@ def _die_before_writing(monkeypatch, name: str) -> None:
         if path.name == name:
             raise _Killed
 
-    monkeypatch.setattr(codex_config, "_before_replace", crash)
+    monkeypatch.setattr(codex_write, "_before_replace", crash)
 
 
 def test_kill_between_profile_and_config_then_restore_undoes_exactly_that(cli, home: Path, monkeypatch) -> None:
@@ -141,7 +141,7 @@ def test_kill_between_profile_and_config_then_restore_undoes_exactly_that(cli, h
     _die_before_writing(monkeypatch, "config.toml")
     with pytest.raises(_Killed):
         cli("configure", *CTX, "--default")
-    monkeypatch.setattr(codex_config, "_before_replace", lambda tmp, path: None)
+    monkeypatch.setattr(codex_write, "_before_replace", lambda tmp, path: None)
     result = cli("configure", "--restore")
     assert result.code == 0, result.stderr
     assert (home / "config.toml").read_text() == original
@@ -154,12 +154,12 @@ def test_kill_between_profile_and_config_is_finished_by_the_next_run(cli, home: 
     with pytest.raises(_Killed):
         cli("configure", *CTX, "--default")
     assert load_toml((home / "config.toml").read_text())["model"] == "gpt-5"  # out of step for now
-    monkeypatch.setattr(codex_config, "_before_replace", lambda tmp, path: None)
+    monkeypatch.setattr(codex_write, "_before_replace", lambda tmp, path: None)
     result = cli("configure", *CTX, "--profile", "other")  # any run that locks the folder finishes it
     assert result.code == 0 and "interrupted localcodex run" in result.stderr
     assert load_toml((home / "config.toml").read_text())["model"] == "qwen3-coder:30b"
     assert load_toml((home / "local_ollama.config.toml").read_text())["model"] == "qwen3-coder:30b"
-    assert codex_config.JOURNAL_NAME not in {p.name for p in home.iterdir()}
+    assert codex_changes.JOURNAL_NAME not in {p.name for p in home.iterdir()}
 
 
 # ------------------------------------------------------------------ 7. read-only files
