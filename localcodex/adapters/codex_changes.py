@@ -27,7 +27,7 @@ from pathlib import Path
 
 from localcodex.adapters import toml_edit
 from localcodex.adapters.codex_config import read_text
-from localcodex.adapters.codex_write import delete, make_private_dir, resolve_target, write_atomic
+from localcodex.adapters.codex_write import delete, make_private_dir, pid_alive, resolve_target, write_atomic
 from localcodex.errors import ConfigError, NotFound
 
 MAX_RUNS_KEPT = 50
@@ -254,6 +254,51 @@ def _write_journal(journal: Path, todo: Sequence[FileChange]) -> None:
                    "new": c.new} for c in todo],
     }
     write_atomic(journal, json.dumps(doc) + "\n")
+
+
+@dataclass(frozen=True)
+class PendingChange:
+    """A journal a localcodex run left in a folder (read only: `recover` finishes it under the lock).
+
+    `files` maps each file the change covers to its state now: "new" (written), "old" (the write never reached
+    it: out of step with the others), "changed" (neither: edited since). `running`: the process that wrote the
+    journal is still alive, so the change may just be in progress. `damaged`: the journal cannot be read.
+    """
+
+    journal: Path
+    files: tuple[tuple[Path, str], ...] = ()
+    running: bool = False
+    damaged: bool = False
+
+    @property
+    def out_of_step(self) -> tuple[Path, ...]:
+        return tuple(path for path, state in self.files if state == "old")
+
+
+def pending_change(folder: Path) -> PendingChange | None:
+    """The change a killed run left half done in `folder` (None when there is no journal). Reads, never writes."""
+    journal = folder / JOURNAL_NAME
+    try:
+        text = read_text(journal)
+    except ConfigError:
+        return PendingChange(journal, damaged=True)
+    if text is None:
+        return None
+    try:
+        doc = json.loads(text)
+        entries = [(Path(f["target"]), f["old_sha256"], f["new_sha256"]) for f in doc["files"]]
+        pid = doc.get("pid")
+    except (ValueError, KeyError, TypeError):
+        return PendingChange(journal, damaged=True)
+    states = []
+    for target, old_sha, new_sha in entries:
+        try:
+            current = _sha(read_text(target))
+        except ConfigError:
+            current = "unreadable"
+        states.append((target, "new" if current == new_sha else "old" if current == old_sha else "changed"))
+    running = isinstance(pid, int) and pid != os.getpid() and pid_alive(pid)
+    return PendingChange(journal, tuple(states), running=running)
 
 
 def recover(folder: Path, *, held: Sequence[Path]) -> list[str]:

@@ -100,7 +100,7 @@ def remove_stale_temps(folder: Path, name: str = "*") -> None:
     with contextlib.suppress(OSError):
         for leftover in folder.glob(f".{name}{TEMP_MARK}*"):
             pid = _temp_owner(leftover.name)
-            if pid is not None and pid != os.getpid() and _alive(pid):
+            if pid is not None and pid != os.getpid() and pid_alive(pid):
                 continue
             with contextlib.suppress(OSError):
                 leftover.unlink()
@@ -117,7 +117,7 @@ def _temp_owner(name: str) -> int | None:
     return int(pid) if pid.isdigit() else None
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     import psutil
 
     try:

@@ -44,6 +44,7 @@ def doctor(req: DoctorRequest, on_progress: Callable[[DoctorStep], None] | None 
     run.report(DoctorStep("config", str(run.codex_home)))
     checks.codex_home_findings(run)
     files = checks.read_files(run)
+    checks.journal_findings(run, files)
     targets = build_targets(files, req.profile)
     run.report(DoctorStep("codex"))
     checks.codex_findings(run, files)
