@@ -152,6 +152,25 @@ def _write_error(path: Path, exc: OSError) -> ConfigError:
     return ConfigError(f"cannot write {path}: {reason}", permission_hint(path), code="config_write")
 
 
+def file_mode(path: Path) -> int | None:
+    """The permission bits of `path` (through a symlink); None when it does not exist or cannot be read."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return None
+
+
+def remove_group_other(path: Path) -> int:
+    """Take every group and other permission off `path` (never adds one); the new mode. ConfigError when it
+    cannot (another user's file)."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode) & 0o700
+        os.chmod(path, mode)
+    except OSError as exc:
+        raise ConfigError(f"cannot change the mode of {path}: {exc.strerror or exc}", permission_hint(path)) from None
+    return mode
+
+
 def make_private_dir(folder: Path) -> None:
     """Create `folder` (and missing parents) 0700; ConfigError on failure."""
     try:

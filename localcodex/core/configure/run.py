@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import urllib.parse
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from localcodex.core.configure.model import ModelFacts, context_warnings, resolv
 from localcodex.core.configure.types import ConfigureRequest, ConfigureResult, Progress, RestoreResult, WrittenFile
 from localcodex.core.configure.validate import validate_request
 from localcodex.core.ports import Live
+from localcodex.domain.secrets import config_secrets
 from localcodex.domain.urls import supports_profile_files
 from localcodex.errors import ConfigError
 
@@ -108,6 +110,8 @@ def _write(req: ConfigureRequest, live: Live, facts: ModelFacts, base_url: str, 
                                                             force=req.force)
     files = tuple(WrittenFile(role, c.path, c.target, c.created, c.changed, c.diff()) for role, c in planned)
     warnings += [f"{f.path} is a symlink: wrote its target {f.target}" for f in files if f.path != f.target]
+    if not req.dry_run:
+        warnings += keep_private([c for _, c in planned])
     return files, done.backup.id if done and done.backup else None, warnings
 
 
@@ -153,6 +157,38 @@ def _conflicts(req: ConfigureRequest, form: str, config_path: Path) -> list[str]
     return warnings
 
 
+def keep_private(changes: Iterable[Any]) -> list[str]:
+    """A Codex config that holds a credential (domain.secrets; localcodex never writes one, but a user may have)
+    must not be readable by other users. A file this run wrote loses its group and other permissions (never
+    gains any), and the warning says so; one it only read gets a warning with the `chmod` to run."""
+    from localcodex.adapters import codex_write, toml_edit
+
+    notes = []
+    for change in changes:
+        if change.new is None or change.target.suffix != ".toml":
+            continue
+        try:
+            holds = bool(config_secrets(toml_edit.load_plain(change.new, change.target)))
+        except ConfigError:
+            continue
+        mode = codex_write.file_mode(change.target)
+        if not holds or mode is None or not mode & 0o077:
+            continue
+        chmod = f"chmod {(mode & 0o700) >> 6}00 {change.target}"
+        said = f"{change.target} holds credentials and other users can read it (mode {mode:04o})"
+        if not change.changed:
+            notes.append(f"{said}: make it private with `{chmod}`")
+            continue
+        try:
+            new = codex_write.remove_group_other(change.target)
+        except ConfigError:
+            notes.append(f"{said}, and localcodex could not change that: run `{chmod}`")
+            continue
+        notes.append(f"{said.replace('can read it', 'could read it')}: localcodex made it {new:04o} "
+                     f"(what `{chmod}` does)")
+    return notes
+
+
 def restore(live: Live, *, force: bool = False, dry_run: bool = False) -> RestoreResult:
     """Undo the last localcodex change to Codex's files (configure, provider add…)."""
     from localcodex.adapters import codex_changes, codex_lock
@@ -164,4 +200,5 @@ def restore(live: Live, *, force: bool = False, dry_run: bool = False) -> Restor
     files = tuple(
         WrittenFile("restored", c.path, c.target, c.created, c.changed, c.diff()) for c in done.changes
     )
-    return RestoreResult(done.run.id, done.run.time, done.run.command, files, dry_run)
+    warnings = () if dry_run else tuple(keep_private(done.changes))
+    return RestoreResult(done.run.id, done.run.time, done.run.command, files, dry_run, warnings)

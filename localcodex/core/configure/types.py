@@ -83,3 +83,4 @@ class RestoreResult:
     command: str
     files: tuple[WrittenFile, ...]
     dry_run: bool
+    warnings: tuple[str, ...] = ()

@@ -18,10 +18,10 @@ from localcodex.domain.codex import (
     ENV_NAME,
     RESERVED_HARD,
     RESERVED_PARTIAL,
-    is_secret_query_param,
     looks_secret,
     mask,
 )
+from localcodex.domain.secrets import config_secrets, provider_secrets
 from localcodex.domain.urls import (
     DEFAULT_OLLAMA_PORT,
     BaseUrlMistake,
@@ -177,67 +177,60 @@ def _base_url_static(file: ConfigFile, pid: str, table: Mapping[str, Any], key: 
 
 
 def holds_secret(file: ConfigFile) -> bool:
-    """Does any provider table of the file hold a credential in clear (what `_secrets` reports)?"""
-    return any(True for pid, table in providers_of(file)
-               for _ in _secrets(file, pid, table, ("model_providers", pid)))
+    """Does the file hold a credential in clear (domain.secrets, what `_secrets` reports)?"""
+    return bool(file.data and config_secrets(file.data))
 
 
 def _secrets(file: ConfigFile, pid: str, table: Mapping[str, Any], key: tuple[str, ...]) -> Iterator[Finding]:
-    """Credentials written literally: a bearer token, a secret header value, a user name and password or a key
-    in base_url, a key in query_params. Each is named by where it sits and masked, never shown."""
-    token = table.get("experimental_bearer_token")
-    if isinstance(token, str) and token.strip():
-        yield file.finding(
-            "secret-in-config", "warning",
-            f"a bearer token is written literally in {file.path.name} ({mask(token)}): anyone who can read the "
-            "file, a backup or a screen share has the key",
-            (*key, "experimental_bearer_token"),
-            f'delete it; put the key in an environment variable and reference it: env_key = "{_var_for(pid)}" '
-            f"(and `export {_var_for(pid)}=…` in your shell start-up file)",
-        )
-    headers = table.get("http_headers")
-    if isinstance(headers, Mapping):
-        for header, value in headers.items():
-            if isinstance(value, str) and looks_secret(value, str(header)):
-                var = _var_for(pid, str(header))
-                yield file.finding(
-                    "secret-in-config", "warning",
-                    f"http_headers.{header} looks like a secret written literally ({mask(value)})",
-                    (*key, "http_headers", str(header)),
-                    f'move it to env_http_headers = {{ "{header}" = "{var}" }} and `export {var}=…` '
-                    "(Codex sends the header when the variable is set)",
-                )
-    yield from _url_secrets(file, pid, table, key)
+    """Credentials written literally (domain.secrets.provider_secrets): each named by where it sits and masked,
+    never shown, with the way to pass it from the environment instead."""
+    for where in provider_secrets(table):
+        if where[0] == "experimental_bearer_token":
+            yield file.finding(
+                "secret-in-config", "warning",
+                f"a bearer token is written literally in {file.path.name} ({mask(table[where[0]])}): anyone who can "
+                "read the file, a backup or a screen share has the key",
+                (*key, *where),
+                f'delete it; put the key in an environment variable and reference it: env_key = "{_var_for(pid)}" '
+                f"(and `export {_var_for(pid)}=…` in your shell start-up file)",
+            )
+        elif where[0] == "http_headers":
+            header = where[1]
+            var = _var_for(pid, header)
+            yield file.finding(
+                "secret-in-config", "warning",
+                f"http_headers.{header} looks like a secret written literally ({mask(table[where[0]][header])})",
+                (*key, *where),
+                f'move it to env_http_headers = {{ "{header}" = "{var}" }} and `export {var}=…` '
+                "(Codex sends the header when the variable is set)",
+            )
+        elif where[0] == "base_url":
+            yield _url_secret(file, pid, table["base_url"], key)
+        else:
+            yield file.finding(
+                "secret-in-config", "warning",
+                f"query_params.{where[1]} holds a credential written literally ({mask(table[where[0]][where[1]])})",
+                (*key, *where),
+                f"remove it from query_params and pass the key from the environment: "
+                f"{_KEY_ELSEWHERE.format(var=_var_for(pid))}",
+            )
 
 
-def _url_secrets(file: ConfigFile, pid: str, table: Mapping[str, Any], key: tuple[str, ...]) -> Iterator[Finding]:
-    base = table.get("base_url")
-    found = url_credentials(base) if isinstance(base, str) else []
-    if isinstance(base, str) and found:
-        clean = redact_url(base.strip(), drop=True)
-        auth = _var_for(pid, "authorization")
-        how = [f'env_http_headers = {{ "Authorization" = "{auth}" }} with '
-               f'`export {auth}="Basic $(printf %s USER:PASSWORD | base64)"`'] if "user name" in found[0] else []
-        if any("query parameter" in f for f in found):
-            how.append(_KEY_ELSEWHERE.format(var=_var_for(pid)))
-        yield file.finding(
-            "secret-in-config", "warning",
-            f"base_url holds {' and '.join(found)} written literally (shown masked: {redact_url(base.strip())}): "
-            "anyone who can read the file, a backup or a screen share has it, and servers and proxies log URLs",
-            (*key, "base_url"),
-            f'set base_url = "{clean}" and pass the credential from the environment: {"; for the key: ".join(how)}',
-        )
-    params = table.get("query_params")
-    if isinstance(params, Mapping):
-        for name, value in params.items():
-            if isinstance(value, str) and is_secret_query_param(str(name), value):
-                yield file.finding(
-                    "secret-in-config", "warning",
-                    f"query_params.{name} holds a credential written literally ({mask(value)})",
-                    (*key, "query_params", str(name)),
-                    f"remove it from query_params and pass the key from the environment: "
-                    f"{_KEY_ELSEWHERE.format(var=_var_for(pid))}",
-                )
+def _url_secret(file: ConfigFile, pid: str, base: str, key: tuple[str, ...]) -> Finding:
+    found = url_credentials(base)
+    auth = _var_for(pid, "authorization")
+    how = [f'env_http_headers = {{ "Authorization" = "{auth}" }} with '
+           f'`export {auth}="Basic $(printf %s USER:PASSWORD | base64)"`'] if "user name" in found[0] else []
+    if any("query parameter" in f for f in found):
+        how.append(_KEY_ELSEWHERE.format(var=_var_for(pid)))
+    return file.finding(
+        "secret-in-config", "warning",
+        f"base_url holds {' and '.join(found)} written literally (shown masked: {redact_url(base.strip())}): "
+        "anyone who can read the file, a backup or a screen share has it, and servers and proxies log URLs",
+        (*key, "base_url"),
+        f'set base_url = "{redact_url(base.strip(), drop=True)}" and pass the credential from the environment: '
+        f'{"; for the key: ".join(how)}',
+    )
 
 
 # Codex has no environment form of query parameters: a key can leave the file only if the server also takes it
