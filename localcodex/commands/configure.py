@@ -93,13 +93,16 @@ def warn_all(out: Output, result: R) -> R:
 
 def pairs(values: list[str] | None, option: str) -> tuple[tuple[str, str], ...]:
     """`NAME=VALUE` options as pairs; a missing `=` is a usage error."""
+    from localcodex.domain.codex import looks_secret, mask
     from localcodex.errors import UsageError
 
     out = []
     for value in values or []:
         name, sep, rest = value.partition("=")
         if not sep or not name.strip():
-            raise UsageError(f"{option} {value!r}: expected NAME=VALUE", f"e.g. {option} X-Team=platform")
+            shown = mask(value) if looks_secret(value) or looks_secret(value.split()[-1] if value.split() else "") \
+                else value  # `--header 'Bearer sk-…'` without its name: the key is not echoed
+            raise UsageError(f"{option} {shown!r}: expected NAME=VALUE", f"e.g. {option} X-Team=platform")
         out.append((name.strip(), rest.strip()))
     return tuple(out)
 
