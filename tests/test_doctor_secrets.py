@@ -136,3 +136,18 @@ def test_rerunning_the_interrupted_command_also_clears_it(setup, cli, monkeypatc
     _interrupted_configure(cli, monkeypatch, setup.codex_home)
     assert cli("configure", "--model", "qwen3-coder:30b", "--context", "32768", "--default").code == 0
     assert "journal-pending" not in [x.id for x in setup.run().findings]
+
+
+def test_a_key_written_where_a_variable_name_belongs_is_masked_not_read_as_a_name(setup):
+    """env_http_headers = { "X-Api-Key" = "sk-…" }: doctor used to say "export sk-live-…=…", printing the key."""
+    headers = f'env_http_headers = {{ "X-Api-Key" = "{KEY}", "X-Team" = "bad name" }}\n'
+    config = setup.write("config.toml", gateway("https://gw.example/v1", headers), mode=0o644)
+    report = setup.run()
+    f = only(report, "env-header-is-secret")
+    assert f.severity == "error" and f.key == "model_providers.gw.env_http_headers.X-Api-Key" and f.line == 8
+    assert 'env_http_headers = { "X-Api-Key" = "GW_X_API_KEY" }' in f.fix
+    assert only(report, "env-header-invalid").key == "model_providers.gw.env_http_headers.X-Team"
+    assert "env-header-unset" not in [x.id for x in report.findings]
+    assert only(report, "config-permissions").file == str(config) and "holds credentials" in \
+        only(report, "config-permissions").message
+    assert KEY not in everything(report) and KEY[8:] not in everything(report)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from localcodex.domain.codex import is_secret_query_param, looks_secret
+from localcodex.domain.codex import ENV_NAME, is_secret_query_param, looks_secret
 from localcodex.domain.urls import url_credentials
 
 KeyPath = tuple[str, ...]
@@ -18,13 +18,16 @@ KeyPath = tuple[str, ...]
 
 def provider_secrets(table: Mapping[str, Any]) -> Iterator[KeyPath]:
     """The keys of one `[model_providers.<id>]` table that hold a credential: a bearer token, a header value
-    that is (or is named like) one, a `base_url` with a user name, password or key in it, a key in `query_params`.
+    that is (or is named like) one, a `base_url` with a user name, password or key in it, a key in `query_params`,
+    and a key written where the NAME of a variable belongs (`env_key`, `env_http_headers`).
 
     >>> list(provider_secrets({"base_url": "http://a:b@h/v1", "http_headers": {"X-Team": "core", "X-Api-Key": "k"},
     ...                        "query_params": {"api-version": "1", "key": "AIza0123456789"}}))
     [('base_url',), ('query_params', 'key')]
     >>> list(provider_secrets({"http_headers": {"Authorization": "Bearer sk-live-0123456789abcdef"}}))
     [('http_headers', 'Authorization')]
+    >>> list(provider_secrets({"env_key": "sk-live-0123456789abcdef", "env_http_headers": {"X-Key": "TEAM_KEY"}}))
+    [('env_key',)]
     """
     token = table.get("experimental_bearer_token")
     if isinstance(token, str) and token.strip():
@@ -42,6 +45,19 @@ def provider_secrets(table: Mapping[str, Any]) -> Iterator[KeyPath]:
         for name, value in params.items():
             if isinstance(value, str) and is_secret_query_param(str(name), value):
                 yield ("query_params", str(name))
+    var = table.get("env_key")
+    if isinstance(var, str) and _key_for_a_name(var):
+        yield ("env_key",)
+    env_headers = table.get("env_http_headers")
+    if isinstance(env_headers, Mapping):
+        for name, value in env_headers.items():
+            if isinstance(value, str) and _key_for_a_name(value):
+                yield ("env_http_headers", str(name))
+
+
+def _key_for_a_name(value: str) -> bool:
+    """A key written where Codex wants the name of the variable that holds it."""
+    return not ENV_NAME.match(value.strip()) and looks_secret(value)
 
 
 def config_secrets(data: Mapping[str, Any]) -> list[KeyPath]:

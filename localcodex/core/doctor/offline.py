@@ -473,7 +473,7 @@ def _env_headers_set(run: DoctorRun, target: Target, pid: str, table: Mapping[st
     if not isinstance(headers, Mapping):
         return
     for header, var in headers.items():
-        if isinstance(var, str) and not run.env.get(var, "").strip():
+        if isinstance(var, str) and ENV_NAME.match(var) and not run.env.get(var, "").strip():  # else: providers.py
             key = ("model_providers", pid, "env_http_headers", str(header))
             hint, fix = _shell_story(run, var)
             yield _located(

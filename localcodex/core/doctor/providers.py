@@ -104,6 +104,7 @@ def _custom_provider(file: ConfigFile, pid: str, table: Mapping[str, Any], key: 
     yield from _base_url_static(file, pid, table, key)
     yield from _secrets(file, pid, table, key)
     yield from _env_key_shape(file, pid, table, key)
+    yield from _env_headers_shape(file, pid, table, key)
 
 
 def _wire_api(file: ConfigFile, pid: str, table: Mapping[str, Any], key: tuple[str, ...]) -> Iterator[Finding]:
@@ -185,6 +186,8 @@ def _secrets(file: ConfigFile, pid: str, table: Mapping[str, Any], key: tuple[st
     """Credentials written literally (domain.secrets.provider_secrets): each named by where it sits and masked,
     never shown, with the way to pass it from the environment instead."""
     for where in provider_secrets(table):
+        if where[0] in ("env_key", "env_http_headers"):
+            continue  # `_env_key_shape` / `_env_headers_shape`: the name of a variable is wanted there
         if where[0] == "experimental_bearer_token":
             yield file.finding(
                 "secret-in-config", "warning",
@@ -264,3 +267,29 @@ def _env_key_shape(file: ConfigFile, pid: str, table: Mapping[str, Any], key: tu
             "env-key-invalid", "error", f"env_key {var!r} is not a valid environment variable name",
             (*key, "env_key"), 'use a name like "MY_PROVIDER_API_KEY" (letters, digits, underscores)',
         )
+
+
+def _env_headers_shape(file: ConfigFile, pid: str, table: Mapping[str, Any],
+                       key: tuple[str, ...]) -> Iterator[Finding]:
+    headers = table.get("env_http_headers")
+    if not isinstance(headers, Mapping):
+        return
+    for header, var in headers.items():
+        if not isinstance(var, str) or ENV_NAME.match(var.strip()):
+            continue
+        where = (*key, "env_http_headers", str(header))
+        name = _var_for(pid, str(header))
+        if looks_secret(var):
+            yield file.finding(
+                "env-header-is-secret", "error",
+                f"env_http_headers.{header} holds what looks like the value itself ({mask(var)}), not the name of a "
+                "variable: Codex sends no header, and the secret sits in the file in clear", where,
+                f'export the value as a variable (`export {name}=…`) and set env_http_headers = '
+                f'{{ "{header}" = "{name}" }}',
+            )
+        else:
+            yield file.finding(
+                "env-header-invalid", "error",
+                f"env_http_headers.{header} = {var!r} is not a valid environment variable name", where,
+                f'use a name like "{name}" (letters, digits, underscores)',
+            )
