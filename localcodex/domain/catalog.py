@@ -112,6 +112,7 @@ DEFAULT_UBATCH = 512
 TOOL_CALL_KINDS = ("native", "text")
 
 _DISPLAY_RE = re.compile(r"^(\d+)(?:\.(\d+))?(MB|GB|TB)$")
+_SWE_RE = re.compile(r"SWE-bench Verified (\d+(?:\.\d+)?)")
 _UNIT = {"MB": 10**6, "GB": 10**9, "TB": 10**12}
 
 
@@ -248,6 +249,29 @@ class CatalogModel:
 
     def is_uncertain(self, field_name: str) -> bool:
         return field_name in self.uncertain
+
+    @property
+    def swe_bench_verified(self) -> float | None:
+        """The SWE-bench Verified figure ``coding_source`` cites, if any (orders models of one tier).
+
+        >>> cat = load_catalog()
+        >>> cat.get("qwen3.6:27b").swe_bench_verified, cat.get("qwen3.5:4b").swe_bench_verified
+        (77.2, None)
+        """
+        m = _SWE_RE.search(self.coding_source)
+        return float(m.group(1)) if m else None
+
+    @property
+    def dense_equivalent_params(self) -> int:
+        """Size used to compare models of one tier: a MoE counts as sqrt(total x active) (the usual rule of
+        thumb for what it knows), a dense model as its parameter count.
+
+        >>> load_catalog().get("qwen3.6:35b-a3b").dense_equivalent_params // 10**9
+        10
+        """
+        if self.params_active and self.params_active < self.params_total:
+            return math.isqrt(self.params_total * self.params_active)
+        return self.params_total
 
     # ---- size -----------------------------------------------------------------------------------
 
