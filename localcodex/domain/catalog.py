@@ -8,11 +8,8 @@ never fetched at run time.
 The entry type and the KV-cache rules live in ``catalog_model.py``.
 
 >>> cat = load_catalog()
->>> m = cat.get("llama3.1:8b")
->>> m.kv_bytes_per_token()
-131072.0
->>> m.kv_cache_bytes(32768) == 4 * 1024**3
-True
+>>> cat.updated >= "2026-12-01", cat.get("qwen3.6:27b-q8_0").quant_of
+(True, 'qwen3.6:27b')
 """
 
 from __future__ import annotations
