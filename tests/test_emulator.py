@@ -520,14 +520,16 @@ def test_timings_follow_the_configured_rates(emulator_factory) -> None:
         for line in r.iter_lines():
             arrivals.append((time.monotonic(), json.loads(line)))
     ttft = arrivals[0][0] - start
-    assert 0.2 + 0.104 - 0.01 < ttft < 0.2 + 0.104 + 0.1, "TTFT = load + prompt processing"
+    # Only lower bounds on wall time: a loaded machine can make the emulator slower than configured, never faster,
+    # and an emulator that ignored its rates would answer at once (TTFT ~0, thousands of tokens per second).
+    assert ttft > 0.2 + 0.104 - 0.01, "TTFT = load + prompt processing"
     tokens = [t for t, chunk in arrivals if not chunk["done"]]
     rate = (len(tokens) - 1) / (tokens[-1] - tokens[0])
-    assert rate == pytest.approx(100.0, rel=0.1), "loose: a busy CI machine delays threads"
+    assert rate < 100.0 * 1.1, "tokens are paced at the decode rate"
     final = arrivals[-1][1]
     assert final["eval_count"] == 25 and final["eval_duration"] == 250_000_000
     assert (final["prompt_eval_count"], final["prompt_eval_duration"]) == (104, 104_000_000)
-    assert final["load_duration"] == pytest.approx(200_000_000, rel=0.1)
+    assert final["load_duration"] >= 190_000_000, "load_duration is measured: at least the configured load time"
     warm = client(emu).generate(model="llama3.2:3b", prompt="hi", options={"num_predict": 1})
     assert warm.load_duration < 20_000_000, "no load when already loaded"
 
