@@ -802,7 +802,7 @@ def test_fault_stall_fires_client_timeout_and_stop_is_quick(emulator_factory) ->
 
     def wait_for_tags() -> None:
         try:
-            httpx.get(f"{emu.url}/api/tags", timeout=5)
+            httpx.get(f"{emu.url}/api/tags", timeout=60)
         except httpx.HTTPError as error:
             outcome.append(error)
 
@@ -815,9 +815,10 @@ def test_fault_stall_fires_client_timeout_and_stop_is_quick(emulator_factory) ->
     assert any(r.path == "/api/tags" for r in emu.requests)
     started = time.monotonic()
     emu.stop()
-    # stop() does not wait for the stalled handler: it returns well before the client's own 5 s timeout would
-    assert time.monotonic() - started < 4.0
-    stalled.join(10.0)
+    # stop() does not wait for the stalled handler: it returns long before the client's own 60 s timeout would
+    # (the bound is loose on purpose: a loaded 2-core machine can take seconds to join the server thread)
+    assert time.monotonic() - started < 30.0
+    stalled.join(90.0)
     # The client is disconnected; which transport error a disconnect surfaces as (protocol error, reset) depends on
     # the race between the close and the read, so only "not a timeout" is asserted.
     assert isinstance(outcome[0], httpx.TransportError) and not isinstance(outcome[0], httpx.TimeoutException)
