@@ -110,7 +110,7 @@ def test_prefer_changes_the_trade_off():
     balanced, speed, quality = (run(machine, prefer=p).pick for p in ("balanced", "speed", "quality"))
     assert speed.decode_tps >= balanced.decode_tps
     assert (quality.coding_tier, -(quality.swe_bench or 0)) <= (balanced.coding_tier, -(balanced.swe_bench or 0))
-    slow = RamBandwidth(20e9, "test: 20 GB/s")
+    slow = RamBandwidth(40e9, "test: 40 GB/s")  # the strong pick must stay above the 2 tok/s floor
     cpu = load_machine("cpu-16g")
     fast_pick = recommend(RecommendRequest(cpu, ram_bandwidth=slow, prefer="speed")).pick
     strong_pick = recommend(RecommendRequest(cpu, ram_bandwidth=slow, prefer="quality")).pick
