@@ -32,16 +32,16 @@ import os
 import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
+
+from fault_server import FaultServer  # noqa: E402  (shared with tests/test_safety.py)
 
 try:
     import tomllib
@@ -307,43 +307,6 @@ def part_writers(writers: int, rounds: int) -> dict[str, object]:
 
 
 # ------------------------------------------------------------------------------------------ faults
-
-
-class FaultServer:
-    """`stall`: read the request, never answer. `trickle`: HTTP 200 then one byte a second, forever."""
-
-    def __init__(self, mode: str) -> None:
-        self.mode = mode
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.stop = threading.Event()
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
-
-    def _answer(self, conn: socket.socket) -> None:
-        with conn:
-            try:
-                conn.recv(65536)
-                if self.mode == "trickle":
-                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n\r\n")
-                while not self.stop.wait(1.0):
-                    if self.mode == "trickle":
-                        conn.sendall(b" ")
-            except OSError:
-                return
-
-    def close(self) -> None:
-        self.stop.set()
-        self.sock.close()
 
 
 def part_faults() -> dict[str, object]:

@@ -83,12 +83,15 @@ def judge(report: CheckReport) -> Outcome:
     if report.ok:
         return Outcome()
     if report.timed_out:  # as every deadline: exit 10, naming the step and its limit
-        late = tuple(ErrorItem("timeout", f"check: {p.title}: not finished within its {p.data['time_limit_s']:g} s "
-                               f"limit ({p.detail})", p.fix) for p in report.timed_out)
-        return Outcome(ExitCode.TIMEOUT, late)
+        return Outcome(ExitCode.TIMEOUT, tuple(ErrorItem("timeout", late(p), p.fix) for p in report.timed_out))
     errors = tuple(ErrorItem("check_failed", f"{p.title}: {p.detail}", p.fix) for p in report.failed)
     unreachable = any(p.name == "reachable" for p in report.failed)  # as bench and pull: exit 3
     return Outcome(ExitCode.OLLAMA_UNAVAILABLE if unreachable else ExitCode.CHECK_FAILED, errors)
+
+
+def late(probe: Probe) -> str:
+    """The error of a probe that hit its time limit: the step, the limit, what it saw."""
+    return f"check: {probe.title}: not finished within its {probe.data['time_limit_s']:g} s limit ({probe.detail})"
 
 
 def render(out: Output, report: CheckReport) -> None:
@@ -130,3 +133,5 @@ def _summary(out: Output, report: CheckReport) -> None:
     out.out.print(f"{', '.join(parts)} in {report.duration_s:.1f} s. {verdict}")
     if report.suggested_base_url:
         out.out.print(f'Codex provider: base_url = "{escape(report.suggested_base_url)}"')
+    for probe in report.timed_out:
+        out.err.print(f"[bold red]error:[/bold red] {escape(late(probe))}", soft_wrap=True)

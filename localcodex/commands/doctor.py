@@ -89,6 +89,11 @@ def render(out: Output, report: DoctorReport) -> None:
             _entry(console, f, style, width)
         console.print()
     console.print(_summary(report) + _scope(report))
+    from rich.markup import escape
+
+    for f in report.errors:
+        if f.id == "probe-timeout":  # exit 10: say which probe hit which limit where scripts look for it
+            out.err.print(f"[bold red]error:[/bold red] {escape(f.message)}", soft_wrap=True)
 
 
 def _entry(console, f, style: str, width: int) -> None:
