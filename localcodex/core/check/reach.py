@@ -56,7 +56,8 @@ def probe_reachable(run: ProbeRun) -> Verdict:
         fix = f'{exc.hint}; {found[1]} answers at {found[0]}: use base_url = "{found[0]}"' if found else exc.hint
         if found:
             run.suggested = found[0]
-        return failed(exc.message, fix, url=exc.url, error=exc.kind, suggested=found[0] if found else None)
+        limit = {"time_limit_s": round(exc.seconds, 2)} if isinstance(exc, EndpointTimeout) else {}
+        return failed(exc.message, fix, url=exc.url, error=exc.kind, suggested=found[0] if found else None, **limit)
     except EndpointError as exc:
         return failed(exc.message, exc.hint, url=exc.url, error=exc.kind)
     run.first_reply = reply

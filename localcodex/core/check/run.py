@@ -127,8 +127,9 @@ def _run_probe(run: ProbeRun, name: str, title: str) -> Probe:
         try:
             with _ollama_deadline(run, f"check: {title}"):
                 verdict = PROBE_FUNCTIONS[name](run)
-        except StepTimeout as exc:
-            verdict = failed(exc.message, exc.hint, error="timeout")
+        except StepTimeout as exc:  # the limit that fired: a request's own (quick ones), else the probe's
+            seconds = getattr(exc, "seconds", None) if name not in WORKLOADS else None
+            verdict = failed(exc.message, exc.hint, error="timeout", time_limit_s=round(seconds or run.limit, 2))
         except LocalcodexError as exc:
             run.note_rejection(exc)
             verdict = failed(exc.message, exc.hint, error=getattr(exc, "kind", exc.code))
@@ -137,7 +138,9 @@ def _run_probe(run: ProbeRun, name: str, title: str) -> Probe:
                              "this server does not follow the OpenAI API closely enough for Codex",
                              error="unexpected_shape")
     data = verdict.data
-    if (name in WORKLOADS or timed_out(verdict)) and run.limit and verdict.status is not Status.SKIP:
+    if name in WORKLOADS and run.limit and verdict.status is not Status.SKIP:
+        data = {**data, "time_limit_s": round(run.limit, 2)}
+    elif timed_out(verdict) and "time_limit_s" not in data:
         data = {**data, "time_limit_s": round(run.limit, 2)}
     duration = round(time.perf_counter() - started, 3)
     if name in WORKLOADS and _gave_up(verdict) and run.client is not None and not run.is_ollama:
