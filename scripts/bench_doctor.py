@@ -31,7 +31,8 @@ from emulator import Emulator, preset_models  # noqa: E402
 
 from localcodex.adapters.hostenv import HostEnv  # noqa: E402
 from localcodex.core.doctor.run import DoctorRequest, doctor  # noqa: E402
-from localcodex.domain.machine import GPU, GiB, Machine  # noqa: E402
+from localcodex.domain.machine import GPU, Machine  # noqa: E402
+from localcodex.domain.units import GiB  # noqa: E402
 from localcodex.invocation import Invocation  # noqa: E402
 from localcodex.wiring import Live  # noqa: E402
 
