@@ -167,7 +167,8 @@ def _render_table(out: Output, result: Recommendation) -> None:
     for column, justify in (("#", "right"), ("model", "left"), ("size", "right"), ("fits where", "left"),
                             ("context", "right"), ("tok/s", "right"), ("why", "left")):  # fmt: skip
         table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
-    shown = list(result.candidates) if len(result.candidates) <= TABLE_ROWS else _trim(result.candidates)
+    listed_all = any(not c.offered for c in result.candidates)  # --all / --include-no-tools: every row asked for
+    shown = list(result.candidates) if listed_all or len(result.candidates) <= TABLE_ROWS else _trim(result.candidates)
     for c in shown:
         table.add_row(
             str(c.rank) if c.rank else "-", c.model + (" *" if c.installed else ""),

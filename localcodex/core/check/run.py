@@ -138,9 +138,8 @@ def _run_probe(run: ProbeRun, name: str, title: str) -> Probe:
                              "this server does not follow the OpenAI API closely enough for Codex",
                              error="unexpected_shape")
     data = verdict.data
-    if name in WORKLOADS and run.limit and verdict.status is not Status.SKIP:
-        data = {**data, "time_limit_s": round(run.limit, 2)}
-    elif timed_out(verdict) and "time_limit_s" not in data:
+    workload = name in WORKLOADS and run.limit and verdict.status is not Status.SKIP
+    if workload or (timed_out(verdict) and "time_limit_s" not in data):  # a quick probe keeps the limit that fired
         data = {**data, "time_limit_s": round(run.limit, 2)}
     duration = round(time.perf_counter() - started, 3)
     if name in WORKLOADS and _gave_up(verdict) and run.client is not None and not run.is_ollama:
