@@ -7,7 +7,7 @@ build a `Live(invocation)` here. Nothing in this module decides policy.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -23,6 +23,7 @@ from localcodex.invocation import Invocation
 from localcodex.paths import OllamaHost, ollama_host
 
 if TYPE_CHECKING:  # sqlite3 comes with the receipts store: imported only by the commands that use receipts
+    from localcodex.adapters.http_errors import Timeouts
     from localcodex.adapters.openai_compat import OpenAICompatClient
     from localcodex.adapters.receipts import ReceiptStore
 
@@ -46,11 +47,13 @@ class Live:
         """An Ollama server elsewhere than the invocation's (one a Codex profile names, for example)."""
         return OllamaServer(host, timeout=timeout)
 
-    def openai_client(self, base_url: str, *, env_key: str | None = None) -> OpenAICompatClient:
-        """A client for an OpenAI-compatible `/v1` server (the key read from `env_key` in this environment)."""
+    def openai_client(self, base_url: str, *, env_key: str | None = None, headers: Mapping[str, str] | None = None,
+                      timeouts: Timeouts | None = None) -> OpenAICompatClient:
+        """A client for an OpenAI-compatible `/v1` server (the key read from `env_key` in this environment),
+        sending `headers` with every request; `timeouts` are its default limits (each call may pass others)."""
         from localcodex.adapters.openai_compat import OpenAICompatClient
 
-        return OpenAICompatClient(base_url, api_key_env=env_key, env=self.inv.env)
+        return OpenAICompatClient(base_url, api_key_env=env_key, env=self.inv.env, headers=headers, timeouts=timeouts)
 
     def receipts(self) -> ReceiptStore:
         from localcodex.adapters.receipts import ReceiptStore

@@ -29,6 +29,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from emulator import Emulator, Fault, preset_models  # noqa: E402
 
 from localcodex.core.check.run import CheckReport, CheckRequest, check  # noqa: E402
+from localcodex.wiring import live  # noqa: E402
 
 FAST = {"decode_rate": 2000.0, "prompt_rate": 100000.0, "load_time": 0.0, "pull_rate": 2e11}
 REALISTIC = {"decode_rate": 40.0, "prompt_rate": 2000.0, "load_time": 0.2}
@@ -45,7 +46,7 @@ def start(**rates: float) -> Emulator:
 
 def timed(req: CheckRequest) -> tuple[float, CheckReport]:
     started = time.perf_counter()
-    report = check(req)
+    report = check(req, live(req.host))
     return time.perf_counter() - started, report
 
 
@@ -58,7 +59,7 @@ def dead_url() -> str:
 def full_check(rates: dict[str, float], runs: int, label: str) -> None:
     emu = start(**rates)
     try:
-        results = [timed(CheckRequest(model="qwen3.5:27b", host=emu.url, env={})) for _ in range(runs)]
+        results = [timed(CheckRequest(model="qwen3.5:27b", host=emu.url)) for _ in range(runs)]
     finally:
         emu.stop()
     walls = [wall for wall, _ in results]
@@ -71,7 +72,7 @@ def full_check(rates: dict[str, float], runs: int, label: str) -> None:
 
 
 def refused(runs: int) -> None:
-    walls = [timed(CheckRequest(model="m", host=dead_url(), env={}))[0] for _ in range(runs)]
+    walls = [timed(CheckRequest(model="m", host=dead_url()))[0] for _ in range(runs)]
     print(f"verdict on a refused connection: median {statistics.median(walls) * 1000:.1f} ms (n={runs})")
 
 
@@ -81,7 +82,7 @@ def stall_ratio(path: str, after: int, probe: str, runs: int, limit: float = 1.0
     try:
         for _ in range(runs):
             emu.inject(Fault("stall", path=path, after=after, seconds=120))
-            _, report = timed(CheckRequest(model="qwen3.5:27b", host=emu.url, env={}, timeout=limit))
+            _, report = timed(CheckRequest(model="qwen3.5:27b", host=emu.url, timeout=limit))
             emu.clear_faults()
             ratios.append(report.probe(probe).duration_s / limit)
     finally:

@@ -31,10 +31,18 @@ from emulator import Emulator, preset_models  # noqa: E402
 
 from localcodex.adapters.hostenv import HostEnv  # noqa: E402
 from localcodex.core.doctor.run import DoctorRequest, doctor  # noqa: E402
-from localcodex.domain.machine import GPU, GiB, Machine  # noqa: E402
+from localcodex.domain.machine import GPU, Machine  # noqa: E402
+from localcodex.domain.units import GiB  # noqa: E402
+from localcodex.invocation import Invocation  # noqa: E402
+from localcodex.wiring import Live  # noqa: E402
 
 REALISTIC = {"decode_rate": 40.0, "prompt_rate": 2000.0, "load_time": 0.2}
 
+
+
+def examine(req: DoctorRequest):
+    """doctor with the live adapters of an invocation that sees the request's environment and host."""
+    return doctor(req, Live(Invocation.build(req.host, env=req.env)))
 
 def good_model():
     model = next(m for m in preset_models() if m.name == "qwen3.5:27b")
@@ -96,14 +104,14 @@ def main() -> None:
         print(f"doctor, median of {args.runs} runs")
         for n in (1, 5, 20):
             home, project = codex_home(f"{emu.url}/v1", n)
-            offline = median_seconds(args.runs, lambda h=home, p=project: doctor(request(h, p, run_probes=False)))
-            probed = median_seconds(args.runs, lambda h=home, p=project: doctor(request(h, p, host=emu.url)))
-            findings = len(doctor(request(home, project, host=emu.url)).findings)
+            offline = median_seconds(args.runs, lambda h=home, p=project: examine(request(h, p, run_probes=False)))
+            probed = median_seconds(args.runs, lambda h=home, p=project: examine(request(h, p, host=emu.url)))
+            findings = len(examine(request(home, project, host=emu.url)).findings)
             print(f"  {n:>2} profile file(s): offline {offline * 1000:7.1f} ms   with quick probes "
                   f"{probed * 1000:7.1f} ms   ({findings} findings)")
         home, project = codex_home(f"{emu.url}/v1", 1)
-        quick = median_seconds(args.runs, lambda: doctor(request(home, project, host=emu.url)))
-        deep = median_seconds(max(1, args.runs // 2), lambda: doctor(request(home, project, host=emu.url, deep=True)))
+        quick = median_seconds(args.runs, lambda: examine(request(home, project, host=emu.url)))
+        deep = median_seconds(max(1, args.runs // 2), lambda: examine(request(home, project, host=emu.url, deep=True)))
         print(f"  one profile at 40 tok/s: quick {quick:.2f} s, --deep {deep:.2f} s (ratio {deep / quick:.1f}x)")
         env = {**os.environ, "CODEX_HOME": str(home), "HOME": str(home.parent), "OLLAMA_HOST": emu.url,
                "PYTHONPATH": str(ROOT)}

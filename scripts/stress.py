@@ -15,8 +15,10 @@ Parts:
            step; `configure --restore` after a kill gives back exactly the original files.
   writers  8 concurrent `configure --default --provider-id pN` with separate LOCALCODEX_HOMEs, 10 rounds:
            every table kept, every run exit 0.
-  faults   a server that stalls or trickles (HTTP 200, one byte a second): bench, pull, check, setup and
-           bench --base-url must end within their limit + 5 s, with exit 10 (time limit) or 3 (unreachable).
+  faults   a server that stalls or trickles (HTTP 200, one byte a second): bench, bench --base-url, pull, setup,
+           check, check --base-url, doctor, models context (variant create), models import and import-bundle
+           must end within their limit + 5 s, with exit 10 (time limit, naming the step) or 3 (unreachable).
+           (`models export` reads Ollama's store and talks to no server.)
   inputs   bad values (URLs, numbers, names, files): a documented exit code, one error line, no traceback,
            no file written.
 
@@ -32,16 +34,16 @@ import os
 import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
+
+from fault_server import FaultServer  # noqa: E402  (shared with tests/test_safety.py)
 
 try:
     import tomllib
@@ -309,72 +311,68 @@ def part_writers(writers: int, rounds: int) -> dict[str, object]:
 # ------------------------------------------------------------------------------------------ faults
 
 
-class FaultServer:
-    """`stall`: read the request, never answer. `trickle`: HTTP 200 then one byte a second, forever."""
+def fault_files(tmp: Path, env: dict[str, str]) -> tuple[Path, Path]:
+    """A small valid GGUF, and a bundle exported from an emulator's store (export reads the store; no server)."""
+    from emulator import Emulator, preset_models
+    from test_gguf import write_gguf
 
-    def __init__(self, mode: str) -> None:
-        self.mode = mode
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.stop = threading.Event()
-        threading.Thread(target=self._serve, daemon=True).start()
+    gguf = write_gguf(tmp / "tiny.gguf")
+    tiny = next(m for m in preset_models() if m.name == "tiny-coder:1b")
+    emu = Emulator(models_dir=tmp / "store", installed=[tiny]).start()
+    try:
+        bundle = tmp / "tiny.tar"
+        done = lc(["models", "export", tiny.name, "--to", str(bundle), "--models-dir", str(tmp / "store")], env)
+        if done.returncode != 0:
+            raise SystemExit(f"cannot write the test bundle: {done.stderr.strip()}")
+    finally:
+        emu.stop()
+    return gguf, bundle
 
-    def _serve(self) -> None:
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
 
-    def _answer(self, conn: socket.socket) -> None:
-        with conn:
-            try:
-                conn.recv(65536)
-                if self.mode == "trickle":
-                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n\r\n")
-                while not self.stop.wait(1.0):
-                    if self.mode == "trickle":
-                        conn.sendall(b" ")
-            except OSError:
-                return
-
-    def close(self) -> None:
-        self.stop.set()
-        self.sock.close()
+def fault_cases(url: str, gguf: Path, bundle: Path) -> list[tuple[str, list[str], float]]:
+    """(name, arguments, limit in seconds): every command that talks to a server, with the limit it promises."""
+    return [
+        ("bench --timeout 15", ["bench", "llama3.2:3b", "--host", url, "--timeout", "15"], 15),
+        ("bench --base-url --timeout 15", ["bench", "m", "--base-url", url + "/v1", "--timeout", "15"], 15),
+        ("pull --timeout 15", ["pull", "qwen3:0.6b", "--host", url, "--timeout", "15"], 15),
+        ("setup --model", ["setup", "--model", "qwen3:0.6b", "--host", url, "--yes"], 30),
+        ("check", ["check", "--model", "m", "--host", url], 15),  # quick probes: at most 15 s each
+        ("check --timeout 10", ["check", "--model", "m", "--host", url, "--timeout", "10"], 10),
+        ("check --base-url --timeout 10", ["check", "--model", "m", "--base-url", url + "/v1", "--timeout", "10"],
+         10),
+        ("doctor --timeout 10", ["doctor", "--host", url, "--timeout", "10"], 10),
+        ("models context --timeout 10 (variant create)",
+         ["models", "context", "tiny-coder:1b", "--ctx", "8192", "--host", url, "--timeout", "10"], 10),
+        ("models import --timeout 10", ["models", "import", str(gguf), "--name", "tiny:1", "--host", url,
+                                        "--timeout", "10"], 10),
+        ("models import-bundle --timeout 10", ["models", "import-bundle", str(bundle), "--host", url,
+                                               "--timeout", "10"], 10),
+    ]
 
 
 def part_faults() -> dict[str, object]:
+    """Each command against a server that stalls and one that trickles: it must end within its limit + 5 s,
+    with exit 10 (a time limit, naming the step) or 3 (unreachable)."""
     rows = []
     with tempfile.TemporaryDirectory(prefix="lc-stress-faults-") as tmp:
         env = env_for(Path(tmp))
+        gguf, bundle = fault_files(Path(tmp), env)
         for mode in ("stall", "trickle"):
-            server = FaultServer(mode)
-            try:
-                cases = [
-                    ("bench --timeout 15", ["bench", "llama3.2:3b", "--host", server.url, "--timeout", "15"], 15),
-                    ("bench --base-url --timeout 15", ["bench", "m", "--base-url", server.url + "/v1",
-                                                       "--timeout", "15"], 15),
-                    ("pull --timeout 15", ["pull", "qwen3:0.6b", "--host", server.url, "--timeout", "15"], 15),
-                    ("setup --model", ["setup", "--model", "qwen3:0.6b", "--host", server.url, "--yes"], 30),
-                    ("check", ["check", "--model", "m", "--host", server.url], 60),
-                ]
-                for name, args, limit in cases:
+            with FaultServer(mode) as server:
+                for name, args, limit in fault_cases(server.url, gguf, bundle):
                     started = time.monotonic()
                     try:
                         result = lc(args, env, timeout=limit + 120)
                         code = result.returncode
-                        last = (result.stderr.strip().splitlines() or [""])[-1]
+                        errors = [x for x in result.stderr.splitlines() if x.startswith("error:")]
+                        last = errors[0] if errors else (result.stderr.strip().splitlines() or [""])[-1]
                     except subprocess.TimeoutExpired:
                         code, last = None, "did not end"
                     took = time.monotonic() - started
                     rows.append({"server": mode, "command": name, "limit_s": limit, "took_s": round(took, 1),
-                                 "exit": code, "within_limit_plus_5": took <= limit + 5, "last_line": last[:160]})
-            finally:
-                server.close()
-    return {"runs": rows, "over_limit": sum(not r["within_limit_plus_5"] for r in rows)}
+                                 "exit": code, "within_limit_plus_5": took <= limit + 5, "line": last[:200]})
+    return {"runs": len(rows), "over_limit": sum(not r["within_limit_plus_5"] for r in rows),
+            "not_exit_10_or_3": sum(r["exit"] not in (10, 3) for r in rows), "rows": rows}
 
 
 # ------------------------------------------------------------------------------------------ inputs

@@ -301,12 +301,14 @@ def test_stall_times_out_and_check_does_not_hang(cli, emu):
     result = check_json(cli, "--host", emu.url, "--model", "qwen3.5:27b", "--timeout", "1")
     elapsed = time.perf_counter() - started
     emu.clear_faults()
-    assert result.code == ExitCode.CHECK_FAILED
+    assert result.code == ExitCode.TIMEOUT  # a probe hit its time limit: exit 10, naming it and the limit
     responses = probes(result)["responses"]
     assert responses["status"] == "fail" and responses["data"]["error"] == "timeout"
     # the limit is --timeout plus twice what the probe's requests take at the measured pace (fast here)
     limit = responses["data"]["time_limit_s"]
     assert 1 <= limit < 3 and f"within {limit:.2f} s" in responses["detail"] and "--timeout" in responses["fix"]
+    error = result.json()["errors"][0]
+    assert error["code"] == "timeout" and "Responses API" in error["message"] and f"{limit:g} s" in error["message"]
     assert responses["duration_s"] < 3
     assert elapsed < 15
 

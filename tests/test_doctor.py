@@ -23,6 +23,8 @@ from localcodex.core.doctor.run import DoctorReport, DoctorRequest, Finding, doc
 from localcodex.domain.machine import GPU, Machine
 from localcodex.domain.units import GiB
 from localcodex.errors import ExitCode
+from localcodex.invocation import Invocation
+from localcodex.wiring import Live
 
 PRESETS = {m.name: m for m in preset_models()}
 
@@ -89,7 +91,7 @@ class Setup:
         kw.setdefault("machine", machine())
         request = DoctorRequest(env=self.env, cwd=self.project, root=self.root,
                                 hostenv=FakeHost(self.root, self.home, self.listening), **kw)
-        return doctor(request)
+        return doctor(request, Live(Invocation.build(request.host, env=self.env)))
 
 
 @pytest.fixture

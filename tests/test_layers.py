@@ -98,20 +98,12 @@ def test_no_layer_imports_a_higher_one():
     assert not bad, "layer violations:\n" + "\n".join(bad)
 
 
-# Steps not yet given their adapters through `localcodex.core.ports.Live` (issue 14, listed in the closing note):
-# each still builds its Ollama client or receipts store itself. The list may only shrink.
-NOT_YET_WIRED = {
-    "localcodex.core.check.run",
-    "localcodex.core.doctor.live",
-}
-
-
 def test_only_wiring_and_commands_build_live_adapters():
     """Core receives its Ollama client, /v1 client and receipts store; it never builds one from a host string."""
     builders = {"OllamaServer", "OpenAICompatClient", "ReceiptStore", "SetupState"}
     bad = []
     for module, path in all_modules().items():
-        if layer_of(module) != "core" or module in NOT_YET_WIRED:
+        if layer_of(module) != "core":
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Call):
@@ -172,7 +164,7 @@ def test_no_core_step_reads_the_process_environment():
     """Steps read the invocation's environment (`Invocation.env`), never `os.environ` or `os.getenv`."""
     bad = []
     for module, path in all_modules().items():
-        if layer_of(module) != "core" or module in NOT_YET_WIRED:
+        if layer_of(module) != "core":
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "os" \

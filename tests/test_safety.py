@@ -215,55 +215,13 @@ def test_codex_home_that_is_a_file_is_a_clear_error(cli, home: Path, tmp_path: P
 # ------------------------------------------------------------------ 4. nothing hangs: total deadlines
 
 
-class TrickleServer:
-    """Answers every request with HTTP 200 and then one byte every 50 ms, forever (until stopped): a per-read
-    timeout never fires on it. The listening socket is held for the whole test."""
-
-    def __init__(self) -> None:
-        import socket
-        import threading
-
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        import threading
-
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
-
-    def _answer(self, conn) -> None:
-        import time
-
-        with conn:
-            try:
-                conn.recv(65536)
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n\r\n")
-                while not self.stop.is_set():
-                    conn.sendall(b" ")
-                    time.sleep(0.05)
-            except OSError:
-                return
-
-    def close(self) -> None:
-        self.stop.set()
-        self.sock.close()
-
-
 @pytest.fixture
 def trickle():
-    server = TrickleServer()
-    yield server
-    server.close()
+    """HTTP 200, then one byte every 50 ms, forever (tests/fault_server.py)."""
+    from fault_server import FaultServer
+
+    with FaultServer("trickle", interval=0.05) as server:
+        yield server
 
 
 def test_a_trickling_stream_ends_at_its_total_deadline(trickle) -> None:
@@ -407,6 +365,130 @@ def test_base_urls_codex_cannot_use_are_refused(cli, home: Path, url: str, needl
     assert result.code == 2 and needle in result.stderr and "internal error" not in result.stderr
     assert len([x for x in result.stderr.splitlines() if x.startswith("error:")]) == 1
     assert list(home.iterdir()) == []
+
+
+# ------------------------------------------------------ 4 (continued). total deadlines: check, doctor, models
+# A stalled server accepts the connection and never answers; a trickling one answers HTTP 200 and then sends
+# one byte every 50 ms. Both are held (tests/fault_server.py) for the whole test. Every command must end with
+# exit 10 naming the step and its limit; no timing is asserted, only that it ended and what it said.
+
+
+@pytest.fixture(params=["stall", "trickle"])
+def fault(request):
+    from fault_server import FaultServer
+
+    with FaultServer(request.param, interval=0.05) as server:
+        yield server
+
+
+def test_check_against_a_stuck_server_exits_10_naming_the_probe_and_limit(cli, fault) -> None:
+    result = cli("check", "--model", "m", "--host", fault.url, "--timeout", "1", "--json")
+    assert result.code == 10, result.output
+    error = result.json()["errors"][0]
+    assert error["code"] == "timeout" and "check: Reachable" in error["message"] and "1 s limit" in error["message"]
+    reach = next(p for p in result.json()["data"]["probes"] if p["name"] == "reachable")
+    assert reach["status"] == "fail" and reach["data"]["time_limit_s"] == 1
+
+
+def test_check_base_url_against_a_stuck_server_exits_10(cli, fault) -> None:
+    result = cli("check", "--model", "m", "--base-url", fault.url + "/v1", "--timeout", "1")
+    assert result.code == 10 and "Reachable: not finished within its 1 s limit" in result.stderr
+
+
+def test_doctor_against_a_stuck_ollama_exits_10_naming_the_probe(cli, home: Path, fault) -> None:
+    result = cli("doctor", "--host", fault.url, "--timeout", "1", "--json")
+    assert result.code == 10, result.output
+    stuck = [e for e in result.json()["errors"] if e["code"] == "doctor.probe-timeout"]
+    assert stuck and f"asking {fault.url} for its version" in stuck[0]["message"]
+    assert "1 s limit" in stuck[0]["message"]
+
+
+def test_doctor_against_a_stuck_provider_exits_10(cli, home: Path, fault) -> None:
+    (home / "config.toml").write_text(
+        'model = "m"\nmodel_provider = "box"\n\n[model_providers.box]\nname = "box"\n'
+        f'base_url = "{fault.url}/v1"\nwire_api = "responses"\n')
+    result = cli("doctor", "--host", fault.url, "--timeout", "1", "--json")
+    assert result.code == 10, result.output
+    stuck = [e["message"] for e in result.json()["errors"] if e["code"] == "doctor.probe-timeout"]
+    assert any("probe Reachable" in m and "1 s limit" in m for m in stuck), stuck
+
+
+def test_models_context_against_a_stuck_server_exits_10(cli, fault) -> None:
+    result = cli("models", "context", "tiny-coder:1b", "--ctx", "8192", "--host", fault.url, "--timeout", "1")
+    assert result.code == 10 and "models context tiny-coder:1b" in result.stderr and "1 s limit" in result.stderr
+
+
+def test_models_import_against_a_stuck_server_exits_10(cli, tmp_path: Path, fault) -> None:
+    from test_gguf import write_gguf
+
+    gguf = write_gguf(tmp_path / "tiny.gguf")
+    result = cli("models", "import", str(gguf), "--name", "tiny:1", "--host", fault.url, "--timeout", "1")
+    assert result.code == 10 and "importing tiny:1" in result.stderr and "1 s limit" in result.stderr
+
+
+def test_models_import_bundle_against_a_stuck_server_exits_10(cli, tmp_path: Path, emulator_factory, fault) -> None:
+    from emulator import preset_models
+
+    tiny = next(m for m in preset_models() if m.name == "tiny-coder:1b")
+    source = emulator_factory(installed=[tiny], models_dir=tmp_path / "store")
+    bundle = tmp_path / "tiny.tar"
+    assert cli("models", "export", tiny.name, "--to", str(bundle), "--models-dir", str(source.models_dir)).code == 0
+    result = cli("models", "import-bundle", str(bundle), "--host", fault.url, "--timeout", "1")
+    assert result.code == 10 and "importing tiny.tar" in result.stderr and "1 s limit" in result.stderr
+
+
+class _Reachable:
+    """An OllamaServer on a stuck socket that knows its answers to the quick questions, so an import gets as far
+    as the upload or the create (what the test is about)."""
+
+    @staticmethod
+    def at(url: str, *, blob_there: bool):
+        from localcodex.adapters.ollama import OllamaServer
+
+        class Server(OllamaServer):
+            def find(self, model: str):
+                return None
+
+            def has_blob(self, digest: str) -> bool:
+                return blob_there
+
+        return Server(url, timeout=30.0)
+
+
+@pytest.mark.parametrize("blob_there, step", [(False, "uploading tiny.gguf"), (True, "creating tiny:1")])
+def test_an_import_upload_and_create_have_their_own_total_limits(tmp_path: Path, monkeypatch, fault, blob_there,
+                                                                  step) -> None:
+    """Without --timeout, the upload and the create still end: each step has a total limit (per-read timeouts
+    of 30 s never fire on a trickle)."""
+    from test_gguf import write_gguf
+
+    from localcodex.core.transfer import run as transfer
+    from localcodex.errors import StepTimeout
+
+    monkeypatch.setattr(transfer, "transfer_limit", lambda size: 0.5)
+    monkeypatch.setattr(transfer, "CREATE_LIMIT", 0.5)
+    gguf = write_gguf(tmp_path / "tiny.gguf")
+    with pytest.raises(StepTimeout) as caught:
+        transfer.import_gguf(_Reachable.at(fault.url, blob_there=blob_there), gguf, "tiny:1")
+    assert step in caught.value.message and "0.5 s limit" in caught.value.message
+
+
+def test_variant_create_has_a_total_limit(emulator_factory, monkeypatch) -> None:
+    from emulator import Fault, preset_models
+
+    from localcodex.adapters.ollama import OllamaServer
+    from localcodex.core import variant
+    from localcodex.errors import StepTimeout
+
+    emu = emulator_factory(installed=[next(m for m in preset_models() if m.name == "tiny-coder:1b")])
+    emu.inject(Fault("stall", path="/api/create", seconds=60.0, times=None))
+    monkeypatch.setattr(variant, "CREATE_LIMIT", 0.5)
+    try:
+        with pytest.raises(StepTimeout) as caught:
+            variant.ensure_variant(OllamaServer(emu.url, timeout=30.0), "tiny-coder:1b", 8192)
+    finally:
+        emu.clear_faults()
+    assert "creating tiny-coder:1b-ctx8k" in caught.value.message and "0.5 s limit" in caught.value.message
 
 
 # ------------------------------------------------------------------ 1. no secret reaches the terminal, any command

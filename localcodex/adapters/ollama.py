@@ -440,8 +440,17 @@ class OllamaServer:
         headers = {"content-length": str(size)} if size is not None else None
         with self.errors(f"uploading blob {digest[:19]}", stream=True):
             self.client._request_raw(
-                "POST", f"/api/blobs/{digest}", content=iter(chunks), headers=headers, timeout=None
+                "POST", f"/api/blobs/{digest}", content=self._held(chunks), headers=headers, timeout=self.timeout
             )
+
+    def _held(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        """A request body held to the current deadline: a server that reads slowly, each write in time, is
+        still cut off when the step's total time is up."""
+        for chunk in chunks:
+            deadline = self.current_deadline
+            if deadline is not None and deadline.remaining() <= 0:
+                raise deadline.error()
+            yield chunk
 
     def generate(self, model: str, prompt: str, **kwargs: Any) -> Any:
         """Non-streamed `/api/generate`; returns the client's GenerateResponse (counters in ns)."""

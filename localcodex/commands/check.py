@@ -11,6 +11,7 @@ from localcodex.commands import options
 if TYPE_CHECKING:
     from localcodex.core.check.run import CheckReport, CheckRequest, Probe, ProbeStarted
     from localcodex.render.output import Outcome, Output
+    from localcodex.wiring import Live
 
 SYMBOLS = {"pass": ("✓", "green"), "warn": ("!", "yellow"), "fail": ("✗", "red"), "skip": ("–", "dim")}
 
@@ -39,22 +40,23 @@ def check_command(
         int, typer.Option("--min-context", min=1, help="Smallest context (tokens) to accept.")
     ] = 16384,
     timeout: Annotated[
-        float, typer.Option("--timeout", min=0.1, help="Time limit of each generating probe, in seconds.")
+        float, typer.Option("--timeout", min=0.1, help="Time limit of each probe, in seconds (quick probes: at most "
+                            "15 s; generating ones get more on a slow server).")
     ] = 60.0,
     json_: options.Json = False,
 ) -> None:
     """Check that Ollama (or any OpenAI-compatible server) answers what Codex sends: URL, version, model,
-    tools, streaming, context, auth. Exit code 0 only when no probe failed."""
+    tools, streaming, context, auth. Exit code 0 only when no probe failed; 10 when a probe hit its time limit."""
     from localcodex.core.check.run import CheckRequest
-    from localcodex.invocation import Invocation
     from localcodex.render.output import run_command
+    from localcodex.wiring import live
 
     req = CheckRequest(model=model, host=host, base_url=base_url, env_key=env_key, min_context=min_context,
-                       timeout=timeout, env=Invocation.build(host, json=json_).env)
-    run_command("check", json_, lambda out: _run(out, req), render, judge)
+                       timeout=timeout)
+    run_command("check", json_, lambda out: _run(out, req, live(host, json=json_)), render, judge)
 
 
-def _run(out: Output, req: CheckRequest) -> CheckReport:
+def _run(out: Output, req: CheckRequest, adapters: Live) -> CheckReport:
     from localcodex.core.check.run import Probe, check
     from localcodex.domain.urls import CREDENTIAL_FIX, url_credentials
     from localcodex.errors import UsageError
@@ -69,15 +71,15 @@ def _run(out: Output, req: CheckRequest) -> CheckReport:
                 out.event("probe", name=event.name, status=event.status, duration_s=event.duration_s,
                           detail=event.detail)
 
-        return check(req, progress)
+        return check(req, adapters, progress)
     if not out.interactive:
-        return check(req)
+        return check(req, adapters)
     with out.err.status("checking…") as status:
         def live(event: Probe | ProbeStarted) -> None:
             if not isinstance(event, Probe):
                 status.update(f"checking: {event.title}…")
 
-        return check(req, live)
+        return check(req, adapters, live)
 
 
 def judge(report: CheckReport) -> Outcome:
@@ -86,9 +88,16 @@ def judge(report: CheckReport) -> Outcome:
 
     if report.ok:
         return Outcome()
+    if report.timed_out:  # as every deadline: exit 10, naming the step and its limit
+        return Outcome(ExitCode.TIMEOUT, tuple(ErrorItem("timeout", late(p), p.fix) for p in report.timed_out))
     errors = tuple(ErrorItem("check_failed", f"{p.title}: {p.detail}", p.fix) for p in report.failed)
     unreachable = any(p.name == "reachable" for p in report.failed)  # as bench and pull: exit 3
     return Outcome(ExitCode.OLLAMA_UNAVAILABLE if unreachable else ExitCode.CHECK_FAILED, errors)
+
+
+def late(probe: Probe) -> str:
+    """The error of a probe that hit its time limit: the step, the limit, what it saw."""
+    return f"check: {probe.title}: not finished within its {probe.data['time_limit_s']:g} s limit ({probe.detail})"
 
 
 def render(out: Output, report: CheckReport) -> None:
@@ -130,3 +139,5 @@ def _summary(out: Output, report: CheckReport) -> None:
     out.out.print(f"{', '.join(parts)} in {report.duration_s:.1f} s. {verdict}")
     if report.suggested_base_url:
         out.out.print(f'Codex provider: base_url = "{escape(report.suggested_base_url)}"')
+    for probe in report.timed_out:
+        out.err.print(f"[bold red]error:[/bold red] {escape(late(probe))}", soft_wrap=True)

@@ -1,5 +1,6 @@
 """`localcodex doctor`: find the usual mistakes in the Codex configuration, the environment and the servers it
-points at, and say how to fix each one. Exit code 0 when nothing is an error, 6 (CHECK_FAILED) otherwise."""
+points at, and say how to fix each one. Exit code 0 when nothing is an error, 10 (TIMEOUT) when a probe hit its
+time limit, 6 (CHECK_FAILED) otherwise."""
 
 from __future__ import annotations
 
@@ -33,6 +34,10 @@ def doctor_command(
     deep: Annotated[
         bool, typer.Option("--deep", help="Also send real requests (Responses API, tool call, context, chat): slow.")
     ] = False,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0.1,
+                            help="Time limit of each probe, in seconds (quick ones: at most 15 s).")
+    ] = 60.0,
     json_: options.Json = False,
 ) -> None:
     """Find what stops Codex from working with a local model, and how to fix each problem. Changes nothing."""
@@ -40,11 +45,12 @@ def doctor_command(
 
     def body(out):
         from localcodex.core.doctor.run import DoctorRequest, doctor
-        from localcodex.invocation import Invocation
+        from localcodex.wiring import live
 
+        adapters = live(host, json=json_)
         request = DoctorRequest(host=host, profile=profile, run_probes=not no_probes, deep=deep,
-                                env=Invocation.build(host, json=json_).env)
-        return doctor(request, on_progress=lambda step: _progress(out, step))
+                                probe_timeout=timeout, env=adapters.inv.env)
+        return doctor(request, adapters, on_progress=lambda step: _progress(out, step))
 
     run_command("doctor", json_, body, render, judge)
 
@@ -62,7 +68,8 @@ def judge(report):
     if report.ok:
         return Outcome()
     items = tuple(ErrorItem(f"doctor.{f.id}", f.message, f.fix or None) for f in report.errors)
-    return Outcome(ExitCode.CHECK_FAILED, items)
+    late = any(f.id == "probe-timeout" for f in report.errors)  # a probe hit its time limit: exit 10
+    return Outcome(ExitCode.TIMEOUT if late else ExitCode.CHECK_FAILED, items)
 
 
 def render(out: Output, report: DoctorReport) -> None:
@@ -82,6 +89,11 @@ def render(out: Output, report: DoctorReport) -> None:
             _entry(console, f, style, width)
         console.print()
     console.print(_summary(report) + _scope(report))
+    from rich.markup import escape
+
+    for f in report.errors:
+        if f.id == "probe-timeout":  # exit 10: say which probe hit which limit where scripts look for it
+            out.err.print(f"[bold red]error:[/bold red] {escape(f.message)}", soft_wrap=True)
 
 
 def _entry(console, f, style: str, width: int) -> None:

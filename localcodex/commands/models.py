@@ -132,6 +132,9 @@ def context_command(
     ctx: Annotated[int, typer.Option("--ctx", help="Context size in tokens to bake in, e.g. 65536.")],
     no_verify: Annotated[bool, typer.Option("--no-verify", help="Do not load the model to verify it.")] = False,
     host: options.Host = None,
+    timeout: Annotated[float | None, typer.Option(
+        "--timeout", min=0.1, help="Total seconds the work on the server may take (exit 10 past it; default: each "
+        "step's own limit).")] = None,
     json_: options.Json = False,
 ) -> None:
     """Create (or reuse) MODEL-ctxNk carrying num_ctx=N, then load it and verify the context in /api/ps."""
@@ -141,7 +144,9 @@ def context_command(
         from localcodex.adapters.ollama import OllamaServer
         from localcodex.core.variant import make_context_variant
 
-        result = make_context_variant(OllamaServer(host, timeout=SLOW_TIMEOUT), model, ctx, verify=not no_verify)
+        server = OllamaServer(host, timeout=min(SLOW_TIMEOUT, timeout or SLOW_TIMEOUT))
+        with server.deadline(timeout, f"models context {model}"):
+            result = make_context_variant(server, model, ctx, verify=not no_verify)
         for warning in (*result.variant.warnings, *(result.verification.warnings if result.verification else ())):
             out.warn(warning)
         if result.verification is not None and result.verification.status == "unverifiable":
@@ -183,6 +188,9 @@ def import_command(
     ctx: Annotated[int | None, typer.Option("--ctx", help="Bake this context size (num_ctx) in.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace a model of the same name.")] = False,
     host: options.Host = None,
+    timeout: Annotated[float | None, typer.Option(
+        "--timeout", min=0.1, help="Total seconds the work on the server may take (exit 10 past it; default: each "
+        "step's own limit).")] = None,
     json_: options.Json = False,
 ) -> None:
     """Import a GGUF file as an Ollama model (reads its header first; uploads only if the server lacks it)."""
@@ -195,7 +203,7 @@ def import_command(
 
         with transfer_display(out) as on_progress:
             result = import_gguf_here(live(host), file, name, ctx, force=force, on_progress=on_progress,
-                                      timeout=SLOW_TIMEOUT)
+                                      timeout=SLOW_TIMEOUT, limit=timeout)
         for warning in result.warnings:
             out.warn(warning)
         return result
@@ -271,6 +279,9 @@ def import_bundle_command(
         Path | None, typer.Option("--models-dir", help="Ollama's model folder, for layers the API cannot rebuild.")
     ] = None,
     host: options.Host = None,
+    timeout: Annotated[float | None, typer.Option(
+        "--timeout", min=0.1, help="Total seconds the work on the server may take (exit 10 past it; default: each "
+        "step's own limit).")] = None,
     json_: options.Json = False,
 ) -> None:
     """Install a model from a bundle: every checksum is verified before anything is installed."""
@@ -281,9 +292,10 @@ def import_bundle_command(
         from localcodex.core.transfer.run import import_bundle
         from localcodex.render.progress import transfer_display
 
-        with transfer_display(out) as on_progress:
-            result = import_bundle(OllamaServer(host, timeout=SLOW_TIMEOUT), bundle, name=name, force=force,
-                                   models_dir=models_dir, on_progress=on_progress)
+        server = OllamaServer(host, timeout=min(SLOW_TIMEOUT, timeout or SLOW_TIMEOUT))
+        with transfer_display(out) as on_progress, server.deadline(timeout, f"importing {bundle.name}"):
+            result = import_bundle(server, bundle, name=name, force=force, models_dir=models_dir,
+                                   on_progress=on_progress)
         for warning in result.warnings:
             out.warn(warning)
         return result

@@ -3,7 +3,7 @@ tests pass fakes. Steps never build an adapter from a host string or read the en
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from localcodex.adapters.ollama import OllamaServer
@@ -13,6 +13,7 @@ from localcodex.invocation import Invocation
 from localcodex.paths import OllamaHost
 
 if TYPE_CHECKING:  # ports is imported by core/bench/run itself
+    from localcodex.adapters.http_errors import Timeouts
     from localcodex.adapters.openai_compat import OpenAICompatClient
     from localcodex.adapters.receipts import ReceiptStore
     from localcodex.core.bench.run import BenchRequest
@@ -29,7 +30,8 @@ class Live(Protocol):
 
     def ollama_at(self, host: OllamaHost, *, timeout: float = 30.0) -> OllamaServer: ...
 
-    def openai_client(self, base_url: str, *, env_key: str | None = None) -> OpenAICompatClient: ...
+    def openai_client(self, base_url: str, *, env_key: str | None = None, headers: Mapping[str, str] | None = None,
+                      timeouts: Timeouts | None = None) -> OpenAICompatClient: ...
 
     def receipts(self) -> ReceiptStore: ...
 

@@ -23,6 +23,9 @@ CODEX_MIN_CONTEXT = 16384  # below this a Codex session runs out of room within 
 _CTX_SUFFIX = re.compile(r"-ctx\d+k?$")
 _BLOB = re.compile(r"sha256[-:]([0-9a-fA-F]{64})")
 MAX_TAG = 80
+# `/api/create` from an installed model writes a manifest and copies no weights: seconds. A server that streams
+# its statuses and never says `success` (or trickles bytes) is cut off here: exit 10 naming the step and limit.
+CREATE_LIMIT = 600.0
 
 
 @dataclass(frozen=True)
@@ -158,7 +161,8 @@ def ensure_variant(server: OllamaServer, base: str, num_ctx: int, *, num_batch: 
     existing = server.find(name)
     if existing is not None and _matches(server.show(name), base_details, wanted):
         return VariantResult(name, base_name, num_ctx, "unchanged", base_details.context_length, wanted, warnings)
-    statuses = list(server.create(name, from_=base_name, parameters=wanted))
+    with server.deadline(CREATE_LIMIT, f"creating {name}"):
+        statuses = list(server.create(name, from_=base_name, parameters=wanted))
     if statuses and statuses[-1] != "success":
         raise ServerError(f"creating {name} did not finish: Ollama's last status was {statuses[-1]!r}")
     action: Literal["created", "updated"] = "updated" if existing is not None else "created"

@@ -49,7 +49,8 @@ class CheckRequest:
     """What to check. `model=None` means: the model of the `local_ollama` Codex profile, if there is one.
 
     `base_url` (any OpenAI-compatible server, exactly as it would go into Codex's `base_url`) wins over `host`
-    (an Ollama server as OLLAMA_HOST takes it); with neither, OLLAMA_HOST or 127.0.0.1:11434 is used.
+    (an Ollama server as OLLAMA_HOST takes it); with neither, OLLAMA_HOST or 127.0.0.1:11434 is used. The
+    environment (OLLAMA_HOST, CODEX_HOME, the `env_key` variable) is the invocation's, from `Live`.
     """
 
     model: str | None = None
@@ -60,7 +61,6 @@ class CheckRequest:
     timeout: float = DEFAULT_TIMEOUT
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     headers: Mapping[str, str] = field(default_factory=dict)
-    env: Mapping[str, str] | None = None  # default os.environ (OLLAMA_HOST, CODEX_HOME, the env_key variable)
     only: frozenset[str] | None = None  # run just these probes (doctor: the quick ones); the rest are `skip`
 
 
@@ -82,6 +82,11 @@ class CheckReport:
 
     def probe(self, name: str) -> Probe:
         return next(p for p in self.probes if p.name == name)
+
+    @property
+    def timed_out(self) -> tuple[Probe, ...]:
+        """The probes that failed because they hit their time limit (`data.time_limit_s`)."""
+        return tuple(p for p in self.failed if p.data.get("error") == "timeout")
 
     @property
     def failed(self) -> tuple[Probe, ...]:

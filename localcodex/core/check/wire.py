@@ -1,5 +1,6 @@
 """The Codex wire format: requests shaped like the ones Codex sends, and a Responses stream read the way Codex
-reads it. Used by check's probes (and meant for bench, whose prompt builder is still its own)."""
+reads it: the one builder of a Codex-shaped request (check's probes and pace use it). bench sends no Codex
+request: it times plain generation with prompts of a measured size (`core/bench/prompt.py`)."""
 
 from __future__ import annotations
 

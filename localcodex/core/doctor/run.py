@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from localcodex.core.doctor.types import (
     SEVERITIES,
@@ -32,11 +32,15 @@ from localcodex.core.doctor.types import (
 )
 from localcodex.domain.codex import PROFILE_NAME
 
+if TYPE_CHECKING:
+    from localcodex.core.ports import Live
+
 __all__ = ["DoctorReport", "DoctorRequest", "DoctorStep", "Finding", "doctor"]
 
 
-def doctor(req: DoctorRequest, on_progress: Callable[[DoctorStep], None] | None = None) -> DoctorReport:
-    """Look at everything Codex and Ollama read, and report what is wrong and how to fix it. Never writes."""
+def doctor(req: DoctorRequest, live: Live, on_progress: Callable[[DoctorStep], None] | None = None) -> DoctorReport:
+    """Look at everything Codex and Ollama read, and report what is wrong and how to fix it. Never writes.
+    The servers are probed through `live` (unless `req.run_probes` is False)."""
     run = _start(req, on_progress)
     from localcodex.core.doctor import environment
     from localcodex.core.doctor import offline as checks
@@ -54,7 +58,7 @@ def doctor(req: DoctorRequest, on_progress: Callable[[DoctorStep], None] | None 
     if req.run_probes:
         from localcodex.core.doctor import live as doctor_live
 
-        doctor_live.live_findings(run, targets)
+        doctor_live.live_findings(run, targets, live)
     return DoctorReport(
         findings=order_findings(_without_credentials(f) for f in run.findings),
         files=tuple(ExaminedFile(str(f.path), f.kind, f.profile, f.ok) for f in files),

@@ -149,12 +149,14 @@ def check_step(run: Run) -> Step:
     # The variant step saw the model loaded with its context in /api/ps: the long-prompt probe (seconds of
     # prefill) would prove it a second time. `localcodex check` runs it.
     only = frozenset(n for n, _ in PROBES if n != "context") if run.context_verified else None
-    report = check(CheckRequest(model=run.variant, host=run.host.native, env=run.live.inv.env, only=only),
+    report = check(CheckRequest(model=run.variant, host=run.host.native, only=only), run.live,
                    on_progress=run.hooks.on_probe)
     if not report.ok:
-        first = report.failed[0]
+        late = bool(report.timed_out)  # a probe hit its time limit: exit 10, as every step's deadline does
+        first = (report.timed_out or report.failed)[0]
         raise Stop(LocalcodexError(f"{first.title}: {first.detail}", first.fix or f"run `{retry}` for details",
-                                    code="check_failed", exit_code=ExitCode.CHECK_FAILED))
+                                    code="timeout" if late else "check_failed",
+                                    exit_code=ExitCode.TIMEOUT if late else ExitCode.CHECK_FAILED))
     save_facts(run, checked=key)
     warned = tuple(f"{p.title}: {p.detail}" for p in report.probes if p.status.value == "warn")
     tools = next((p for p in report.probes if p.name == "tools"), None)

@@ -32,6 +32,7 @@ from localcodex.core.recommend.context import choose_context
 from localcodex.core.recommend.fit import place
 from localcodex.core.recommend.live import from_show
 from localcodex.core.transfer.gguf import GGUFArray, GGUFInfo, GGUFSummary, read_gguf
+from localcodex.core.variant import CREATE_LIMIT
 from localcodex.domain.machine import Machine
 from localcodex.domain.progress import TransferCallback, TransferEvent
 from localcodex.domain.units import format_bytes
@@ -44,6 +45,8 @@ TEXT_LAYERS = {MEDIA + "template", MEDIA + "system", MEDIA + "license", MEDIA + 
 CONFIG_MEDIA = "application/vnd.docker.container.image.v1+json"
 CONFIG_FIELDS = ("renderer", "parser", "requires")
 _SAFE_FILE = re.compile(r"[^A-Za-z0-9._-]+")
+UPLOAD_GRACE = 600.0  # seconds every upload gets, whatever its size
+UPLOAD_FLOOR_RATE = 5e6  # bytes/s: the slowest link an upload is allowed to take (a crowded Wi-Fi)
 
 
 @dataclass(frozen=True)
@@ -120,15 +123,26 @@ class _Counter:
 
 def import_gguf_here(
     live: Live, path: str | Path, name: str, num_ctx: int | None = None, *, force: bool = False,
-    on_progress: TransferCallback | None = None, timeout: float = 900.0,
+    on_progress: TransferCallback | None = None, timeout: float = 900.0, limit: float | None = None,
 ) -> GGUFImportResult:
-    """`models import`: the machine is measured (`detect`) when the server runs on it, for the fit estimate."""
+    """`models import`: the machine is measured (`detect`) when the server runs on it, for the fit estimate.
+    `timeout` bounds each read; `limit` (--timeout) all the server work together (else each step's own)."""
 
-    server, inv = live.ollama(timeout=timeout), live.inv
+    server, inv = live.ollama(timeout=min(timeout, limit) if limit else timeout), live.inv
     measure = (lambda: detect(ollama_host=inv.host, env=inv.env)) if inv.host.is_local else None
     store = ollama_models_dir(inv.env) if inv.host.is_local else None
-    return import_gguf(server, path, name, num_ctx, force=force, measure=measure, on_progress=on_progress,
-                       models_dir=store)
+    with server.deadline(limit, f"importing {name}"):
+        return import_gguf(server, path, name, num_ctx, force=force, measure=measure, on_progress=on_progress,
+                           models_dir=store)
+
+
+def transfer_limit(size: int) -> float:
+    """The total time limit of uploading `size` bytes: ten minutes plus 5 MB/s (a 20 GB file: 75 minutes).
+
+    >>> transfer_limit(0), transfer_limit(20 * 10**9)
+    (600.0, 4600.0)
+    """
+    return UPLOAD_GRACE + size / UPLOAD_FLOOR_RATE
 
 
 def import_gguf(
@@ -157,10 +171,12 @@ def import_gguf(
     uploaded = not server.has_blob(digest)
     if uploaded:
         counter = _Counter(emit, "upload", info.file_size, path.name)
-        server.upload_blob(digest, counter.wrap(ollama_store.read_chunks(path)), size=info.file_size)
+        with server.deadline(transfer_limit(info.file_size), f"uploading {path.name}"):
+            server.upload_blob(digest, counter.wrap(ollama_store.read_chunks(path)), size=info.file_size)
     emit(TransferEvent("create", 0, None, model))
     parameters = {"num_ctx": num_ctx} if num_ctx else None
-    _finish(model, server.create(model, files={_file_name(path): digest}, parameters=parameters))
+    with server.deadline(CREATE_LIMIT, f"creating {model}"):
+        _finish(model, server.create(model, files={_file_name(path): digest}, parameters=parameters))
     caps = server.show(model).capabilities
     return GGUFImportResult(
         name=model, digest=digest, size=info.file_size, uploaded=uploaded, replaced=existing is not None,
@@ -430,12 +446,14 @@ def _install_through_api(
     counter = _Counter(emit, "upload", total, Path(reader.path).name)
     for blob, chunks in reader.blobs():
         if blob.digest in to_send:
-            server.upload_blob(blob.digest, counter.wrap(chunks), size=blob.size)
+            with server.deadline(transfer_limit(blob.size), f"uploading blob {blob.digest[:19]}"):
+                server.upload_blob(blob.digest, counter.wrap(chunks), size=blob.size)
         else:
             for _ in chunks:  # tar is sequential: skip over this member's bytes
                 pass
     emit(TransferEvent("create", 0, None, model))
-    _finish(model, server.create_request(body))
+    with server.deadline(CREATE_LIMIT, f"creating {model}"):
+        _finish(model, server.create_request(body))
     return BundleImportResult(name=model, source_name=source, method="api", blobs=len(reader.index.blobs),
                               uploaded=len(to_send), size=reader.index.total_size, replaced=replaced)
 
