@@ -108,6 +108,28 @@ def test_a_plain_rerun_keeps_every_explicit_choice(cli, emu, hermetic_env: Path)
     assert not again.json()["warnings"]
 
 
+def test_auto_forgets_a_remembered_choice(cli, emu, hermetic_env: Path):
+    """`--gpu auto` clears a remembered `--gpu none` (and `auto` resets --vram, --ram, --model, --context)."""
+    first = cli("setup", "--yes", "--json", "--host", emu.url, "--gpu", "none", "--ram", "64GiB", "--model",
+                "llama3.2:3b", "--context", "32768", "--no-bench")
+    assert first.code == 0, first.output
+    plain = cli("setup", "--yes", "--json", "--host", emu.url, "--no-bench").json()["data"]
+    assert plain["remembered"] == ["--model llama3.2:3b", "--context 32768", "--ram 64GiB", "--gpu none"]
+    gpu = cli("setup", "--yes", "--json", "--host", emu.url, "--gpu", "auto", "--no-bench")
+    assert gpu.code == 0, gpu.output
+    assert "--gpu none" not in gpu.json()["data"]["remembered"]
+    again = cli("setup", "--yes", "--json", "--host", emu.url, "--no-bench").json()["data"]
+    assert again["remembered"] == ["--model llama3.2:3b", "--context 32768", "--ram 64GiB"]
+    reset = cli("setup", "--yes", "--json", "--host", emu.url, "--model", "auto", "--ram", "auto", "--vram",
+                "24GiB", "--no-bench")
+    assert reset.code == 0, reset.output
+    assert reset.json()["data"]["remembered"] == []
+    last = cli("setup", "--yes", "--json", "--host", emu.url, "--no-bench").json()["data"]
+    assert last["remembered"] == ["--vram 24GiB"] and last["model"] == reset.json()["data"]["model"]
+    bad = cli("setup", "--yes", "--host", emu.url, "--context", "lots")
+    assert bad.code == ExitCode.USAGE and "--context auto" in bad.stderr
+
+
 def test_what_changed_is_said_and_asked(cli, emu, hermetic_env: Path):
     assert cli("setup", "--yes", "--host", emu.url, "--model", "llama3.2:3b", "--vram", "24GiB",
                "--no-bench").code == 0

@@ -89,6 +89,7 @@ class SetupRequest:
     vram: int | None = None  # detect's overrides
     ram: int | None = None
     gpu_none: bool = False
+    forget: tuple[str, ...] = ()  # remembered choices (state.CHOICE_KEYS) to drop: `--gpu auto`, `--model auto`…
     host: str | None = None  # --host as typed, only to name it in retry commands (the server is the invocation's)
 
 

@@ -46,7 +46,7 @@ def setup(request: SetupRequest, live: Live, hooks: SetupHooks | None = None) ->
     host, store = live.inv.host, live.setup_state()
     state = store.load(host.native)
     choices = merge_choices({"model": request.model, "context": request.context, "vram": request.vram,
-                             "ram": request.ram, "gpu_none": request.gpu_none}, state)
+                             "ram": request.ram, "gpu_none": request.gpu_none}, state, forget=request.forget)
     effective = replace(request, model=choices.model, context=choices.context, vram=choices.vram,
                         ram=choices.ram, gpu_none=choices.gpu_none)
     run = Run(effective, hooks, live, host, live.ollama(timeout=30.0), store, state, choices=choices)
