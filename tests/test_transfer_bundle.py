@@ -10,7 +10,7 @@ import shlex
 from pathlib import Path
 
 import pytest
-from emulator import Emulator, digests, preset_models
+from emulator import digests, preset_models
 from emulator.models import MEDIA_MODEL, blob_specs, sparse_weights
 
 from localcodex.adapters.ollama import OllamaServer
