@@ -45,12 +45,23 @@ def test_without_a_terminal_and_without_yes_nothing_is_changed(cli, emu, hermeti
     for extra in ((), ("--json",)):
         result = cli("setup", "--host", emu.url, "--vram", "24GiB", "--model", "llama3.2:3b", *extra)
         assert result.code == ExitCode.USAGE, result.output
-    assert not changing(emu), [r.path for r in changing(emu)]
+    assert not emu.requests  # refused before measuring anything: not even Ollama's version was asked
     assert not installed(cli, emu)
     assert not profile(hermetic_env).exists()
     doc = result.json()
     assert "--yes" in doc["errors"][0]["hint"]
-    assert any("download llama3.2:3b" in line for line in doc["data"]["plan"])
+    assert any("write the Codex profile" in line for line in doc["data"]["plan"])
+
+
+def test_without_a_terminal_a_rerun_that_would_change_something_is_refused_after_planning(cli, emu, hermetic_env):
+    assert cli("setup", "--yes", "--host", emu.url, "--vram", "24GiB", "--model", "llama3.2:3b",
+               "--no-bench").code == 0
+    before = profile(hermetic_env).read_bytes()
+    emu.requests.clear()
+    result = cli("setup", "--json", "--host", emu.url, "--model", "qwen3:0.6b", "--no-bench")
+    assert result.code == ExitCode.USAGE, result.output
+    assert any("download qwen3:0.6b" in line for line in result.json()["data"]["plan"])
+    assert not changing(emu) and profile(hermetic_env).read_bytes() == before
 
 
 def test_one_question_before_anything_changes(emu, monkeypatch, hermetic_env: Path):

@@ -24,7 +24,7 @@ from localcodex.core.setup.model import (
     failed_step,
     retry_command,
 )
-from localcodex.core.setup.plan import confirm_plan
+from localcodex.core.setup.plan import confirm_plan, refuse_early
 from localcodex.core.setup.state import merge_choices
 from localcodex.core.setup.steps import (
     bench_step,
@@ -51,7 +51,7 @@ def setup(request: SetupRequest, live: Live, hooks: SetupHooks | None = None) ->
                         ram=choices.ram, gpu_none=choices.gpu_none)
     run = Run(effective, hooks, live, host, live.ollama(timeout=30.0), store, state, choices=choices)
     run.given = request
-    ok = run_step(run, "detect", detect_step) and run_step(run, "recommend", recommend_step)
+    ok = refuse_early(run) and run_step(run, "detect", detect_step) and run_step(run, "recommend", recommend_step)
     if ok and not request.dry_run:
         ok = confirm_plan(run)
     if ok:
