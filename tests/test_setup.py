@@ -184,7 +184,9 @@ def test_without_a_terminal_setup_asks_for_yes(cli, emu):
     result = cli("setup", "--json", "--host", emu.url, "--model", MODEL)
     assert result.code == ExitCode.USAGE, result.output
     got = steps(result.json())
-    assert got["pull"]["status"] == "failed" and "--yes" in result.json()["errors"][0]["hint"]
+    # a first setup writes a new Codex profile: refused at once, as the step that writes it
+    assert got["configure"]["status"] == "failed" and "--yes" in result.json()["errors"][0]["hint"]
+    assert got["detect"]["summary"] == "not run: setup stopped at `configure`"
 
 
 def test_remote_host_says_what_cannot_be_known(cli, emu, monkeypatch):

@@ -62,7 +62,7 @@ class StepStatus(str, Enum):
     SKIPPED = "skipped"  # not wanted (--no-bench)
     PLANNED = "planned"  # --dry-run: what would happen
     FAILED = "failed"
-    NOT_RUN = "not run"  # an earlier step failed
+    NOT_RUN = "not run"  # setup stopped at another step (an earlier one, or the plan's refusal)
 
 
 @dataclass(frozen=True)

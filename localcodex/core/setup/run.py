@@ -60,7 +60,8 @@ def setup(request: SetupRequest, live: Live, hooks: SetupHooks | None = None) ->
             if not run_step(run, name, step):
                 break
     done = {s.name for s in run.steps}
-    run.steps.extend(Step(n, TITLES[n], StepStatus.NOT_RUN, "not run: an earlier step failed")
+    failed = next((s.name for s in run.steps if s.status == StepStatus.FAILED), None)
+    run.steps.extend(Step(n, TITLES[n], StepStatus.NOT_RUN, f"not run: setup stopped at `{failed}`")
                      for n in STEPS if n not in done)
     report = SetupReport(
         steps=tuple(sorted(run.steps, key=lambda s: STEPS.index(s.name))),
