@@ -277,6 +277,16 @@ def test_piped_output_is_never_cut_and_has_no_trailing_spaces(cli, emu, monkeypa
     outputs.append(result.stdout)
     assert str(deep) not in result.stdout  # (the profile is under CODEX_HOME)
     outputs.append(cli("models", "list", "--host", emu.url).stdout)
+    recommended = cli("recommend", "--host", emu.url, "--vram", "24GiB", "--all").stdout
+    outputs.append(recommended)
+    assert "qwen3-coder:30b" in recommended and "qwen2.5-coder:14b" in recommended  # names whole, on one line
+    # two benchmarked setups, then their receipts side by side: both model names whole (was "qwen3…" twice)
+    for model in ("qwen3:0.6b", "qwen3.5:0.8b"):
+        assert cli("setup", "--yes", "--host", emu.url, "--model", model, "--vram", "24GiB").code == 0
+    ids = [r["id"] for r in cli("receipts", "list", "--json").json()["data"]["receipts"]]
+    compared = cli("receipts", "compare", *map(str, ids[:2])).stdout
+    outputs.append(compared)
+    assert "qwen3:0.6b" in compared and "qwen3.5:0.8b" in compared
     for text in outputs:
         assert "…" not in text
         assert all(line == line.rstrip() for line in text.splitlines()), text
