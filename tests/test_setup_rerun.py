@@ -314,6 +314,7 @@ def test_no_backup_line_for_a_new_profile_and_without_ollama_the_error_is_said_o
     down = cli("setup", "--yes", "--host", dead_url, "--model", "llama3.2:3b", "--vram", "24GiB")
     assert down.code == ExitCode.OLLAMA_UNAVAILABLE
     assert down.stderr.count("Ollama is not running") == 1, down.stderr
+    assert "✓" not in down.stderr and "✗ Measure this machine" in down.stderr  # no step "done" without Ollama
 
 
 def test_the_receipts_database_is_private(cli, emu, hermetic_env: Path, tmp_path: Path):

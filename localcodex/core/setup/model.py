@@ -203,14 +203,15 @@ def ollama_reachable(run: Run) -> bool:
     return bool(state and state.reachable)
 
 
-def require_ollama(run: Run) -> None:
+def require_ollama(run: Run, needed_for: str = "the model cannot be downloaded") -> None:
     if not ollama_reachable(run):
         state = run.machine.ollama if run.machine else None
         why = f" ({state.error.rsplit(': ', 1)[-1]})" if state and state.error else ""
         raise OllamaUnavailable(
-            f"Ollama is not running at {run.host.native}{why}: the model cannot be downloaded",
+            f"Ollama is not running at {run.host.native}{why}: {needed_for}",
             "install Ollama from https://ollama.com/download and start it (`ollama serve` or the app), "
-            "then run `localcodex setup` again; or point --host / OLLAMA_HOST at the machine that runs it",
+            "then run `localcodex setup` again (`localcodex recommend` shows what it would pick meanwhile); or "
+            "point --host / OLLAMA_HOST at the machine that runs it",
         )
 
 
