@@ -86,6 +86,26 @@ def test_one_question_before_anything_changes(emu, monkeypatch, hermetic_env: Pa
         assert words in question, question
 
 
+def test_step_times_leave_out_the_time_spent_answering(emu, monkeypatch, hermetic_env: Path):
+    """The user takes an hour to answer (a clock that jumps while the question waits): no step counts it."""
+    import time
+
+    from localcodex.core.setup import SetupHooks, SetupRequest, setup
+    from localcodex.wiring import live
+
+    real, skew = time.monotonic, [0.0]
+    monkeypatch.setattr(time, "monotonic", lambda: real() + skew[0])
+
+    def slow_answer(_question: str) -> bool:
+        skew[0] += 3600.0
+        return True
+
+    report = setup(SetupRequest(host=emu.url, model="llama3.2:3b", vram=24 * GiB, bench=False), live(emu.url),
+                   SetupHooks(confirm=slow_answer))
+    assert report.ok, report.failed
+    assert skew[0] == 3600.0 and all(step.seconds < 3600 for step in report.steps), report.steps
+
+
 def test_declining_the_plan_changes_nothing(emu, hermetic_env: Path):
     from localcodex.core.setup import SetupHooks, SetupRequest, exit_code, setup
     from localcodex.wiring import live
@@ -117,6 +137,29 @@ def test_a_plain_rerun_keeps_every_explicit_choice(cli, emu, hermetic_env: Path)
     assert not changing(emu), [r.path for r in changing(emu)]
     assert installed(cli, emu) == {"llama3.2:3b", "llama3.2:3b-ctx32k"}
     assert not again.json()["warnings"]
+
+
+def test_a_noop_rerun_repeats_no_warning_even_without_codex(cli, emu, monkeypatch, hermetic_env: Path, tmp_path):
+    """The Codex-not-installed and catalog warnings were said again on every no-op re-run."""
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))  # no `codex` anywhere
+    first = cli("setup", "--yes", "--json", "--host", emu.url, "--model", "llama3.2:3b", "--vram", "24GiB",
+                "--no-bench")
+    assert first.code == 0, first.output
+    assert any("codex" in w.lower() for w in first.json()["warnings"]), first.json()["warnings"]
+    again = cli("setup", "--yes", "--json", "--host", emu.url, "--no-bench")
+    assert again.code == 0 and again.json()["warnings"] == [], again.json()["warnings"]
+
+
+def test_recommend_right_after_setup_does_not_count_the_loaded_model_against_others(cli, emu, hermetic_env: Path):
+    """setup leaves its model loaded (20 GiB of a 24 GiB GPU); other models must not rank as "partial 8% GPU"."""
+    assert cli("setup", "--yes", "--host", emu.url, "--vram", "24GiB", "--model", "qwen3.5:27b",
+               "--no-bench").code == 0
+    assert any(r.path == "/api/generate" or r.path == "/api/chat" for r in emu.requests)  # loaded by the proof
+    rows = {c["model"]: c for c in cli("recommend", "--json", "--host", emu.url, "--vram", "24GiB")
+            .json()["data"]["candidates"]}
+    assert rows["qwen3-coder:30b"]["placement"] == "gpu", rows["qwen3-coder:30b"]
 
 
 def test_auto_forgets_a_remembered_choice(cli, emu, hermetic_env: Path):
