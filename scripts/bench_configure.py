@@ -53,10 +53,10 @@ def bench(runs: int) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {"write": [], "no-op": [], "default": [], "edit-only": []}
     sys.path.insert(0, str(REPO))
     from localcodex.adapters import toml_edit
-    from localcodex.core.configure import ConfigureRequest, _provider_edits, provider_table, session_keys
+    from localcodex.core.configure import ConfigureRequest, provider_edits, provider_table, session_keys
 
     edits = session_keys("qwen3-coder:30b", "local_ollama", 32768, True)
-    edits.update(_provider_edits("local_ollama", provider_table(ConfigureRequest(), "http://127.0.0.1:9/v1")))
+    edits.update(provider_edits("local_ollama", provider_table(ConfigureRequest(), "http://127.0.0.1:9/v1")))
     text = big_config()
     for _ in range(runs):
         with tempfile.TemporaryDirectory() as tmp:

@@ -205,14 +205,14 @@ def part_configs(count: int) -> dict[str, object]:
 
 KILL_SCRIPT = """
 import os, random, signal, sys, threading, time
-from localcodex.adapters import codex_config
+from localcodex.adapters import codex_write
 mode, value = sys.argv[1], float(sys.argv[2])
 calls = {"n": 0}
 def crash(tmp, path):
     calls["n"] += 1
     if mode == "at" and calls["n"] == int(value):
         os.kill(os.getpid(), signal.SIGKILL)
-codex_config._before_replace = crash
+codex_write._before_replace = crash
 if mode == "after":
     threading.Timer(value, lambda: os.kill(os.getpid(), signal.SIGKILL)).start()
 from localcodex.cli import main

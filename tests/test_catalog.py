@@ -26,7 +26,7 @@ from localcodex.domain.catalog import (
 TAG_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}:[a-z0-9][a-z0-9._-]{0,79}$")
 KNOWN_CAPABILITIES = {"completion", "tools", "insert", "vision", "embedding", "thinking", "image", "audio"}
 # Nominal bits per weight of the quantization types used by Ollama's default tags.
-NOMINAL_BITS = {"Q4_0": 4.5, "Q4_K_M": 4.85, "Q8_0": 8.5, "MXFP4": 4.25, "F16": 16.0, "BF16": 16.0}
+NOMINAL_BITS = {"Q3_K_M": 3.91, "Q4_0": 4.5, "Q4_K_M": 4.85, "Q8_0": 8.5, "MXFP4": 4.25, "F16": 16.0, "BF16": 16.0}
 
 GB = 10**9
 

@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from localcodex.adapters import codex_cli, codex_config, toml_edit
+from localcodex.adapters import codex_changes, codex_cli, codex_config, codex_lock, codex_write, toml_edit
 from localcodex.core.configure import ConfigureRequest, configure
 from localcodex.errors import ConfigError
 from localcodex.invocation import Invocation
@@ -48,13 +48,13 @@ def home() -> Path:
 
 
 @pytest.fixture
-def backups() -> codex_config.BackupStore:
+def backups() -> codex_changes.BackupStore:
     from localcodex.paths import backups_dir
 
-    return codex_config.BackupStore(backups_dir())
+    return codex_changes.BackupStore(backups_dir())
 
 
-def runs(store: codex_config.BackupStore) -> int:
+def runs(store: codex_changes.BackupStore) -> int:
     return len(store.runs())
 
 
@@ -558,13 +558,13 @@ def test_read_only_folder_fails_cleanly(home: Path, backups, fake_codex) -> None
 
 KILL_SCRIPT = """
 import os, signal, sys
-from localcodex.adapters import codex_config
+from localcodex.adapters import codex_write
 calls = {"n": 0}
 def crash(tmp, path):
     calls["n"] += 1
     if calls["n"] == int(sys.argv[1]):
         os.kill(os.getpid(), signal.SIGKILL)
-codex_config._before_replace = crash
+codex_write._before_replace = crash
 from localcodex.cli import main
 main(["configure", "--model", "qwen3-coder:30b", "--context", "32768", "--default"])
 """
@@ -600,13 +600,13 @@ def test_killed_mid_write_leaves_old_or_new_never_partial(home: Path, tmp_path: 
 STRESS_SCRIPT = """
 import sys
 from pathlib import Path
-from localcodex.adapters import codex_config
+from localcodex.adapters import codex_write
 target = Path(sys.argv[1])
 texts = [("a" * 4000 + "\\n") * 200, ("b" * 3000 + "\\n") * 300]
 i = 0
 print("ready", flush=True)
 while True:
-    codex_config.write_atomic(target, texts[i % 2])
+    codex_write.write_atomic(target, texts[i % 2])
     i += 1
 """
 
@@ -631,9 +631,9 @@ def test_random_kills_never_leave_a_partial_file(tmp_path: Path) -> None:
         proc.wait()
         assert target.read_text() in texts
     leftovers = [p.name for p in folder.iterdir() if p.name != "config.toml"]
-    codex_config.write_atomic(target, "done\n")  # the next write sweeps the killed writers' temp files
+    codex_write.write_atomic(target, "done\n")  # the next write sweeps the killed writers' temp files
     assert [p.name for p in folder.iterdir()] == ["config.toml"]
-    assert leftovers == [] or all(codex_config.TEMP_MARK in name for name in leftovers)
+    assert leftovers == [] or all(codex_write.TEMP_MARK in name for name in leftovers)
 
 
 def test_existing_file_mode_is_kept(cli, home: Path, fake_codex) -> None:
@@ -692,8 +692,8 @@ def test_restore_does_not_discard_later_hand_edits(cli, home: Path, fake_codex) 
 
 
 def test_lock_contention_waits_then_fails_clearly(cli, home: Path, monkeypatch) -> None:
-    monkeypatch.setattr(codex_config, "LOCK_TIMEOUT", 0.3)
-    with codex_config.locked([home / "config.toml"]):
+    monkeypatch.setattr(codex_lock, "LOCK_TIMEOUT", 0.3)
+    with codex_lock.locked([home / "config.toml"]):
         started = time.monotonic()
         result = cli("configure", *CTX, "--json")
         waited = time.monotonic() - started

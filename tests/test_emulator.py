@@ -520,14 +520,16 @@ def test_timings_follow_the_configured_rates(emulator_factory) -> None:
         for line in r.iter_lines():
             arrivals.append((time.monotonic(), json.loads(line)))
     ttft = arrivals[0][0] - start
-    assert 0.2 + 0.104 - 0.01 < ttft < 0.2 + 0.104 + 0.1, "TTFT = load + prompt processing"
+    # Only lower bounds on wall time: a loaded machine can make the emulator slower than configured, never faster,
+    # and an emulator that ignored its rates would answer at once (TTFT ~0, thousands of tokens per second).
+    assert ttft > 0.2 + 0.104 - 0.01, "TTFT = load + prompt processing"
     tokens = [t for t, chunk in arrivals if not chunk["done"]]
     rate = (len(tokens) - 1) / (tokens[-1] - tokens[0])
-    assert rate == pytest.approx(100.0, rel=0.1), "loose: a busy CI machine delays threads"
+    assert rate < 100.0 * 1.1, "tokens are paced at the decode rate"
     final = arrivals[-1][1]
     assert final["eval_count"] == 25 and final["eval_duration"] == 250_000_000
     assert (final["prompt_eval_count"], final["prompt_eval_duration"]) == (104, 104_000_000)
-    assert final["load_duration"] == pytest.approx(200_000_000, rel=0.1)
+    assert final["load_duration"] >= 190_000_000, "load_duration is measured: at least the configured load time"
     warm = client(emu).generate(model="llama3.2:3b", prompt="hi", options={"num_predict": 1})
     assert warm.load_duration < 20_000_000, "no load when already loaded"
 
@@ -800,7 +802,7 @@ def test_fault_stall_fires_client_timeout_and_stop_is_quick(emulator_factory) ->
 
     def wait_for_tags() -> None:
         try:
-            httpx.get(f"{emu.url}/api/tags", timeout=5)
+            httpx.get(f"{emu.url}/api/tags", timeout=60)
         except httpx.HTTPError as error:
             outcome.append(error)
 
@@ -813,9 +815,10 @@ def test_fault_stall_fires_client_timeout_and_stop_is_quick(emulator_factory) ->
     assert any(r.path == "/api/tags" for r in emu.requests)
     started = time.monotonic()
     emu.stop()
-    # stop() does not wait for the stalled handler: it returns well before the client's own 5 s timeout would
-    assert time.monotonic() - started < 4.0
-    stalled.join(10.0)
+    # stop() does not wait for the stalled handler: it returns long before the client's own 60 s timeout would
+    # (the bound is loose on purpose: a loaded 2-core machine can take seconds to join the server thread)
+    assert time.monotonic() - started < 30.0
+    stalled.join(90.0)
     # The client is disconnected; which transport error a disconnect surfaces as (protocol error, reset) depends on
     # the race between the close and the read, so only "not a timeout" is asserted.
     assert isinstance(outcome[0], httpx.TransportError) and not isinstance(outcome[0], httpx.TimeoutException)

@@ -326,7 +326,7 @@ def test_ctrl_c_stops_the_cli_and_keeps_what_finished(emulator_factory, codex_ho
             threading.Event().wait(0.05)
         children = psutil.Process(proc.pid).children(recursive=True)
         proc.send_signal(signal.SIGINT)
-        stdout, _ = proc.communicate(timeout=30)
+        stdout, _ = proc.communicate(timeout=120)  # a hang guard: a loaded 2-core CI needed over 30 s
     finally:
         release.set()
         if proc.poll() is None:

@@ -99,7 +99,7 @@ def test_silence_is_a_read_timeout(emu):
     with pytest.raises(EndpointTimeout) as err:
         client(emu).models(timeouts=Timeouts(connect=1, read=0.5, total=10))
     emu.clear_faults()
-    assert err.value.phase == "read" and time.perf_counter() - started < 3
+    assert err.value.phase == "read" and time.perf_counter() - started < 20  # the stall is 60 s
     assert err.value.exit_code == ExitCode.TIMEOUT
 
 
@@ -113,7 +113,7 @@ def test_deadline_cuts_a_stream_that_stalls_midway(emu):
         list(stream)
     emu.clear_faults()
     assert err.value.phase == "deadline" and "did not finish within 1 s" in str(err.value)
-    assert time.perf_counter() - started < 3
+    assert time.perf_counter() - started < 20  # the stall is 60 s; loose for a loaded machine
 
 
 def test_reset_mid_stream(emu):

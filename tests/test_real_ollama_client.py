@@ -170,7 +170,7 @@ def test_check_reports_a_double_slash_base_url(cli, emulator_factory) -> None:
 
 
 def test_configure_refuses_a_double_slash_base_url() -> None:
-    from localcodex.core.configure import normalize_base_url
+    from localcodex.domain.urls import normalize_base_url
 
     with pytest.raises(UsageError) as err:
         normalize_base_url("http://127.0.0.1:11434//v1")

@@ -109,7 +109,7 @@ def test_prefer_changes_the_trade_off():
     machine = load_machine("m3max-128")
     balanced, speed, quality = (run(machine, prefer=p).pick for p in ("balanced", "speed", "quality"))
     assert speed.decode_tps >= balanced.decode_tps
-    assert (quality.coding_tier, -quality.params_total) <= (balanced.coding_tier, -balanced.params_total)
+    assert (quality.coding_tier, -(quality.swe_bench or 0)) <= (balanced.coding_tier, -(balanced.swe_bench or 0))
     slow = RamBandwidth(20e9, "test: 20 GB/s")
     cpu = load_machine("cpu-16g")
     fast_pick = recommend(RecommendRequest(cpu, ram_bandwidth=slow, prefer="speed")).pick
@@ -207,12 +207,54 @@ def test_one_offer_per_ladder_the_best_quality_that_fits():
     q8 = CAT.get("qwen3.5:27b-q8_0")
     assert q8.quant_of == "qwen3.5:27b" and q8.bits_per_weight > CAT.get("qwen3.5:27b").bits_per_weight
     assert CAT.get("qwen3.5:27b-q4_K_M").tag == "qwen3.5:27b"  # the default tag's own quantization name
-    big = {c.model: c for c in run(_gpu_box(48), include_all=True).candidates}
-    assert big["qwen3.5:27b-q8_0"].offered and big["qwen3.5:27b-q8_0"].meets_target
-    assert not big["qwen3.5:27b"].offered and "qwen3.5:27b-q8_0" in big["qwen3.5:27b"].excluded
     small = {c.model: c for c in run(_gpu_box(24), include_all=True).candidates}
     assert small["qwen3.5:27b"].offered  # 29 GB of Q8_0 cannot fit 24 GiB: the Q4_K_M is offered
-    assert not small["qwen3.5:27b-q8_0"].offered
+    assert not small["qwen3.5:27b-q8_0"].offered and "qwen3.5:27b " in small["qwen3.5:27b-q8_0"].excluded
+
+
+def test_48_gib_picks_the_q8_0_rung_of_the_best_model():
+    result = run(_gpu_box(48), include_all=True)
+    pick = result.pick
+    assert pick.quantization == "Q8_0" and pick.coding_tier == 1 and pick.ladder  # a rung, not the default tag
+    assert pick.meets_target and pick.usable
+    by = {c.model: c for c in result.candidates}
+    default = by[pick.ladder]
+    assert not default.offered and pick.model in default.excluded and "more bits" in default.excluded
+    # a dense 27B at Q8_0 would crawl there (~8 tok/s): its faster Q4_K_M stays the offer, and --all says why
+    assert by["qwen3.5:27b"].offered and not by["qwen3.5:27b-q8_0"].offered
+    assert "faster" in by["qwen3.5:27b-q8_0"].excluded
+
+
+def test_20_gib_offers_qwen3_coder_at_a_smaller_rung_instead_of_excluding_it():
+    by = {c.model: c for c in run(_gpu_box(20), include_all=True).candidates}
+    q4, q3 = by["qwen3-coder:30b"], by["qwen3-coder:30b-a3b-q3_k_m"]
+    assert q4.placement == "partial"  # 19 GB of Q4_K_M misses the budget with a Codex-sized context
+    assert q3.offered and q3.placement == "gpu" and q3.num_ctx >= 32768 and q3.usable
+    assert not q4.offered and "qwen3-coder:30b-a3b-q3_k_m" in q4.excluded and "fits fully" in q4.excluded
+    assert any("not confirmed on ollama.com" in line for line in q3.why)  # the rung's tag is only seen in use
+    # with 24 GiB the Q4_K_M fits at >= 32k: full quality wins over the 3-bit rung's longer context
+    by24 = {c.model: c for c in run(_gpu_box(24), include_all=True).candidates}
+    assert by24["qwen3-coder:30b"].offered and not by24["qwen3-coder:30b-a3b-q3_k_m"].offered
+    assert "keeps more quality" in by24["qwen3-coder:30b-a3b-q3_k_m"].excluded
+
+
+@pytest.mark.parametrize("name", [*MACHINES, "vm-no-gpu"])
+def test_the_default_list_shows_one_rung_per_model(name):
+    offered = [c for c in run(load_machine(name)).candidates if c.offered]
+    roots = [c.ladder or c.model for c in offered]
+    assert len(roots) == len(set(roots)), name
+
+
+def test_cli_all_lists_every_rung_with_why(cli, dead_url):
+    default = cli("recommend", "--vram", "20GiB", "--host", dead_url, "--json").json()["data"]["candidates"]
+    listed = {c["model"] for c in default}
+    assert "qwen3-coder:30b-a3b-q3_k_m" in listed and "qwen3-coder:30b" not in listed
+    every = cli("recommend", "--vram", "20GiB", "--host", dead_url, "--all", "--json").json()["data"]["candidates"]
+    rungs = {c["model"]: c for c in every if c["family"] == "qwen3-coder"}
+    assert {"qwen3-coder:30b", "qwen3-coder:30b-a3b-q8_0", "qwen3-coder:30b-a3b-q3_k_m"} <= set(rungs)
+    assert "another quantization" in rungs["qwen3-coder:30b-a3b-q8_0"]["excluded"]
+    human = cli("recommend", "--vram", "20GiB", "--host", dead_url, "--all").stdout
+    assert "qwen3-coder:30b-a3b-q8_0" in human and "another quantization" in human
 
 
 def test_vram_24gib_offers_a_current_tools_capable_coding_model_at_32k(cli, dead_url):
@@ -223,3 +265,4 @@ def test_vram_24gib_offers_a_current_tools_capable_coding_model_at_32k(cli, dead
     assert pick["num_ctx"] >= 32768 and pick["placement"] == "gpu"
     assert any("2026" in s for s in (*entry.sources, entry.notes)) or entry.family in {"qwen3.5", "gemma4"}
     assert data["catalog_updated"] >= "2026-12-01"
+    assert entry.family == "qwen3.6" and entry.coding_tier == 1  # the April 2026 release, not last year's

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from localcodex.adapters import codex_cli, codex_config, toml_edit
+from localcodex.adapters import codex_changes, codex_cli, codex_write, toml_edit
 
 try:
     import tomllib
@@ -112,11 +112,11 @@ def test_stale_temp_sweep_keeps_files_of_live_writers(tmp_path: Path) -> None:
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     target = tmp_path / "config.toml"
-    live = tmp_path / f".config.toml{codex_config.TEMP_MARK}{os.getppid()}-1"
-    gone = tmp_path / f".config.toml{codex_config.TEMP_MARK}{dead.pid}-2"
+    live = tmp_path / f".config.toml{codex_write.TEMP_MARK}{os.getppid()}-1"
+    gone = tmp_path / f".config.toml{codex_write.TEMP_MARK}{dead.pid}-2"
     live.write_text("another writer's half-written file")
     gone.write_text("left by a killed writer")
-    codex_config.write_atomic(target, "x = 1\n")
+    codex_write.write_atomic(target, "x = 1\n")
     assert live.exists() and not gone.exists() and target.read_text() == "x = 1\n"
 
 
@@ -132,7 +132,7 @@ def _die_before_writing(monkeypatch, name: str) -> None:
         if path.name == name:
             raise _Killed
 
-    monkeypatch.setattr(codex_config, "_before_replace", crash)
+    monkeypatch.setattr(codex_write, "_before_replace", crash)
 
 
 def test_kill_between_profile_and_config_then_restore_undoes_exactly_that(cli, home: Path, monkeypatch) -> None:
@@ -141,7 +141,7 @@ def test_kill_between_profile_and_config_then_restore_undoes_exactly_that(cli, h
     _die_before_writing(monkeypatch, "config.toml")
     with pytest.raises(_Killed):
         cli("configure", *CTX, "--default")
-    monkeypatch.setattr(codex_config, "_before_replace", lambda tmp, path: None)
+    monkeypatch.setattr(codex_write, "_before_replace", lambda tmp, path: None)
     result = cli("configure", "--restore")
     assert result.code == 0, result.stderr
     assert (home / "config.toml").read_text() == original
@@ -154,12 +154,12 @@ def test_kill_between_profile_and_config_is_finished_by_the_next_run(cli, home: 
     with pytest.raises(_Killed):
         cli("configure", *CTX, "--default")
     assert load_toml((home / "config.toml").read_text())["model"] == "gpt-5"  # out of step for now
-    monkeypatch.setattr(codex_config, "_before_replace", lambda tmp, path: None)
+    monkeypatch.setattr(codex_write, "_before_replace", lambda tmp, path: None)
     result = cli("configure", *CTX, "--profile", "other")  # any run that locks the folder finishes it
     assert result.code == 0 and "interrupted localcodex run" in result.stderr
     assert load_toml((home / "config.toml").read_text())["model"] == "qwen3-coder:30b"
     assert load_toml((home / "local_ollama.config.toml").read_text())["model"] == "qwen3-coder:30b"
-    assert codex_config.JOURNAL_NAME not in {p.name for p in home.iterdir()}
+    assert codex_changes.JOURNAL_NAME not in {p.name for p in home.iterdir()}
 
 
 # ------------------------------------------------------------------ 7. read-only files
@@ -407,3 +407,49 @@ def test_base_urls_codex_cannot_use_are_refused(cli, home: Path, url: str, needl
     assert result.code == 2 and needle in result.stderr and "internal error" not in result.stderr
     assert len([x for x in result.stderr.splitlines() if x.startswith("error:")]) == 1
     assert list(home.iterdir()) == []
+
+
+# ------------------------------------------------------------------ 1. no secret reaches the terminal, any command
+
+PROJ_KEY = "sk-proj-4f9a8b7c6d5e4f3a2b1c"
+USERINFO_URL = f"http://alice:{PASSWORD}@127.0.0.1:8080/v1"
+
+
+@pytest.mark.parametrize("args", [
+    ["configure", *CTX, "--base-url", USERINFO_URL, "--default"],
+    ["configure", *CTX, "--base-url", "http://127.0.0.1:8080/v1", "--header", f"X-Custom=Bearer {PROJ_KEY}"],
+    ["configure", *CTX, "--header", f"Bearer {PROJ_KEY}"],  # the name forgotten: the value is not echoed
+    ["configure", *CTX, "--env-key", PROJ_KEY],
+    ["configure", *CTX, "--env-header", f"X-Api-Key={PROJ_KEY}"],
+    ["provider", "add", "company-gateway", "--base-url", USERINFO_URL, "--set", "team=core", *CTX],
+    ["provider", "add", "company-gateway", "--set", f"base_url=http://127.0.0.1:8080/v1?api_key={PROJ_KEY}",
+     "--set", "team=core", *CTX],
+    ["provider", "add", "llama-cpp", "--base-url", f"http://127.0.0.1:8080/v1?key={PROJ_KEY}", *CTX],
+    ["check", "--model", "m", "--base-url", USERINFO_URL],
+    ["check", "--model", "m", "--base-url", f"http://127.0.0.1:8080/v1?token={PROJ_KEY}", "--json"],
+    ["bench", "m", "--base-url", f"http://127.0.0.1:8080/v1?api_key={PROJ_KEY}"],
+])
+def test_no_command_echoes_a_credential_it_was_given(cli, home: Path, args: list[str]) -> None:
+    result = cli(*args)
+    assert result.code == 2, result.output
+    assert PASSWORD not in result.output and PROJ_KEY not in result.output and PROJ_KEY[8:20] not in result.output
+    assert list(home.iterdir()) == []
+
+
+def test_doctor_and_receipts_export_never_show_a_credential_from_a_file(cli, home: Path, tmp_path: Path) -> None:
+    from localcodex.adapters.receipts import ReceiptStore
+    from localcodex.domain.fingerprint import Fingerprint
+    from localcodex.paths import receipts_db
+
+    (home / "config.toml").write_text(
+        f'model = "m"\nmodel_provider = "gw"\n[model_providers.gw]\nname = "gw"\n'
+        f'base_url = "{USERINFO_URL}?key={KEY}"\nhttp_headers = {{ "X-Custom" = "Bearer {PROJ_KEY}" }}\n'
+        f'query_params = {{ api_key = "{KEY}" }}\n')
+    with ReceiptStore(receipts_db()) as store:
+        sid = store.begin_session("bench", Fingerprint("abc", "test", {}), endpoint=f"{USERINFO_URL}?key={KEY}")
+        store.finish_session(sid, "ok")
+    outputs = [cli("doctor").output, cli("doctor", "--json").output, cli("receipts", "list").output,
+               cli("receipts", "export").output, cli("receipts", "list", "--json").output]
+    for text in outputs:
+        assert PASSWORD not in text and KEY not in text and PROJ_KEY not in text
+    assert "127.0.0.1:8080/v1" in outputs[2] and "secret-in-config" in outputs[0]

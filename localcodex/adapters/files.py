@@ -2,7 +2,7 @@
 (folders 0700, files 0600: receipts and state can name hosts, models and paths a user keeps to themselves).
 
 Codex's own config files have a stricter writer (mode and owner kept, crash-test seams, lock, backups) in
-`codex_config.write_atomic`; this one is for files that belong to localcodex or to an explicit `--out`.
+`codex_write.write_atomic`; this one is for files that belong to localcodex or to an explicit `--out`.
 """
 
 from __future__ import annotations

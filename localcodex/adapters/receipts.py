@@ -28,6 +28,7 @@ from localcodex.domain.bench import BenchReport, BenchStart, RunResult, SeriesSu
 from localcodex.domain.envelope import to_jsonable
 from localcodex.domain.fingerprint import Fingerprint
 from localcodex.domain.names import model_key
+from localcodex.domain.urls import redact_url
 from localcodex.errors import ConfigError, NotFound
 from localcodex.paths import receipts_db
 
@@ -271,7 +272,7 @@ class ReceiptStore:
         details: Mapping[str, Any] | None = None,
         status: str = "running",
     ) -> int:
-        endpoint = _without_credentials(endpoint)
+        endpoint = redact_url(endpoint) if endpoint else endpoint  # receipts are exported and shared
         values = (kind, status, _now(), fingerprint.hash, fingerprint.label, _json(fingerprint.facts), endpoint,
                   int(endpoint_local), api, server_version, _json(list(models)), _json(settings or {}),
                   _json(details or {}), __version__)
@@ -508,29 +509,3 @@ def _summary(row: sqlite3.Row) -> SummaryRecord:
 
 def _run(row: sqlite3.Row) -> RunResult:
     return RunResult(**{c: row[c] for c in RUN_COLUMNS})
-
-
-def _without_credentials(url: str | None) -> str | None:
-    """A URL as receipts keep it: no user name or password, and no value of a query parameter that is (or is
-    named like) a key; receipts are exported and shared.
-
-    >>> _without_credentials("http://bob:pw@10.0.0.2:8080/v1?token=sk-live-0123456789&team=a")
-    'http://10.0.0.2:8080/v1?token=%E2%80%A6&team=a'
-    """
-    import re
-    import urllib.parse
-
-    if not url:
-        return url
-    try:
-        split = urllib.parse.urlsplit(url)
-        host = split.hostname or ""
-        port = f":{split.port}" if split.port else ""
-    except ValueError:
-        return "(unreadable URL)"
-    host = f"[{host}]" if ":" in host else host
-    named = re.compile(r"(authorization|api[-_]?key|key|token|secret|passw|pwd|auth|sig|credential)", re.IGNORECASE)
-    query = [(k, "\u2026" if named.search(k) or len(v) >= 20 else v)
-             for k, v in urllib.parse.parse_qsl(split.query, keep_blank_values=True)]
-    return urllib.parse.urlunsplit((split.scheme, host + port, split.path, urllib.parse.urlencode(query),
-                                    split.fragment))

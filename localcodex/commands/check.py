@@ -56,6 +56,12 @@ def check_command(
 
 def _run(out: Output, req: CheckRequest) -> CheckReport:
     from localcodex.core.check.run import Probe, check
+    from localcodex.domain.urls import CREDENTIAL_FIX, url_credentials
+    from localcodex.errors import UsageError
+
+    found = url_credentials(req.base_url) if req.base_url else []
+    if found:  # refused as configure refuses it, and never echoed: check's lines quote the URL they probe
+        raise UsageError(f"--base-url holds {found[0]}", CREDENTIAL_FIX)
 
     if out.json:
         def progress(event: Probe | ProbeStarted) -> None:

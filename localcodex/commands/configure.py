@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
@@ -12,6 +12,8 @@ from localcodex.commands import options
 if TYPE_CHECKING:
     from localcodex.core.configure import ConfigureResult, RestoreResult
     from localcodex.render.output import Output
+
+R = TypeVar("R", "ConfigureResult", "RestoreResult")
 
 
 def register(app: typer.Typer) -> None:
@@ -64,7 +66,8 @@ def configure_command(
     if restore:
         from localcodex.core.configure import restore as do_restore
 
-        run_command("configure", json_, lambda out: do_restore(live(), force=force, dry_run=dry_run), render_restore)
+        run_command("configure", json_, lambda out: warn_all(out, do_restore(live(), force=force, dry_run=dry_run)),
+                    render_restore)
 
     from localcodex.core.configure import ConfigureRequest, configure
 
@@ -81,7 +84,7 @@ def configure_command(
     run_command("configure", json_, body, render)
 
 
-def warn_all(out: Output, result: ConfigureResult) -> ConfigureResult:
+def warn_all(out: Output, result: R) -> R:
     """Warnings go through `out.warn`: stderr for people, the envelope's `warnings` in JSON mode."""
     for warning in result.warnings:
         out.warn(warning)
@@ -90,13 +93,16 @@ def warn_all(out: Output, result: ConfigureResult) -> ConfigureResult:
 
 def pairs(values: list[str] | None, option: str) -> tuple[tuple[str, str], ...]:
     """`NAME=VALUE` options as pairs; a missing `=` is a usage error."""
+    from localcodex.domain.codex import looks_secret, mask
     from localcodex.errors import UsageError
 
     out = []
     for value in values or []:
         name, sep, rest = value.partition("=")
         if not sep or not name.strip():
-            raise UsageError(f"{option} {value!r}: expected NAME=VALUE", f"e.g. {option} X-Team=platform")
+            shown = mask(value) if looks_secret(value) or looks_secret(value.split()[-1] if value.split() else "") \
+                else value  # `--header 'Bearer sk-…'` without its name: the key is not echoed
+            raise UsageError(f"{option} {shown!r}: expected NAME=VALUE", f"e.g. {option} X-Team=platform")
         out.append((name.strip(), rest.strip()))
     return tuple(out)
 

@@ -59,7 +59,7 @@ def recommend_command(
     def body(out):
         return _run(out, context, all_, include_no_tools, model, vram, ram, gpu, host, prefer)
 
-    run_command("recommend", json_, body, lambda out, result: render(out, result, show_all=all_), judge)
+    run_command("recommend", json_, body, render, judge)
 
 
 def _run(out, context, all_, include_no_tools, model, vram, ram, gpu, host, prefer="balanced"):
@@ -100,7 +100,7 @@ def judge(result: Recommendation) -> Outcome:
     return Outcome(ExitCode.NO_FIT, (ErrorItem("no_fit", message, hint),))
 
 
-def render(out: Output, result: Recommendation, *, show_all: bool = False) -> None:
+def render(out: Output, result: Recommendation) -> None:
     if result.evaluated:
         _render_pick(out, result)
         if result.candidates and result.candidates[0].need is not None:
@@ -109,7 +109,7 @@ def render(out: Output, result: Recommendation, *, show_all: bool = False) -> No
         return
     _render_verdict(out, result)
     _render_pick(out, result)
-    _render_table(out, result, show_all)
+    _render_table(out, result)
     _render_alternatives(out, result)
     _render_footer(out, result)
 
@@ -158,7 +158,7 @@ def _render_pick(out: Output, result: Recommendation) -> None:
         out.out.print(f"  [dim]note: {escape(note)}[/dim]")
 
 
-def _render_table(out: Output, result: Recommendation, show_all: bool = False) -> None:
+def _render_table(out: Output, result: Recommendation) -> None:
     from rich.table import Table
 
     from localcodex.render.output import human_bytes
@@ -167,8 +167,8 @@ def _render_table(out: Output, result: Recommendation, show_all: bool = False) -
     for column, justify in (("#", "right"), ("model", "left"), ("size", "right"), ("fits where", "left"),
                             ("context", "right"), ("tok/s", "right"), ("why", "left")):  # fmt: skip
         table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
-    few = show_all or len(result.candidates) <= TABLE_ROWS  # --all: every model, each with why (not) offered
-    shown = list(result.candidates) if few else _trim(result.candidates)
+    listed_all = any(not c.offered for c in result.candidates)  # --all / --include-no-tools: every row asked for
+    shown = list(result.candidates) if listed_all or len(result.candidates) <= TABLE_ROWS else _trim(result.candidates)
     for c in shown:
         table.add_row(
             str(c.rank) if c.rank else "-", c.model + (" *" if c.installed else ""),

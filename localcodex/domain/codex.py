@@ -201,6 +201,25 @@ def mask(value: str) -> str:
     return f"{prefix}{shown}…({len(token)} characters)"
 
 
+# Query parameters named like these carry a key whatever the value looks like (`?key=` is Google's API key).
+SECRET_QUERY_NAME = re.compile(r"^(?:key|sig|signature|code|pwd|pass|passwd|password|auth|credentials?|"
+                               r"access[-_]?key|client[-_]?secret|session)$", re.IGNORECASE)
+
+
+def is_secret_query_param(name: str, value: str) -> bool:
+    """Does a URL's (or a `query_params` table's) parameter carry a credential?
+
+    >>> is_secret_query_param("api_key", "abc"), is_secret_query_param("key", "AIzaSyA1"), is_secret_query_param(
+    ...     "team", "sk-live-0123456789abcdef")
+    (True, True, True)
+    >>> [is_secret_query_param(*p) for p in (("api-version", "2024-10-21"), ("monkey", "x"), ("token", ""))]
+    [False, False, False]
+    """
+    if not value.strip():
+        return False
+    return SECRET_QUERY_NAME.match(name) is not None or is_secret_value(name, value)
+
+
 def is_secret_value(name: str, value: Any, *, by_name: bool = True) -> bool:
     """A literal value that is (or, with `by_name`, is named like) a key or token: it must not be written to
     Codex's files."""

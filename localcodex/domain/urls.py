@@ -372,7 +372,6 @@ def normalize_base_url(url: str, option: str = "--base-url") -> str:
     ...
     localcodex.errors.UsageError: --base-url is not a valid URL (Invalid IPv6 URL)
     """
-    from localcodex.domain.codex import is_secret_value
     from localcodex.errors import UsageError
 
     text = url.strip()
@@ -393,11 +392,9 @@ def normalize_base_url(url: str, option: str = "--base-url") -> str:
         raise UsageError(f"{option} is not an http(s) URL with a host", example)
     if port == 0:
         raise UsageError(f"{option} has port 0", "give the port the server listens on (1-65535)")
-    if split.username is not None or split.password is not None:
-        raise UsageError(f"{option} holds a user name or password", CREDENTIAL_FIX)
-    for name, value in urllib.parse.parse_qsl(split.query, keep_blank_values=True):
-        if is_secret_value(name, value):
-            raise UsageError(f"{option} holds a credential in its query parameter {name!r}", CREDENTIAL_FIX)
+    found = url_credentials(text)
+    if found:
+        raise UsageError(f"{option} holds {found[0]}", CREDENTIAL_FIX)
     if "//" in split.path:  # Ollama answers 301 for it (server/routes.go ~2000, ~2018); Codex's POST fails
         raise UsageError(f"{option} {text!r} has // in its path: servers redirect it and Codex's POST fails",
                          f"use {option} {fixed_base(text)}")
@@ -405,3 +402,83 @@ def normalize_base_url(url: str, option: str = "--base-url") -> str:
         raise UsageError(f"{option} has /v1 twice; Codex would POST to …/v1/v1/responses",
                          f"use {fixed_base(text)}")
     return text.rstrip("/")
+
+
+# -- credentials in URLs ---------------------------------------------------------------------------------------
+
+REDACTED = "\u2026"  # what stands in for a secret query value
+
+
+def url_credentials(url: str) -> list[str]:
+    """Where a URL carries a credential, in words that name no secret: a user name or password, a query
+    parameter that is (or is named like) a key. Empty for an unreadable URL (other rules report those).
+
+    >>> for where in url_credentials("http://alice:pw@h:8080/v1?api_key=x&team=a&key=AIzaSy012345"):
+    ...     print(where)
+    a user name or password
+    a credential in its query parameter 'api_key'
+    a credential in its query parameter 'key'
+    >>> url_credentials("https://gw.example/v1?api-version=2024-10-21"), url_credentials("http://[::1")
+    ([], [])
+    """
+    from localcodex.domain.codex import is_secret_query_param
+
+    try:
+        split = urllib.parse.urlsplit(url.strip())
+        found = ["a user name or password"] if split.username is not None or split.password is not None else []
+    except ValueError:
+        return []
+    found += [f"a credential in its query parameter {name!r}"
+              for name, value in urllib.parse.parse_qsl(split.query, keep_blank_values=True)
+              if is_secret_query_param(name, value)]
+    return found
+
+
+def redact_url(url: str, *, drop: bool = False) -> str:
+    """The URL as it may be shown or stored: no user name or password, and "…" for the value of any query
+    parameter that carries a credential (or is long enough to be one); with `drop`, no such parameter at all
+    (the URL to use instead); everything else as it was.
+
+    >>> redact_url("http://bob:pw@10.0.0.2:8080/v1?token=sk-live-0123456789&team=a")
+    'http://10.0.0.2:8080/v1?token=…&team=a'
+    >>> redact_url("https://gw.example/v1?api-version=2024-10-21"), redact_url("http://[::1")
+    ('https://gw.example/v1?api-version=2024-10-21', '(unreadable URL)')
+    >>> redact_url("http://h:1/v1?api_key=x&team=a", drop=True)
+    'http://h:1/v1?team=a'
+    """
+    from localcodex.domain.codex import is_secret_query_param
+
+    try:
+        split = urllib.parse.urlsplit(url)
+        host = split.hostname or ""
+        port = f":{split.port}" if split.port else ""
+    except ValueError:
+        return "(unreadable URL)"
+    netloc = (f"[{host}]" if ":" in host else host) + port if "@" in split.netloc else split.netloc
+    params = []
+    for part in split.query.split("&") if split.query else []:
+        name, sep, value = part.partition("=")
+        plain = urllib.parse.unquote_plus(value)
+        secret = is_secret_query_param(urllib.parse.unquote_plus(name), plain) or len(plain) >= 20
+        if secret and (drop or sep):
+            params += [] if drop else [f"{name}{sep}{REDACTED}"]
+        else:
+            params.append(part)
+    return urllib.parse.urlunsplit((split.scheme, netloc, split.path, "&".join(params), split.fragment))
+
+
+_URL_IN_TEXT = re.compile(r"https?://[^\s'\"<>`]+?(?=[.,:;)\]]*(?:[\s'\"<>`]|$))")  # trailing punctuation is prose
+
+
+def redact_urls(text: str) -> str:
+    """A message with every URL in it redacted (`redact_url`): for text that quotes a URL from a config file
+    or an option, so no credential reaches the terminal whatever the message says about it.
+
+    >>> redact_urls("connection refused at http://alice:s3cr3t@127.0.0.1:9/v1/models: nothing listens")
+    'connection refused at http://127.0.0.1:9/v1/models: nothing listens'
+    >>> redact_urls("base_url (masked: http://h:1/v1?key=AIza0123456789).")
+    'base_url (masked: http://h:1/v1?key=…).'
+    """
+    if "://" not in text:
+        return text
+    return _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)

@@ -4,17 +4,14 @@ listening sockets, and who can read Codex's files."""
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from localcodex.core.doctor.providers import providers_of
+from localcodex.core.doctor.providers import holds_secret
 from localcodex.core.doctor.types import (
     ConfigFile,
     DoctorRun,
     Finding,
-)
-from localcodex.domain.codex import (
-    looks_secret,
 )
 
 # -- environment and machine ------------------------------------------------------------------------------------
@@ -120,7 +117,7 @@ def _file_mode_findings(run: DoctorRun, files: Iterable[ConfigFile]) -> Iterator
             continue
         mode = run.hostenv.file_mode(file.path)
         if mode is not None and mode & 0o077:
-            yield _mode_finding(file.path, mode, _has_secret(file))
+            yield _mode_finding(file.path, mode, holds_secret(file))
     auth = run.codex_home / "auth.json"
     if run.hostenv.exists(auth):
         mode = run.hostenv.file_mode(auth)
@@ -136,15 +133,3 @@ def _mode_finding(path: Path, mode: int, secret: bool) -> Finding:
         "config-permissions", "warning" if (secret or writable) else "info",
         f"{path.name} has mode {mode:04o}: {who}.{holds}", str(path), None, None,
         f"make it private: `chmod 600 {path}`", f"chmod 600 {path}")
-
-
-def _has_secret(file: ConfigFile) -> bool:
-    for _pid, table in providers_of(file):
-        if isinstance(table.get("experimental_bearer_token"), str):
-            return True
-        headers = table.get("http_headers")
-        if isinstance(headers, Mapping) and any(
-            isinstance(v, str) and looks_secret(v, str(k)) for k, v in headers.items()
-        ):
-            return True
-    return False

@@ -6,6 +6,7 @@ providers.py the provider-table checks, environment.py the machine checks, fixes
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from localcodex.domain.urls import (
     parse_version,
     supports_profile_files,
 )
+from localcodex.errors import ConfigError
 
 # -- reading ----------------------------------------------------------------------------------------------------
 
@@ -81,6 +83,66 @@ def codex_home_findings(run: DoctorRun) -> None:
             "path does not exist", None, "CODEX_HOME", None,
             f"create the folder (`mkdir -p {run.codex_home}`) or unset CODEX_HOME (default ~/.codex)",
             f"mkdir -p {run.codex_home}"))
+
+
+def journal_findings(run: DoctorRun, files: Iterable[ConfigFile]) -> None:
+    """A change to two files that a killed localcodex run left half done (its journal is still there): Codex
+    reads the files out of step until a localcodex run that locks their folder finishes it."""
+    from localcodex.adapters import codex_changes, codex_write
+
+    folders = {run.codex_home}
+    for file in files:
+        if file.kind in ("user", "profile"):
+            with contextlib.suppress(ConfigError):  # a dangling link: reported elsewhere
+                folders.add(codex_write.resolve_target(file.path).parent)
+    for folder in sorted(folders, key=str):
+        pending = codex_changes.pending_change(folder)
+        if pending is not None:
+            run.add(_journal_finding(run, pending))
+
+
+def _journal_finding(run: DoctorRun, pending: Any) -> Finding:
+    where = str(pending.journal)
+    if pending.damaged:
+        return Finding("journal-pending", "warning",
+                       f"a localcodex journal that cannot be read is left in {pending.journal.parent}", where,
+                       fix="look at the files beside it, then delete it (`rm " + where + "`); the next localcodex "
+                           "command that changes Codex's files also removes it")
+    names = ", ".join(path.name for path, _ in pending.files)
+    if pending.running:
+        return Finding("journal-pending", "info", f"a localcodex run is changing {names} right now", where,
+                       fix="wait for it to finish, then run `localcodex doctor` again")
+    behind = pending.out_of_step
+    if not behind:
+        return Finding("journal-pending", "info",
+                       f"a localcodex run was interrupted after writing {names}, before removing its journal", where,
+                       fix="nothing to do: the next localcodex command that changes Codex's files removes it")
+    done = [path.name for path, state in pending.files if state == "new"]
+    edited = [path.name for path, state in pending.files if state == "changed"]
+    command = _last_command(run)
+    message = (f"an interrupted `localcodex {command or 'configure'}` left its change half done: "
+               + (f"{', '.join(done)} {'has' if len(done) == 1 else 'have'} the new content but " if done else "")
+               + f"{', '.join(p.name for p in behind)} still {'has' if len(behind) == 1 else 'have'} the old one, "
+               "so Codex reads them out of step")
+    if edited:
+        message += f" ({', '.join(edited)} was edited since and will be left as it is)"
+    return Finding(
+        "journal-pending", "warning", message, where,
+        fix="the next localcodex command that changes Codex's files finishes the change before anything else: run "
+            f"the interrupted `localcodex {command or 'configure'} …` again to finish it, or undo it whole with "
+            "`localcodex configure --restore` (both files as they were before it)",
+        fix_command="localcodex configure --restore")
+
+
+def _last_command(run: DoctorRun) -> str | None:
+    """The command of the last change localcodex recorded (the interrupted one: it is recorded before writing)."""
+    from localcodex.adapters.codex_changes import BackupStore
+    from localcodex.paths import backups_dir
+
+    with contextlib.suppress(ConfigError, OSError):
+        runs = BackupStore(backups_dir(run.env)).runs()
+        return runs[-1].command if runs else None
+    return None
 
 
 # -- Codex itself -----------------------------------------------------------------------------------------------
@@ -411,7 +473,7 @@ def _env_headers_set(run: DoctorRun, target: Target, pid: str, table: Mapping[st
     if not isinstance(headers, Mapping):
         return
     for header, var in headers.items():
-        if isinstance(var, str) and not run.env.get(var, "").strip():
+        if isinstance(var, str) and ENV_NAME.match(var) and not run.env.get(var, "").strip():  # else: providers.py
             key = ("model_providers", pid, "env_http_headers", str(header))
             hint, fix = _shell_story(run, var)
             yield _located(

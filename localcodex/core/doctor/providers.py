@@ -21,11 +21,14 @@ from localcodex.domain.codex import (
     looks_secret,
     mask,
 )
+from localcodex.domain.secrets import config_secrets, provider_secrets
 from localcodex.domain.urls import (
     DEFAULT_OLLAMA_PORT,
     BaseUrlMistake,
     locality,
+    redact_url,
     repair_base_url,
+    url_credentials,
 )
 
 # -- provider tables (what Codex checks while loading the file) -------------------------------------------------
@@ -101,6 +104,7 @@ def _custom_provider(file: ConfigFile, pid: str, table: Mapping[str, Any], key: 
     yield from _base_url_static(file, pid, table, key)
     yield from _secrets(file, pid, table, key)
     yield from _env_key_shape(file, pid, table, key)
+    yield from _env_headers_shape(file, pid, table, key)
 
 
 def _wire_api(file: ConfigFile, pid: str, table: Mapping[str, Any], key: tuple[str, ...]) -> Iterator[Finding]:
@@ -163,38 +167,82 @@ def _base_url_static(file: ConfigFile, pid: str, table: Mapping[str, Any], key: 
     mistake = repair.mistake
     if mistake is None:
         return
-    good = repair.fixed
-    posts = f"{base.strip().rstrip('/')}/responses"
+    good = redact_url(repair.fixed, drop=True)
+    shown = redact_url(base.strip())
+    posts = f"{shown.rstrip('/')}/responses"
     yield file.finding(
         "base-url-wrong", "error",
-        f"base_url {base!r} {_MISTAKES[mistake]}: Codex would POST {posts}, which answers 404",
+        f"base_url {shown!r} {_MISTAKES[mistake]}: Codex would POST {posts}, which answers 404",
         (*key, "base_url"), f'set base_url = "{good}"', _local_configure(file, pid, table),
     )
 
 
+def holds_secret(file: ConfigFile) -> bool:
+    """Does the file hold a credential in clear (domain.secrets, what `_secrets` reports)?"""
+    return bool(file.data and config_secrets(file.data))
+
+
 def _secrets(file: ConfigFile, pid: str, table: Mapping[str, Any], key: tuple[str, ...]) -> Iterator[Finding]:
-    token = table.get("experimental_bearer_token")
-    if isinstance(token, str) and token.strip():
-        yield file.finding(
-            "secret-in-config", "warning",
-            f"a bearer token is written literally in {file.path.name} ({mask(token)}): anyone who can read the "
-            "file, a backup or a screen share has the key",
-            (*key, "experimental_bearer_token"),
-            f'delete it; put the key in an environment variable and reference it: env_key = "{_var_for(pid)}" '
-            f"(and `export {_var_for(pid)}=…` in your shell start-up file)",
-        )
-    headers = table.get("http_headers")
-    if isinstance(headers, Mapping):
-        for header, value in headers.items():
-            if isinstance(value, str) and looks_secret(value, str(header)):
-                var = _var_for(pid, str(header))
-                yield file.finding(
-                    "secret-in-config", "warning",
-                    f"http_headers.{header} looks like a secret written literally ({mask(value)})",
-                    (*key, "http_headers", str(header)),
-                    f'move it to env_http_headers = {{ "{header}" = "{var}" }} and `export {var}=…` '
-                    "(Codex sends the header when the variable is set)",
-                )
+    """Credentials written literally (domain.secrets.provider_secrets): each named by where it sits and masked,
+    never shown, with the way to pass it from the environment instead."""
+    for where in provider_secrets(table):
+        if where[0] in ("env_key", "env_http_headers"):
+            continue  # `_env_key_shape` / `_env_headers_shape`: the name of a variable is wanted there
+        if where[0] == "experimental_bearer_token":
+            yield file.finding(
+                "secret-in-config", "warning",
+                f"a bearer token is written literally in {file.path.name} ({mask(table[where[0]])}): anyone who can "
+                "read the file, a backup or a screen share has the key",
+                (*key, *where),
+                f'delete it; put the key in an environment variable and reference it: env_key = "{_var_for(pid)}" '
+                f"(and `export {_var_for(pid)}=…` in your shell start-up file)",
+            )
+        elif where[0] == "http_headers":
+            header = where[1]
+            var = _var_for(pid, header)
+            yield file.finding(
+                "secret-in-config", "warning",
+                f"http_headers.{header} looks like a secret written literally ({mask(table[where[0]][header])})",
+                (*key, *where),
+                f'move it to env_http_headers = {{ "{header}" = "{var}" }} and `export {var}=…` '
+                "(Codex sends the header when the variable is set)",
+            )
+        elif where[0] == "base_url":
+            yield _url_secret(file, pid, table["base_url"], key)
+        else:
+            yield file.finding(
+                "secret-in-config", "warning",
+                f"query_params.{where[1]} holds a credential written literally ({mask(table[where[0]][where[1]])})",
+                (*key, *where),
+                f"remove it from query_params and pass the key from the environment: "
+                f"{_KEY_ELSEWHERE.format(var=_var_for(pid))}",
+            )
+
+
+def _url_secret(file: ConfigFile, pid: str, base: str, key: tuple[str, ...]) -> Finding:
+    found = url_credentials(base)
+    auth = _var_for(pid, "authorization")
+    how = [f'env_http_headers = {{ "Authorization" = "{auth}" }} with '
+           f'`export {auth}="Basic $(printf %s USER:PASSWORD | base64)"`'] if "user name" in found[0] else []
+    if any("query parameter" in f for f in found):
+        how.append(_KEY_ELSEWHERE.format(var=_var_for(pid)))
+    return file.finding(
+        "secret-in-config", "warning",
+        f"base_url holds {' and '.join(found)} written literally (shown masked: {redact_url(base.strip())}): "
+        "anyone who can read the file, a backup or a screen share has it, and servers and proxies log URLs",
+        (*key, "base_url"),
+        f'set base_url = "{redact_url(base.strip(), drop=True)}" and pass the credential from the environment: '
+        f'{"; for the key: ".join(how)}',
+    )
+
+
+# Codex has no environment form of query parameters: a key can leave the file only if the server also takes it
+# in a header, which OpenAI-compatible servers and most gateways do.
+_KEY_ELSEWHERE = (
+    'env_key = "{var}" (Codex sends it as `Authorization: Bearer`) or env_http_headers = {{ "api-key" = "{var}" }} '
+    "for a server that wants its own header, and `export {var}=…`; a server that takes the key only in the URL "
+    "needs it in the file: then keep the file private (`chmod 600`)"
+)
 
 
 def _var_for(pid: str, header: str = "") -> str:
@@ -219,3 +267,29 @@ def _env_key_shape(file: ConfigFile, pid: str, table: Mapping[str, Any], key: tu
             "env-key-invalid", "error", f"env_key {var!r} is not a valid environment variable name",
             (*key, "env_key"), 'use a name like "MY_PROVIDER_API_KEY" (letters, digits, underscores)',
         )
+
+
+def _env_headers_shape(file: ConfigFile, pid: str, table: Mapping[str, Any],
+                       key: tuple[str, ...]) -> Iterator[Finding]:
+    headers = table.get("env_http_headers")
+    if not isinstance(headers, Mapping):
+        return
+    for header, var in headers.items():
+        if not isinstance(var, str) or ENV_NAME.match(var.strip()):
+            continue
+        where = (*key, "env_http_headers", str(header))
+        name = _var_for(pid, str(header))
+        if looks_secret(var):
+            yield file.finding(
+                "env-header-is-secret", "error",
+                f"env_http_headers.{header} holds what looks like the value itself ({mask(var)}), not the name of a "
+                "variable: Codex sends no header, and the secret sits in the file in clear", where,
+                f'export the value as a variable (`export {name}=…`) and set env_http_headers = '
+                f'{{ "{header}" = "{name}" }}',
+            )
+        else:
+            yield file.finding(
+                "env-header-invalid", "error",
+                f"env_http_headers.{header} = {var!r} is not a valid environment variable name", where,
+                f'use a name like "{name}" (letters, digits, underscores)',
+            )

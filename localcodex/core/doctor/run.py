@@ -44,6 +44,7 @@ def doctor(req: DoctorRequest, on_progress: Callable[[DoctorStep], None] | None 
     run.report(DoctorStep("config", str(run.codex_home)))
     checks.codex_home_findings(run)
     files = checks.read_files(run)
+    checks.journal_findings(run, files)
     targets = build_targets(files, req.profile)
     run.report(DoctorStep("codex"))
     checks.codex_findings(run, files)
@@ -55,7 +56,7 @@ def doctor(req: DoctorRequest, on_progress: Callable[[DoctorStep], None] | None 
 
         doctor_live.live_findings(run, targets)
     return DoctorReport(
-        findings=order_findings(run.findings),
+        findings=order_findings(_without_credentials(f) for f in run.findings),
         files=tuple(ExaminedFile(str(f.path), f.kind, f.profile, f.ok) for f in files),
         profiles=tuple(t.profile or "" for t in targets),
         codex_version=run.codex_version,
@@ -81,8 +82,25 @@ def _start(req: DoctorRequest, on_progress: Callable[[DoctorStep], None] | None)
         codex_home=req.codex_home or codex_home(env),
         cwd=(req.cwd or Path.cwd()).resolve(),
         hostenv=req.hostenv or HostEnv(req.root, home),
-        report=on_progress or (lambda _step: None),
+        report=_redacting(on_progress) if on_progress else (lambda _step: None),
     )
+
+
+def _without_credentials(finding: Finding) -> Finding:
+    """No credential reaches the terminal: every URL a finding quotes (from a config file, or from a probe's
+    error) is shown without user name, password or key (domain.urls.redact_url)."""
+    from dataclasses import replace
+
+    from localcodex.domain.urls import redact_urls
+
+    command = redact_urls(finding.fix_command) if finding.fix_command else finding.fix_command
+    return replace(finding, message=redact_urls(finding.message), fix=redact_urls(finding.fix), fix_command=command)
+
+
+def _redacting(on_progress: Callable[[DoctorStep], None]) -> Callable[[DoctorStep], None]:
+    from localcodex.domain.urls import redact_urls
+
+    return lambda step: on_progress(DoctorStep(step.step, redact_urls(step.detail)))
 
 
 def _host(run: DoctorRun) -> Any:

@@ -42,6 +42,7 @@ def why_lines(
         lines.append(f"coding tier {model.coding_tier} ({model.coding_source})")
     else:
         lines.append("unrated for coding: not in the catalog, evaluated from its /api/show numbers")
+    lines.extend(rung_lines(model))
     if fit is not None:
         lines.append(where_line(fit))
         if choice.reduced and fit.need.num_ctx < choice.target:
@@ -53,6 +54,21 @@ def why_lines(
         if not usable:
             lines.append(f"below usable speed ({usable_tps:g} tok/s decode, {usable_prompt_tps:g} tok/s prompt)")
     return tuple(lines)
+
+
+def rung_lines(model: CatalogModel) -> list[str]:
+    """What a user should know about a non-default quantization before pulling it."""
+    if not model.quant_of:
+        return []
+    lines = [f"{model.quantization} quantization of {model.quant_of} ({model.download_bytes / 1e9:.0f} GB)"]
+    if model.quantization.upper().startswith(("Q2", "Q3", "IQ")):
+        lines[0] += ": fewer bits per weight, some quality lost"
+    if model.is_uncertain("tag"):
+        lines.append(
+            f"tag not confirmed on ollama.com (seen in public setups): if `ollama pull` refuses it, "
+            f"use {model.quant_of} with a smaller context"
+        )
+    return lines
 
 
 def where_line(fit: Fit) -> str:

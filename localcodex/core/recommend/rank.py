@@ -13,13 +13,19 @@ Policy (each rule is tested in tests/test_recommend.py):
     1. runs fully on GPU / unified memory (or in RAM on a CPU-only machine) at >= 16k context with usable
        speed (estimated decode >= `usable_tps`, default 8 tok/s, and prompt processing >= `usable_prompt_tps`,
        default 50 tok/s, so a 5k-token Codex prompt is read in under two minutes): quality tier first (the
-       catalog's coding tier, 1 = best), then context (the target reached, else >= 32k, else >= 16k), then
-       installed (no download), then speed up to a comfortable 20 tok/s, then the bigger model (within a
-       tier, more parameters know more), then raw speed. So a 128 GB Mac gets the 122B model at ~27 tok/s
-       rather than the 35B one at ~78, while a 36 GB Mac, where the 27B dense model crawls, gets the 35B MoE;
+       catalog's coding tier, 1 = best), then full-quality quantizations before 2-3-bit rungs, then context
+       (the target reached, else >= 32k, else >= 16k), then installed (no download), then speed up to a
+       comfortable 20 tok/s, then the higher SWE-bench Verified figure the catalog cites, then the bigger
+       model (within a tier, more parameters know more; a MoE counts as sqrt(total x active)), then raw
+       speed. So a 24 GiB GPU gets Qwen3.6 27B (SWE-bench Verified 77.2) rather than Qwen3.5 27B (72.4) of
+       the same size, while a 36 GB Mac, where the 27B dense model crawls, gets the 35B MoE;
     2. runs fully but below usable speed: fastest first;
     3. partial offload to the CPU (only reached when nothing fits fully): fastest first.
   CPU-only machines thus get the best model among the small ones that are fast enough there.
+- Quantization ladder: a model published in several quantizations (`quant_of` in the catalog) is offered
+  once, at the best rung that fits with a Codex-sized context (ladder.py); `--all` lists the other
+  rungs with the one offered instead. A MoE that misses the budget at Q4_K_M is offered at a smaller
+  published rung; a machine with room gets the Q8_0 rung.
 - Installed models: the live `/api/show` data overrides the catalog (see core/live.py), installed models
   the catalog does not know are evaluated from their architecture numbers, and being installed wins ties
   within a quality tier ("installed: no download" in `why`).
@@ -53,6 +59,7 @@ from localcodex.core.recommend.fit import (
     budget_of,
     place,
 )
+from localcodex.core.recommend.ladder import COMFORTABLE_TPS, beaten_rungs, context_bucket, is_low_quant
 from localcodex.core.recommend.live import LiveModel, Resolved, resolve_installed
 from localcodex.core.recommend.speed import RamBandwidth, SpeedEstimate, estimate_speed
 from localcodex.core.recommend.verdict import PREFERENCES, SLOW_FLOOR_TPS, Alternative, judge
@@ -63,7 +70,6 @@ from localcodex.errors import LocalcodexError, NotFound, UsageError
 
 USABLE_TPS = 8.0
 USABLE_PROMPT_TPS = 50.0
-COMFORTABLE_TPS = 20.0  # above this, more speed no longer beats a bigger model of the same tier
 DISK_SPARE = 1 * GiB
 
 TEXT_TOOL_CALLS = "tool calls come out as text (Ollama lists `tools`, but no structured call reaches Codex)"
@@ -126,6 +132,10 @@ class Candidate:
     why: tuple[str, ...]
     excluded: str | None = None  # why it is not offered
     notes: tuple[str, ...] = ()
+    ladder: str = ""  # the default tag of its quantization ladder when it is another rung of one
+    low_quant: bool = False  # a 2-3-bit rung: ranked after full-quality quantizations of the same tier
+    swe_bench: float | None = None  # SWE-bench Verified figure the catalog cites (orders one tier)
+    dense_params: int = 0  # size for comparing models of one tier (a MoE: sqrt(total x active))
 
 
 @dataclass(frozen=True)
@@ -177,7 +187,7 @@ def recommend(request: RecommendRequest) -> Recommendation:
         resolved = [_one(request.model, resolved, catalog)]
     candidates = [_evaluate(r, request, target) for r in resolved]
     if not request.model:
-        candidates = best_quantization(candidates, {r.model.tag: r.model for r in resolved}, catalog)
+        candidates = _one_rung_per_ladder(candidates, {r.model.tag: r.model for r in resolved}, catalog)
     ranked = _rank(candidates, request.prefer)
     shown = _shown(ranked, request)
     pick = next((c for c in ranked if c.offered), None)
@@ -344,6 +354,8 @@ def _evaluate(resolved: Resolved, request: RecommendRequest, target: int) -> Can
         offered=offered, usable=usable, group=group, rank=None,
         why=why_lines(resolved, choice, speed, usable, request.usable_tps, request.usable_prompt_tps, excluded),
         excluded=excluded, notes=(*choice.notes, *resolved.notes),
+        ladder=model.quant_of and normalize_tag(model.quant_of), low_quant=is_low_quant(model.quantization),
+        swe_bench=model.swe_bench_verified if resolved.rated else None, dense_params=model.dense_equivalent_params,
     )  # fmt: skip
 
 
@@ -353,6 +365,19 @@ def _need_at_minimum(model: CatalogModel, request: RecommendRequest) -> MemoryNe
     if model.context_length < MIN_CONTEXT:
         return None
     return place(model, MIN_CONTEXT, request.machine, request.settings).need
+
+
+def _one_rung_per_ladder(
+    candidates: Sequence[Candidate], models: Mapping[str, CatalogModel], catalog: Catalog
+) -> list[Candidate]:
+    """Only the best published quantization of a model stays offered (ladder.py); the others say why not."""
+    beaten = beaten_rungs(candidates, models, catalog)
+    return [
+        dataclasses.replace(c, offered=False, group=9, excluded=beaten[c.model], why=(beaten[c.model], *c.why))
+        if c.model in beaten
+        else c
+        for c in candidates
+    ]
 
 
 def _usable(speed: SpeedEstimate | None, request: RecommendRequest) -> bool:
@@ -397,58 +422,21 @@ def _no_fit_reason(choice: ContextChoice) -> str:
 # -- ranking --------------------------------------------------------------------------------------------
 
 
-def _context_bucket(c: Candidate) -> int:
-    """0: the target reached; 1: at least 32,768 tokens; 2: at least the 16,384 minimum."""
-    if c.meets_target:
-        return 0
-    return 1 if (c.num_ctx or 0) >= 32_768 else 2
-
-
 def _sort_key(c: Candidate, prefer: str = "balanced") -> tuple:
     tps = c.decode_tps or 0.0
     tier = c.coding_tier if c.coding_tier is not None else 6
     group = c.group
     if prefer == "quality" and group == 2 and tps >= SLOW_FLOOR_TPS:
         group = 1  # a slower, stronger model competes with the usable ones on quality
+    swe, size = -(c.swe_bench or 0.0), -(c.dense_params or c.params_total)
     if group == 1:
         if prefer == "speed":
-            return (1, _context_bucket(c), -tps, tier, not c.installed)
+            return (1, context_bucket(c), -tps, tier, c.low_quant, not c.installed)
         if prefer == "quality":
-            return (1, tier, _context_bucket(c), not c.installed, -c.params_total, -tps)
+            return (1, tier, c.low_quant, context_bucket(c), not c.installed, swe, size, -tps)
         comfortable = min(tps, COMFORTABLE_TPS)
-        return (1, tier, _context_bucket(c), not c.installed, -comfortable, -c.params_total, -tps)
+        return (1, tier, c.low_quant, context_bucket(c), not c.installed, -comfortable, swe, size, -tps)
     return (group, -tps, tier)
-
-
-def best_quantization(
-    candidates: Sequence[Candidate], models: Mapping[str, CatalogModel], catalog: Catalog
-) -> list[Candidate]:
-    """One offer per quantization ladder: the best quality that fits with a Codex-sized context.
-
-    Among the offered quantizations of one model: the better ranking group first (fully fitting at usable
-    speed), then the better context bucket, then the most bits per weight. The others stay listed (`--all`),
-    not offered, naming the one that is.
-    """
-    ladders: dict[str, list[Candidate]] = {}
-    for c in candidates:
-        model = models.get(c.model)
-        if model is not None and c.offered:
-            ladders.setdefault(catalog.ladder_root(model), []).append(c)
-    beaten: dict[str, str] = {}
-    for members in ladders.values():
-        if len(members) < 2:
-            continue
-        best = min(members, key=lambda c: (c.group, _context_bucket(c), -models[c.model].bits_per_weight))
-        for c in members:
-            if c is not best:
-                beaten[c.model] = best.model
-    result = []
-    for c in candidates:
-        if c.model in beaten:
-            reason = f"another quantization of the same model is offered: {beaten[c.model]} (better quality or fit)"
-            c = dataclasses.replace(c, offered=False, group=9, excluded=reason, why=(reason, *c.why))
-        result.append(c)
-    return result
 
 
 def _rank(candidates: Sequence[Candidate], prefer: str = "balanced") -> list[Candidate]:
