@@ -6,8 +6,8 @@ the blob checks it). Hashing 17 GB of zeros takes half a minute, so the digest o
 ``size`` bytes" is looked up, in this order, in:
 
 1. this process's memory;
-2. ``digests.json`` beside this file (committed; ``python -m emulator.digests`` rewrites it for the registry's
-   models: the presets and the smaller catalog models);
+2. ``digests.json`` beside this file (committed; ``python -m emulator.digests [TAG ...]``, run in tests/, adds
+   what it lacks for the presets, the catalog models up to 10 GB and the tags named);
 3. a cache file, ``$LOCALCODEX_EMULATOR_CACHE`` or ``~/.cache/localcodex-emulator/digests.json``;
 
 and computed (then cached) only when all three miss. Keys are the sha256 and length of the prefix without its
@@ -190,12 +190,16 @@ def write_sparse(out, piece: bytes) -> None:
         out.write(piece)
 
 
-def main() -> int:
-    """Rewrite ``digests.json`` for the presets and the catalog models up to 10 GB (takes minutes)."""
+def main(argv: list[str]) -> int:
+    """Add to ``digests.json`` what it lacks for the presets, the catalog models up to 10 GB and the catalog
+    models named on the command line (e.g. the pick for a 24 GiB GPU); takes minutes."""
     from .models import catalog_models, preset_models, sparse_weights
 
-    table: dict[str, str] = {}
-    models = [*preset_models(), *(m for m in catalog_models() if m.size <= 10 * 10**9)]
+    table = _read(TABLE)
+    presets = preset_models()
+    taken = {m.name for m in presets}
+    models = [*presets, *(m for m in catalog_models() if m.name not in taken
+                          and (m.size <= 10 * 10**9 or m.name in argv))]
     for model in models:
         found = sparse_weights(model)
         if found is None:
@@ -204,6 +208,8 @@ def main() -> int:
         data = head.rstrip(b"\0")
         sha = hashlib.sha256(data)
         wanted = key(sha.hexdigest(), len(data), size)
+        if wanted in table:
+            continue
         feed_zeros(sha, size - len(data))
         table[wanted] = "sha256:" + sha.hexdigest()
         print(f"{model.name}: {size:,} bytes {table[wanted]}", flush=True)
@@ -212,4 +218,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    import sys
+
+    raise SystemExit(main(sys.argv[1:]))
