@@ -159,16 +159,20 @@ def test_no_fit_stops_at_recommend(cli, emu):
     assert got["recommend"]["status"] == "failed" and got["pull"]["status"] == "not run"
 
 
-def test_ollama_absent_still_detects_and_recommends(cli, dead_url):
+def test_ollama_absent_fails_at_the_first_step_and_points_at_recommend(cli, dead_url):
+    """No step shows ✓ when nothing can be done (issue 16); `recommend` still answers without Ollama."""
     result = cli("setup", "--yes", "--json", "--host", dead_url)
     assert result.code == ExitCode.OLLAMA_UNAVAILABLE, result.output
     got = steps(result.json())
-    assert got["detect"]["status"] == "done" and got["recommend"]["status"] == "done"
-    assert got["pull"]["status"] == "failed"
-    assert "https://ollama.com/download" in result.json()["errors"][0]["hint"]
+    assert got["detect"]["status"] == "failed" and got["recommend"]["status"] == "not run"
+    hint = result.json()["errors"][0]["hint"]
+    assert "https://ollama.com/download" in hint and "localcodex recommend" in hint
     human = cli("setup", "--yes", "--host", dead_url)
     assert human.code == ExitCode.OLLAMA_UNAVAILABLE
-    assert "Choose a model that fits" in human.stderr and "Ollama is not running" in human.stderr
+    assert "Ollama is not running" in human.stderr and "✓" not in human.stderr
+    assert cli("recommend", "--host", dead_url, "--vram", "24GiB").code == 0
+    planned = cli("setup", "--dry-run", "--host", dead_url, "--vram", "24GiB")  # a dry run still shows the choice
+    assert "✓ Choose a model that fits" in planned.stderr
 
 
 def test_dry_run_changes_nothing(cli, emu, hermetic_env: Path):
@@ -184,7 +188,9 @@ def test_without_a_terminal_setup_asks_for_yes(cli, emu):
     result = cli("setup", "--json", "--host", emu.url, "--model", MODEL)
     assert result.code == ExitCode.USAGE, result.output
     got = steps(result.json())
-    assert got["pull"]["status"] == "failed" and "--yes" in result.json()["errors"][0]["hint"]
+    # a first setup writes a new Codex profile: refused at once, as the step that writes it
+    assert got["configure"]["status"] == "failed" and "--yes" in result.json()["errors"][0]["hint"]
+    assert got["detect"]["summary"] == "not run: setup stopped at `configure`"
 
 
 def test_remote_host_says_what_cannot_be_known(cli, emu, monkeypatch):

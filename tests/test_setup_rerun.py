@@ -45,12 +45,23 @@ def test_without_a_terminal_and_without_yes_nothing_is_changed(cli, emu, hermeti
     for extra in ((), ("--json",)):
         result = cli("setup", "--host", emu.url, "--vram", "24GiB", "--model", "llama3.2:3b", *extra)
         assert result.code == ExitCode.USAGE, result.output
-    assert not changing(emu), [r.path for r in changing(emu)]
+    assert not emu.requests  # refused before measuring anything: not even Ollama's version was asked
     assert not installed(cli, emu)
     assert not profile(hermetic_env).exists()
     doc = result.json()
     assert "--yes" in doc["errors"][0]["hint"]
-    assert any("download llama3.2:3b" in line for line in doc["data"]["plan"])
+    assert any("write the Codex profile" in line for line in doc["data"]["plan"])
+
+
+def test_without_a_terminal_a_rerun_that_would_change_something_is_refused_after_planning(cli, emu, hermetic_env):
+    assert cli("setup", "--yes", "--host", emu.url, "--vram", "24GiB", "--model", "llama3.2:3b",
+               "--no-bench").code == 0
+    before = profile(hermetic_env).read_bytes()
+    emu.requests.clear()
+    result = cli("setup", "--json", "--host", emu.url, "--model", "qwen3:0.6b", "--no-bench")
+    assert result.code == ExitCode.USAGE, result.output
+    assert any("download qwen3:0.6b" in line for line in result.json()["data"]["plan"])
+    assert not changing(emu) and profile(hermetic_env).read_bytes() == before
 
 
 def test_one_question_before_anything_changes(emu, monkeypatch, hermetic_env: Path):
@@ -73,6 +84,26 @@ def test_one_question_before_anything_changes(emu, monkeypatch, hermetic_env: Pa
     for words in ("download llama3.2:3b", f"create {report.variant}", "write the Codex profile",
                   f'+model = "{report.variant}"'):
         assert words in question, question
+
+
+def test_step_times_leave_out_the_time_spent_answering(emu, monkeypatch, hermetic_env: Path):
+    """The user takes an hour to answer (a clock that jumps while the question waits): no step counts it."""
+    import time
+
+    from localcodex.core.setup import SetupHooks, SetupRequest, setup
+    from localcodex.wiring import live
+
+    real, skew = time.monotonic, [0.0]
+    monkeypatch.setattr(time, "monotonic", lambda: real() + skew[0])
+
+    def slow_answer(_question: str) -> bool:
+        skew[0] += 3600.0
+        return True
+
+    report = setup(SetupRequest(host=emu.url, model="llama3.2:3b", vram=24 * GiB, bench=False), live(emu.url),
+                   SetupHooks(confirm=slow_answer))
+    assert report.ok, report.failed
+    assert skew[0] == 3600.0 and all(step.seconds < 3600 for step in report.steps), report.steps
 
 
 def test_declining_the_plan_changes_nothing(emu, hermetic_env: Path):
@@ -106,6 +137,51 @@ def test_a_plain_rerun_keeps_every_explicit_choice(cli, emu, hermetic_env: Path)
     assert not changing(emu), [r.path for r in changing(emu)]
     assert installed(cli, emu) == {"llama3.2:3b", "llama3.2:3b-ctx32k"}
     assert not again.json()["warnings"]
+
+
+def test_a_noop_rerun_repeats_no_warning_even_without_codex(cli, emu, monkeypatch, hermetic_env: Path, tmp_path):
+    """The Codex-not-installed and catalog warnings were said again on every no-op re-run."""
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))  # no `codex` anywhere
+    first = cli("setup", "--yes", "--json", "--host", emu.url, "--model", "llama3.2:3b", "--vram", "24GiB",
+                "--no-bench")
+    assert first.code == 0, first.output
+    assert any("codex" in w.lower() for w in first.json()["warnings"]), first.json()["warnings"]
+    again = cli("setup", "--yes", "--json", "--host", emu.url, "--no-bench")
+    assert again.code == 0 and again.json()["warnings"] == [], again.json()["warnings"]
+
+
+def test_recommend_right_after_setup_does_not_count_the_loaded_model_against_others(cli, emu, hermetic_env: Path):
+    """setup leaves its model loaded (20 GiB of a 24 GiB GPU); other models must not rank as "partial 8% GPU"."""
+    assert cli("setup", "--yes", "--host", emu.url, "--vram", "24GiB", "--model", "qwen3.5:27b",
+               "--no-bench").code == 0
+    assert any(r.path == "/api/generate" or r.path == "/api/chat" for r in emu.requests)  # loaded by the proof
+    rows = {c["model"]: c for c in cli("recommend", "--json", "--host", emu.url, "--vram", "24GiB")
+            .json()["data"]["candidates"]}
+    assert rows["qwen3-coder:30b"]["placement"] == "gpu", rows["qwen3-coder:30b"]
+
+
+def test_auto_forgets_a_remembered_choice(cli, emu, hermetic_env: Path):
+    """`--gpu auto` clears a remembered `--gpu none` (and `auto` resets --vram, --ram, --model, --context)."""
+    first = cli("setup", "--yes", "--json", "--host", emu.url, "--gpu", "none", "--ram", "64GiB", "--model",
+                "llama3.2:3b", "--context", "32768", "--no-bench")
+    assert first.code == 0, first.output
+    plain = cli("setup", "--yes", "--json", "--host", emu.url, "--no-bench").json()["data"]
+    assert plain["remembered"] == ["--model llama3.2:3b", "--context 32768", "--ram 64GiB", "--gpu none"]
+    gpu = cli("setup", "--yes", "--json", "--host", emu.url, "--gpu", "auto", "--no-bench")
+    assert gpu.code == 0, gpu.output
+    assert "--gpu none" not in gpu.json()["data"]["remembered"]
+    again = cli("setup", "--yes", "--json", "--host", emu.url, "--no-bench").json()["data"]
+    assert again["remembered"] == ["--model llama3.2:3b", "--context 32768", "--ram 64GiB"]
+    reset = cli("setup", "--yes", "--json", "--host", emu.url, "--model", "auto", "--ram", "auto", "--vram",
+                "24GiB", "--no-bench")
+    assert reset.code == 0, reset.output
+    assert reset.json()["data"]["remembered"] == []
+    last = cli("setup", "--yes", "--json", "--host", emu.url, "--no-bench").json()["data"]
+    assert last["remembered"] == ["--vram 24GiB"] and last["model"] == reset.json()["data"]["model"]
+    bad = cli("setup", "--yes", "--host", emu.url, "--context", "lots")
+    assert bad.code == ExitCode.USAGE and "--context auto" in bad.stderr
 
 
 def test_what_changed_is_said_and_asked(cli, emu, hermetic_env: Path):
@@ -244,6 +320,16 @@ def test_piped_output_is_never_cut_and_has_no_trailing_spaces(cli, emu, monkeypa
     outputs.append(result.stdout)
     assert str(deep) not in result.stdout  # (the profile is under CODEX_HOME)
     outputs.append(cli("models", "list", "--host", emu.url).stdout)
+    recommended = cli("recommend", "--host", emu.url, "--vram", "24GiB", "--all").stdout
+    outputs.append(recommended)
+    assert "qwen3-coder:30b" in recommended and "qwen2.5-coder:14b" in recommended  # names whole, on one line
+    # two benchmarked setups, then their receipts side by side: both model names whole (was "qwen3…" twice)
+    for model in ("qwen3:0.6b", "qwen3.5:0.8b"):
+        assert cli("setup", "--yes", "--host", emu.url, "--model", model, "--vram", "24GiB").code == 0
+    ids = [r["id"] for r in cli("receipts", "list", "--json").json()["data"]["receipts"]]
+    compared = cli("receipts", "compare", *map(str, ids[:2])).stdout
+    outputs.append(compared)
+    assert "qwen3:0.6b" in compared and "qwen3.5:0.8b" in compared
     for text in outputs:
         assert "…" not in text
         assert all(line == line.rstrip() for line in text.splitlines()), text
@@ -271,6 +357,7 @@ def test_no_backup_line_for_a_new_profile_and_without_ollama_the_error_is_said_o
     down = cli("setup", "--yes", "--host", dead_url, "--model", "llama3.2:3b", "--vram", "24GiB")
     assert down.code == ExitCode.OLLAMA_UNAVAILABLE
     assert down.stderr.count("Ollama is not running") == 1, down.stderr
+    assert "✓" not in down.stderr and "✗ Measure this machine" in down.stderr  # no step "done" without Ollama
 
 
 def test_the_receipts_database_is_private(cli, emu, hermetic_env: Path, tmp_path: Path):

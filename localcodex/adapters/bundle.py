@@ -87,6 +87,27 @@ class _HashingReader:
         return data
 
 
+class _SparseWriter:
+    """The bundle file, with a hole wherever a whole block of at least 64 KiB is zeros, as `cp --sparse` does:
+    a model's runs of zeros cost no disk (the bytes read back are the same)."""
+
+    def __init__(self, fh: IO[bytes]) -> None:
+        self.fh = fh
+
+    def write(self, data: bytes) -> int:
+        if len(data) >= 65536 and data.count(0) == len(data):
+            self.fh.seek(len(data), os.SEEK_CUR)
+        else:
+            self.fh.write(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.fh.tell()
+
+    def flush(self) -> None:
+        self.fh.flush()
+
+
 def _member(name: str, size: int) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
     info.size, info.mode, info.mtime = size, 0o644, 0
@@ -102,12 +123,15 @@ def write_bundle(
 
     partial = dest.with_name(dest.name + ".partial")
     try:
-        with tarfile.open(partial, "w", format=tarfile.PAX_FORMAT) as tar:
-            raw_index = index.to_json()
-            tar.addfile(_member(INDEX_NAME, len(raw_index)), io.BytesIO(raw_index))
-            tar.addfile(_member(MANIFEST_NAME, len(manifest_raw)), io.BytesIO(manifest_raw))
-            for blob in index.blobs:
-                _add_blob(tar, blob, blob_paths[blob.digest], on_bytes)
+        with partial.open("wb") as raw:
+            out = _SparseWriter(raw)
+            with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT, copybufsize=CHUNK) as tar:  # type: ignore[call-overload]
+                raw_index = index.to_json()
+                tar.addfile(_member(INDEX_NAME, len(raw_index)), io.BytesIO(raw_index))
+                tar.addfile(_member(MANIFEST_NAME, len(manifest_raw)), io.BytesIO(manifest_raw))
+                for blob in index.blobs:
+                    _add_blob(tar, blob, blob_paths[blob.digest], on_bytes)
+            raw.truncate(raw.tell())  # the last blocks may have been holes: the file ends where the tar does
         os.replace(partial, dest)
     except BaseException:
         partial.unlink(missing_ok=True)

@@ -196,7 +196,21 @@ def _deadline_transport(server: OllamaServer) -> Any:
             return httpx.Response(response.status_code, headers=response.headers,
                                   stream=_Stream(response.stream, deadline), extensions=response.extensions)
 
-    return _Transport()
+    return _Transport(verify=shared_tls())
+
+
+_TLS: list[Any] = []
+
+
+def shared_tls() -> Any:
+    """One TLS context for every Ollama client of this process: building one reads the CA bundle (~50 ms), and a
+    run of setup makes several clients (detect, recommend, its own)."""
+    if not _TLS:
+        import httpx
+
+        make = getattr(httpx, "create_ssl_context", None)
+        _TLS.append(make() if make is not None else True)
+    return _TLS[0]
 
 
 class OllamaServer:

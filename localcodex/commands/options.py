@@ -29,8 +29,16 @@ Vram = Annotated[
 ]  # fmt: skip
 Ram = Annotated[str | None, typer.Option("--ram", metavar="SIZE", help="System RAM, instead of the detected.")]
 Gpu = Annotated[
-    str | None, typer.Option("--gpu", metavar="none", help="`--gpu none`: count no GPU (run models on the CPU).")
+    str | None,
+    typer.Option("--gpu", metavar="none|auto", help="`--gpu none`: count no GPU (run models on the CPU); `--gpu auto`: "
+                 "use the detected GPUs."),
 ]
+
+AUTO = "auto"  # `--vram auto`, `--ram auto`, `--gpu auto`: detect it (and forget what setup remembered)
+
+
+def is_auto(text: str | None) -> bool:
+    return text is not None and text.strip().lower() == AUTO
 
 
 def parse_overrides(vram: str | None, ram: str | None, gpu: str | None) -> Overrides:
@@ -40,15 +48,24 @@ def parse_overrides(vram: str | None, ram: str | None, gpu: str | None) -> Overr
     from localcodex.errors import UsageError
 
     def size(flag: str, text: str | None) -> int | None:
-        if text is None:
+        if text is None or is_auto(text):
             return None
         try:
             return parse_size(text)
         except ValueError as exc:
             raise UsageError(f"{flag}: {exc}", f"for example {flag} 24GiB") from None
 
-    if gpu is not None and gpu.strip().lower() not in ("none", "auto"):
-        raise UsageError(f"--gpu {gpu!r}: only `--gpu none` is understood", "leave --gpu out to use detected GPUs")
-    if gpu is not None and gpu.strip().lower() == "none" and vram is not None:
+    if gpu is not None and gpu.strip().lower() not in ("none", AUTO):
+        raise UsageError(f"--gpu {gpu!r}: only `--gpu none` and `--gpu auto` are understood",
+                         "leave --gpu out (or pass --gpu auto) to use the detected GPUs")
+    gpu_none = gpu is not None and gpu.strip().lower() == "none"
+    if gpu_none and vram is not None and not is_auto(vram):
         raise UsageError("--vram and --gpu none contradict each other", "pass one of them")
-    return Overrides(vram=size("--vram", vram), ram=size("--ram", ram), gpu_none=(gpu or "").lower() == "none")
+    return Overrides(vram=size("--vram", vram), ram=size("--ram", ram), gpu_none=gpu_none)
+
+
+def forgotten(**given: str | None) -> tuple[str, ...]:
+    """setup's remembered choices an `auto` asks to forget: `forgotten(vram="auto", gpu="auto")` ->
+    ('vram', 'gpu_none')."""
+    keys = {"gpu": "gpu_none"}
+    return tuple(keys.get(flag, flag) for flag, text in given.items() if is_auto(text))

@@ -24,11 +24,12 @@ def register(app: typer.Typer) -> None:
 
 def setup_command(
     model: Annotated[
-        str | None, typer.Option("--model", metavar="NAME", help="Use this model instead of the recommended one.")
+        str | None, typer.Option("--model", metavar="NAME", help="Use this model instead of the recommended one "
+                                 "(remembered; `--model auto` goes back to the recommendation).")
     ] = None,
     context: Annotated[
-        int | None, typer.Option("--context", metavar="TOKENS", help="Context window (default: the largest that "
-                                 "fits, up to 65536).")
+        str | None, typer.Option("--context", metavar="TOKENS", help="Context window (default: the largest that "
+                                 "fits, up to 65536; remembered; `--context auto` goes back to that).")
     ] = None,
     profile: Annotated[str, typer.Option("--profile", help="Codex profile to write ($CODEX_HOME/NAME.config.toml).")]
     = "local_ollama",
@@ -47,7 +48,10 @@ def setup_command(
     dry_run: options.DryRun = False,
     json_: options.Json = False,
 ) -> None:
-    """Set everything up: pick a model that fits, pull it, size its context, prove it, write the Codex profile."""
+    """Set everything up: pick a model that fits, pull it, size its context, prove it, write the Codex profile.
+
+    The choices you make here (--model, --context, --vram, --ram, --gpu none) are remembered for the next runs;
+    give one again to change it, or `auto` (e.g. `--gpu auto`, `--vram auto`, `--model auto`) to forget it."""
     from localcodex.render.output import run_command
 
     def body(out):
@@ -58,8 +62,10 @@ def setup_command(
             _can_launch(json_, dry_run)
         overrides = options.parse_overrides(vram, ram, gpu)
         request = SetupRequest(
-            host=host, model=model, context=context, profile=profile, bench=not no_bench, dry_run=dry_run,
-            recheck=recheck, vram=overrides.vram, ram=overrides.ram, gpu_none=overrides.gpu_none,
+            host=host, model=None if options.is_auto(model) else model, context=_context(context), profile=profile,
+            bench=not no_bench, dry_run=dry_run, recheck=recheck, vram=overrides.vram, ram=overrides.ram,
+            gpu_none=overrides.gpu_none, forget=options.forgotten(model=model, context=context, vram=vram, ram=ram,
+                                                                  gpu=gpu),
         )  # fmt: skip
         with _hooks(out, yes) as hooks:
             return setup(request, live(host, json=json_), hooks)
@@ -75,6 +81,22 @@ def setup_command(
                 print(f"starting: codex -p {profile}", flush=True)
                 exec_codex(codex, ["-p", profile])
         raise
+
+
+def _context(text: str | None) -> int | None:
+    """`--context 32768`, or `auto` (None: the largest that fits)."""
+    from localcodex.errors import UsageError
+
+    if text is None or options.is_auto(text):
+        return None
+    try:
+        tokens = int(text.strip())
+    except ValueError:
+        raise UsageError(f"--context {text!r} is not a number of tokens", "for example --context 32768, or "
+                         "--context auto") from None
+    if tokens <= 0:
+        raise UsageError(f"--context must be a positive number of tokens, not {text}", "for example --context 32768")
+    return tokens
 
 
 def _can_launch(json_: bool, dry_run: bool) -> None:

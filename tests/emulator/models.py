@@ -4,9 +4,9 @@ A :class:`FakeModel` becomes a manifest plus blobs (:func:`blob_specs`):
 
 * the ``model`` layer is a GGUF file whose header carries the model's metadata
   (architecture, context length, head counts, ...). For ordinary models the rest of
-  the file is a hole (a sparse file of the full download size) and the digest is
-  derived from the name, never hashed. ``materialize=True`` models get a small real
-  GGUF with tensors, whose sha256 is the digest.
+  the file is zeros (a sparse file of the full download size); the digest is the real
+  sha256 of that content, looked up rather than hashed again (digests.py).
+  ``materialize=True`` models get a small real GGUF with tensors.
 * ``template``, ``params``, ``license`` (and ``system``) layers and the config blob are
   small real files with real digests.
 """
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import gguf
+from . import digests, gguf
 
 MEDIA_MODEL = "application/vnd.ollama.image.model"
 MEDIA_TEMPLATE = "application/vnd.ollama.image.template"
@@ -199,6 +199,17 @@ def config_blob(model: FakeModel) -> dict[str, Any]:
 
 def blob_specs(model: FakeModel) -> tuple[list[BlobSpec], BlobSpec]:
     """The manifest layers (model first) and the config blob of ``model``."""
+    extra, config = _small_layers(model)
+    sparse = sparse_weights(model, extra, config)
+    if sparse is None:
+        weights = _real(MEDIA_MODEL, gguf.encode(gguf_metadata(model), _tiny_tensors(model)))
+    else:
+        head, size = sparse
+        weights = BlobSpec(MEDIA_MODEL, digests.zero_tail_digest(head, size), size, None, head)
+    return [weights, *extra], config
+
+
+def _small_layers(model: FakeModel) -> tuple[list[BlobSpec], BlobSpec]:
     extra: list[BlobSpec] = [_real(MEDIA_TEMPLATE, (model.template or default_template(model.capabilities))
                                    .encode())]
     if model.system:
@@ -207,17 +218,20 @@ def blob_specs(model: FakeModel) -> tuple[list[BlobSpec], BlobSpec]:
         extra.append(_real(MEDIA_PARAMS, go_json(model.parameters)))
     if model.license:
         extra.append(_real(MEDIA_LICENSE, model.license.encode()))
-    config = _real(MEDIA_CONFIG, go_json(config_blob(model)))
-    metadata = gguf_metadata(model)
+    return extra, _real(MEDIA_CONFIG, go_json(config_blob(model)))
+
+
+def sparse_weights(model: FakeModel, extra: list[BlobSpec] | None = None,
+                   config: BlobSpec | None = None) -> tuple[bytes, int] | None:
+    """The GGUF header and the size of a model layer that is its header then zeros (None: ``materialize``).
+    The size makes the whole download (every layer and the config) ``model.size``."""
     if model.materialize:
-        weights = _real(MEDIA_MODEL, gguf.encode(metadata, _tiny_tensors(model)))
-    else:
-        head = gguf.encode(metadata)
-        target = model.size - sum(b.size for b in extra) - config.size
-        seed = f"localcodex-emulator\0{model.name}\0model".encode()
-        digest = "sha256:" + hashlib.sha256(seed).hexdigest()
-        weights = BlobSpec(MEDIA_MODEL, digest, max(target, len(head)), None, head)
-    return [weights, *extra], config
+        return None
+    if extra is None or config is None:
+        extra, config = _small_layers(model)
+    head = gguf.encode(gguf_metadata(model))
+    target = model.size - sum(b.size for b in extra) - config.size
+    return head, max(target, len(head))
 
 
 QWEN_LICENSE = "Apache License\nVersion 2.0, January 2004\nhttp://www.apache.org/licenses/"

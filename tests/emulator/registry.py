@@ -34,8 +34,11 @@ def manifest(ex: Exchange, namespace: str, model: str, tag: str) -> None:
     ex.send(200, go_json(doc), MANIFEST_TYPE)
 
 
-def _blob(ex: Exchange, digest: str) -> BlobSpec:
-    for fake in ex.emu.registry.values():
+def _blob(ex: Exchange, namespace: str, model: str, digest: str) -> BlobSpec:
+    # Only the repository's own models: working out every registry model's digests would hash the big ones.
+    for key, fake in ex.emu.registry.items():
+        if key[1:3] != (namespace.lower(), model.lower()):
+            continue
         layers, config = blob_specs(fake)
         for spec in (*layers, config):
             if spec.digest == digest:
@@ -52,7 +55,7 @@ def _slice(spec: BlobSpec, start: int, end: int) -> bytes:
 
 
 def blob(ex: Exchange, namespace: str, model: str, digest: str) -> None:
-    spec = _blob(ex, digest)
+    spec = _blob(ex, namespace, model, digest)
     wanted = ex.handler.headers.get("Range")
     if not wanted:
         if ex.method != "HEAD" and spec.size > 64 * 1024**2:

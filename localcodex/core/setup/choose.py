@@ -144,6 +144,8 @@ def pinned_choice(run: Run) -> tuple[str, int] | None:
         return None
     if (given.model and given.model != model) or (run.request.context and run.request.context != num_ctx):
         return None  # a new choice: decided afresh, no "what changed" to report
+    if "model" in run.request.forget or "context" in run.request.forget:
+        return None  # `--model auto` / `--context auto`: recommend again
     changes = []
     assert run.machine is not None  # detect ran first
     hardware = fingerprint(run.machine)

@@ -62,7 +62,7 @@ class StepStatus(str, Enum):
     SKIPPED = "skipped"  # not wanted (--no-bench)
     PLANNED = "planned"  # --dry-run: what would happen
     FAILED = "failed"
-    NOT_RUN = "not run"  # an earlier step failed
+    NOT_RUN = "not run"  # setup stopped at another step (an earlier one, or the plan's refusal)
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,7 @@ class SetupRequest:
     vram: int | None = None  # detect's overrides
     ram: int | None = None
     gpu_none: bool = False
+    forget: tuple[str, ...] = ()  # remembered choices (state.CHOICE_KEYS) to drop: `--gpu auto`, `--model auto`…
     host: str | None = None  # --host as typed, only to name it in retry commands (the server is the invocation's)
 
 
@@ -202,14 +203,15 @@ def ollama_reachable(run: Run) -> bool:
     return bool(state and state.reachable)
 
 
-def require_ollama(run: Run) -> None:
+def require_ollama(run: Run, needed_for: str = "the model cannot be downloaded") -> None:
     if not ollama_reachable(run):
         state = run.machine.ollama if run.machine else None
         why = f" ({state.error.rsplit(': ', 1)[-1]})" if state and state.error else ""
         raise OllamaUnavailable(
-            f"Ollama is not running at {run.host.native}{why}: the model cannot be downloaded",
+            f"Ollama is not running at {run.host.native}{why}: {needed_for}",
             "install Ollama from https://ollama.com/download and start it (`ollama serve` or the app), "
-            "then run `localcodex setup` again; or point --host / OLLAMA_HOST at the machine that runs it",
+            "then run `localcodex setup` again (`localcodex recommend` shows what it would pick meanwhile); or "
+            "point --host / OLLAMA_HOST at the machine that runs it",
         )
 
 

@@ -17,14 +17,34 @@ from localcodex.domain.units import format_bytes
 from localcodex.errors import LocalcodexError
 
 
-def confirm_plan(run: Run) -> bool:
-    """Work out everything this run would change, ask once (nothing to ask when nothing changes), and record
-    a refusal, or the lack of a terminal to ask on, as the failure of the first step that would change
-    something. Nothing has been changed when this returns False."""
+def certain_changes(run: Run) -> list[str]:
+    """What this run is sure to change, known before measuring anything or asking Ollama: a Codex profile that
+    does not exist yet is written. (Used to refuse at once when there is no one to ask.)"""
+    from localcodex.adapters.codex_config import profile_path
+
+    path = profile_path(run.live.inv.codex_home, run.request.profile)
+    if path.exists() or path.is_symlink():
+        return []
+    return [f"write the Codex profile {path} (a new file)", "and what else it takes: see every step with --dry-run"]
+
+
+def refuse_early(run: Run) -> bool:
+    """No terminal and no --yes: when the run is sure to change something, fail now (within a second, before
+    the probes), as the one question would. False when refused; True when the plan must be worked out first."""
+    if run.hooks.can_ask or run.request.dry_run:
+        return True
+    items = certain_changes(run)
+    return confirm_plan(run, items, first="configure") if items else True
+
+
+def confirm_plan(run: Run, known: list[str] | None = None, first: str = "pull") -> bool:
+    """Work out everything this run would change (or take `known`), ask once (nothing to ask when nothing
+    changes), and record a refusal, or the lack of a terminal to ask on, as the failure of the first step that
+    would change something (`first`, unless the plan says). Nothing has been changed when this returns False."""
     start = time.monotonic()
     waited = 0.0  # time spent waiting for the answer: not the step's
     try:
-        items = plan_items(run)
+        items = plan_items(run) if known is None else known
         if not items and not run.changes:
             return True
         run.plan = tuple(items)
@@ -39,7 +59,7 @@ def confirm_plan(run: Run) -> bool:
                                   "run `localcodex setup` again when you are ready, or see it with --dry-run",
                                   code="declined")
     except (LocalcodexError, Stop) as failure:
-        first, err = (failure.step, failure.error) if isinstance(failure, Stop) else ("pull", failure)
+        first, err = (failure.step, failure.error) if isinstance(failure, Stop) else (first, failure)
         result = replace(failed_step(first, err), seconds=round(time.monotonic() - start - waited, 3),
                          retry=retry_command(run, first))
         run.steps.append(result)

@@ -7,10 +7,6 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from localcodex.core.ports import Live
-from localcodex.core.setup.choose import (
-    recommend_step,
-    remember_result,
-)
 from localcodex.core.setup.model import (
     STEPS,
     TITLES,
@@ -24,16 +20,8 @@ from localcodex.core.setup.model import (
     failed_step,
     retry_command,
 )
-from localcodex.core.setup.plan import confirm_plan
-from localcodex.core.setup.state import merge_choices
-from localcodex.core.setup.steps import (
-    bench_step,
-    check_step,
-    configure_step,
-    detect_step,
-    pull_step,
-    variant_step,
-)
+from localcodex.core.setup.plan import confirm_plan, refuse_early
+from localcodex.core.setup.state import Choices, merge_choices
 from localcodex.errors import ExitCode, LocalcodexError
 
 
@@ -46,11 +34,23 @@ def setup(request: SetupRequest, live: Live, hooks: SetupHooks | None = None) ->
     host, store = live.inv.host, live.setup_state()
     state = store.load(host.native)
     choices = merge_choices({"model": request.model, "context": request.context, "vram": request.vram,
-                             "ram": request.ram, "gpu_none": request.gpu_none}, state)
+                             "ram": request.ram, "gpu_none": request.gpu_none}, state, forget=request.forget)
     effective = replace(request, model=choices.model, context=choices.context, vram=choices.vram,
                         ram=choices.ram, gpu_none=choices.gpu_none)
     run = Run(effective, hooks, live, host, live.ollama(timeout=30.0), store, state, choices=choices)
     run.given = request
+    if not refuse_early(run):  # before importing the steps: a refusal without a terminal is meant to be quick
+        return _report(run, choices)
+    from localcodex.core.setup.choose import recommend_step, remember_result
+    from localcodex.core.setup.steps import (
+        bench_step,
+        check_step,
+        configure_step,
+        detect_step,
+        pull_step,
+        variant_step,
+    )
+
     ok = run_step(run, "detect", detect_step) and run_step(run, "recommend", recommend_step)
     if ok and not request.dry_run:
         ok = confirm_plan(run)
@@ -59,20 +59,25 @@ def setup(request: SetupRequest, live: Live, hooks: SetupHooks | None = None) ->
                            ("configure", configure_step), ("bench", bench_step)):
             if not run_step(run, name, step):
                 break
-    done = {s.name for s in run.steps}
-    run.steps.extend(Step(n, TITLES[n], StepStatus.NOT_RUN, "not run: an earlier step failed")
-                     for n in STEPS if n not in done)
-    report = SetupReport(
-        steps=tuple(sorted(run.steps, key=lambda s: STEPS.index(s.name))),
-        host=host.native, machine=run.machine, model=run.base, variant=run.variant,
-        context=run.num_ctx, placement=run.placement, decode_tps=run.decode_tps, prompt_tps=run.prompt_tps,
-        profile_path=run.profile_path, codex_command=run.codex_command, next_models=run.next_models,
-        dry_run=request.dry_run,
-        warnings=tuple(run.warnings), plan=run.plan, remembered=choices.remembered,
-    )
+    report = _report(run, choices)
     if report.ok and not request.dry_run:
         remember_result(run)
     return report
+
+
+def _report(run: Run, choices: Choices) -> SetupReport:
+    done = {s.name for s in run.steps}
+    failed = next((s.name for s in run.steps if s.status == StepStatus.FAILED), None)
+    run.steps.extend(Step(n, TITLES[n], StepStatus.NOT_RUN, f"not run: setup stopped at `{failed}`")
+                     for n in STEPS if n not in done)
+    return SetupReport(
+        steps=tuple(sorted(run.steps, key=lambda s: STEPS.index(s.name))),
+        host=run.host.native, machine=run.machine, model=run.base, variant=run.variant,
+        context=run.num_ctx, placement=run.placement, decode_tps=run.decode_tps, prompt_tps=run.prompt_tps,
+        profile_path=run.profile_path, codex_command=run.codex_command, next_models=run.next_models,
+        dry_run=run.request.dry_run,
+        warnings=tuple(run.warnings), plan=run.plan, remembered=choices.remembered,
+    )
 
 
 def run_step(run: Run, name: str, step: Callable[[Run], Step]) -> bool:

@@ -16,7 +16,7 @@ the rules for the choices. A missing or unreadable file only costs re-proving.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,11 +38,17 @@ class Choices:
         return {k: getattr(self, k) for k in CHOICE_KEYS if getattr(self, k) not in (None, False)}
 
 
-def merge_choices(given: Mapping[str, Any], state: Mapping[str, Any]) -> Choices:
-    """`given` (this run's options, None when not given) over the choices remembered in `state`.
+def merge_choices(given: Mapping[str, Any], state: Mapping[str, Any], forget: Iterable[str] = ()) -> Choices:
+    """`given` (this run's options, None when not given) over the choices remembered in `state`, except those
+    in `forget` (CHOICE_KEYS the user reset with `auto`: detect or recommend again).
 
     A new --model drops the remembered --context (a context is chosen for one model); the hardware description
-    (--vram/--ram/--gpu) stays until it is given again.
+    (--vram/--ram/--gpu) stays until it is given again; `--gpu none` and `--vram` replace each other.
+
+    >>> merge_choices({"model": None}, {"choices": {"gpu_none": True, "vram": 8}}, forget=("gpu_none",)).remembered
+    ('--vram 8',)
+    >>> merge_choices({"gpu_none": True}, {"choices": {"vram": 8}}).as_state()
+    {'gpu_none': True}
 
     >>> merge_choices({"model": None}, {"choices": {"model": "a:1b", "context": 32768, "vram": 8}}).remembered
     ('--model a:1b', '--context 32768', '--vram 8')
@@ -55,10 +61,17 @@ def merge_choices(given: Mapping[str, Any], state: Mapping[str, Any]) -> Choices
     values: dict[str, Any] = {}
     remembered: list[str] = []
     new_model = given.get("model") is not None and given.get("model") != old.get("model")
+    dropped = set(forget)
+    if new_model or "model" in dropped:
+        dropped.add("context")
+    if given.get("gpu_none"):
+        dropped.add("vram")
+    if given.get("vram") is not None:
+        dropped.add("gpu_none")
     for key in CHOICE_KEYS:
         if given.get(key) not in (None, False):
             values[key] = given[key]
-        elif old.get(key) not in (None, False) and not (key == "context" and new_model):
+        elif old.get(key) not in (None, False) and key not in dropped:
             values[key] = old[key]
             remembered.append(_flag(key, old[key]))
     return Choices(**values, remembered=tuple(remembered))

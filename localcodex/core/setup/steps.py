@@ -39,6 +39,8 @@ def detect_step(run: Run) -> Step:
     state = machine.ollama
     if state is not None and state.reachable:
         parts.append(f"Ollama {state.version} at {run.host.native}")
+    elif not req.dry_run:
+        require_ollama(run, "setup needs it for every step after this one")  # fail here, not after two ✓
     else:
         parts.append(f"Ollama not reachable at {run.host.native}")
     warnings: tuple[str, ...] = ()
