@@ -106,6 +106,7 @@ VOCAB = {
     "qwen35": 248_320, "qwen35moe": 248_320, "qwen3next": 151_936, "qwen2": 151_936, "qwen3": 151_936,
     "qwen3moe": 151_936, "llama": 131_072, "mistral3": 131_072, "gemma3": 262_144, "gemma4": 262_144,
     "gptoss": 201_088, "deepseek2": 102_400, "glm4moelite": 154_880, "nemotron_h_moe": 131_072,
+    "nemotron_h": 131_072, "granitehybrid": 100_352, "granite": 100_352, "laguna": 100_352,
 }  # fmt: skip
 DEFAULT_VOCAB = 152_064
 
