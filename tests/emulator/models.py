@@ -326,7 +326,9 @@ def catalog_models(path: Path | None = None) -> list[FakeModel]:
 def _from_catalog(e: dict[str, Any]) -> FakeModel:
     arch = e["architecture"]
     info: dict[str, Any] = {}
-    if e.get("recurrent_layers") and e.get("kv_layers"):
+    if (e.get("recurrent_layers") or e.get("sliding_layers")) and e.get("kv_layers"):
+        # only the full-attention layers grow with num_ctx; a sliding-window layer's few cells, like a linear
+        # layer's fixed state, are left out of the emulated KV cache
         info[f"{arch}.full_attention_interval"] = max(1, e["block_count"] // e["kv_layers"])
     for key in ("ssm_conv_kernel", "ssm_state_size", "ssm_group_count", "ssm_inner_size"):
         if e.get(key):
