@@ -20,12 +20,19 @@ _LEAKY_VARS = (
     "OLLAMA_HOST", "OLLAMA_MODELS", "OLLAMA_API_KEY", "OLLAMA_CONTEXT_LENGTH", "OLLAMA_KV_CACHE_TYPE",
     "OLLAMA_NUM_PARALLEL", "OLLAMA_ORIGINS", "OLLAMA_GPU_OVERHEAD", "OLLAMA_FLASH_ATTENTION",
     "OPENAI_API_KEY", "OPENAI_BASE_URL", "CODEX_HOME", "LOCALCODEX_HOME", "LOCALCODEX_DEBUG",
-    "XDG_DATA_HOME", "XDG_CONFIG_HOME", "FORCE_COLOR",
+    "XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "FORCE_COLOR", "LOCALCODEX_EMULATOR_CACHE",
 )
 
 
+@pytest.fixture(scope="session")
+def emulator_digest_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One digest cache for the session (tests/emulator/digests.py): a big blob missing from the committed table is
+    hashed once per session, not once per test, and never into the real home's ~/.cache."""
+    return tmp_path_factory.mktemp("emulator-cache") / "digests.json"
+
+
 @pytest.fixture(autouse=True)
-def hermetic_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def hermetic_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, emulator_digest_cache: Path) -> Path:
     for name in _LEAKY_VARS:
         monkeypatch.delenv(name, raising=False)
     home = tmp_path / "home"
@@ -38,6 +45,7 @@ def hermetic_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("OLLAMA_HOST", "127.0.0.1:9")  # nothing listens there: a forgotten --host fails fast
     monkeypatch.setenv("LOCALCODEX_REGISTRY", "http://127.0.0.1:9")  # pull's size look-up never goes online
     monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("LOCALCODEX_EMULATOR_CACHE", str(emulator_digest_cache))
     monkeypatch.setenv("COLUMNS", "160")
     return home
 

@@ -267,6 +267,17 @@ def test_setup_steps_have_total_limits(monkeypatch, trickle) -> None:
     assert failed is not None and failed.exit_code == 3 and "Ollama is not running" in failed.summary
 
 
+def test_setup_against_a_silent_server_says_it_is_not_answering(cli) -> None:
+    """A server that accepts the connection and never answers is running: the message must not send the user off
+    to install Ollama as if nothing listened there."""
+    from fault_server import FaultServer
+
+    with FaultServer("stall") as server:
+        result = cli("setup", "--model", "qwen3:0.6b", "--host", server.url, "--yes")
+    assert result.code == 3, result.output
+    assert "is not answering at" in result.stderr and "is not running" not in result.stderr
+
+
 # ------------------------------------------------------------------ 5 and 7. values Codex cannot load, bad names
 
 

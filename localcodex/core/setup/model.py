@@ -207,8 +207,11 @@ def require_ollama(run: Run, needed_for: str = "the model cannot be downloaded")
     if not ollama_reachable(run):
         state = run.machine.ollama if run.machine else None
         why = f" ({state.error.rsplit(': ', 1)[-1]})" if state and state.error else ""
+        # a server that accepts the connection and then stays silent is running, just not answering
+        silent = bool(state and state.error and "did not answer" in state.error)
+        status = "is not answering" if silent else "is not running"
         raise OllamaUnavailable(
-            f"Ollama is not running at {run.host.native}{why}: {needed_for}",
+            f"Ollama {status} at {run.host.native}{why}: {needed_for}",
             "install Ollama from https://ollama.com/download and start it (`ollama serve` or the app), "
             "then run `localcodex setup` again (`localcodex recommend` shows what it would pick meanwhile); or "
             "point --host / OLLAMA_HOST at the machine that runs it",
