@@ -266,8 +266,12 @@ def test_vram_24gib_offers_a_current_tools_capable_coding_model_at_32k(cli, dead
     assert any("2026" in s for s in (*entry.sources, entry.notes)) or entry.family in {"qwen3.5", "gemma4"}
     assert data["catalog_updated"] >= "2026-12-01"
     assert entry.coding_tier == 1 and entry.family not in {"qwen3", "qwen2.5-coder", "devstral"}  # not last year's
-    # Within tier 1 a comfortable speed ranks first: on this generic 24 GiB GPU the 3B-active Laguna XS 2.1
-    # (~96 tok/s est.) goes before the dense qwen3.6:27b (~12 tok/s est.), which stays listed right after it.
-    assert pick["decode_tps"] >= 20
-    tier1 = [c["model"] for c in data["candidates"] if c["coding_tier"] == 1 and c["usable"]]
-    assert tier1[:2] == [pick["model"], "qwen3.6:27b"], tier1
+    # The pick's tier rests on a figure for this very model. Laguna XS 2.1 borrows its predecessor's SWE-bench
+    # figure (its tier is marked uncertain): though faster here (~96 tok/s est. against ~12), it ranks after every
+    # confirmed tier-1 model and says why.
+    assert pick["model"] == "qwen3.6:27b" and not entry.is_uncertain("coding_tier")
+    tier1 = [c for c in data["candidates"] if c["coding_tier"] == 1 and c["usable"]]
+    names = [c["model"] for c in tier1]
+    laguna = names.index("laguna-xs-2.1:latest")
+    assert all(not CAT.get(n).is_uncertain("coding_tier") for n in names[:laguna]), names
+    assert any("not confirmed" in line for line in tier1[laguna]["why"])

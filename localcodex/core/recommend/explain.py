@@ -40,6 +40,9 @@ def why_lines(
         lines.append(f"source: {model.tool_calls_source}")
     if resolved.rated:
         lines.append(f"coding tier {model.coding_tier} ({model.coding_source})")
+        if model.is_uncertain("coding_tier"):
+            lines.append("its coding tier is not confirmed by a figure for this model: ranked after the confirmed "
+                         "models of its tier")
     else:
         lines.append("unrated for coding: not in the catalog, evaluated from its /api/show numbers")
     lines.extend(rung_lines(model))

@@ -136,6 +136,7 @@ class Candidate:
     low_quant: bool = False  # a 2-3-bit rung: ranked after full-quality quantizations of the same tier
     swe_bench: float | None = None  # SWE-bench Verified figure the catalog cites (orders one tier)
     dense_params: int = 0  # size for comparing models of one tier (a MoE: sqrt(total x active))
+    tier_unconfirmed: bool = False  # the catalog marks its coding tier uncertain: after confirmed ones of its tier
 
 
 @dataclass(frozen=True)
@@ -356,6 +357,7 @@ def _evaluate(resolved: Resolved, request: RecommendRequest, target: int) -> Can
         excluded=excluded, notes=(*choice.notes, *resolved.notes),
         ladder=model.quant_of and normalize_tag(model.quant_of), low_quant=is_low_quant(model.quantization),
         swe_bench=model.swe_bench_verified if resolved.rated else None, dense_params=model.dense_equivalent_params,
+        tier_unconfirmed=resolved.rated and model.is_uncertain("coding_tier"),
     )  # fmt: skip
 
 
@@ -432,10 +434,13 @@ def _sort_key(c: Candidate, prefer: str = "balanced") -> tuple:
     if group == 1:
         if prefer == "speed":
             return (1, context_bucket(c), -tps, tier, c.low_quant, not c.installed)
+        # A tier the catalog could not confirm for this very model (e.g. a figure borrowed from its predecessor)
+        # never outranks a confirmed one of the same tier: the pick is what the evidence supports.
         if prefer == "quality":
-            return (1, tier, c.low_quant, context_bucket(c), not c.installed, swe, size, -tps)
+            return (1, tier, c.tier_unconfirmed, c.low_quant, context_bucket(c), not c.installed, swe, size, -tps)
         comfortable = min(tps, COMFORTABLE_TPS)
-        return (1, tier, c.low_quant, context_bucket(c), not c.installed, -comfortable, swe, size, -tps)
+        return (1, tier, c.tier_unconfirmed, c.low_quant, context_bucket(c), not c.installed, -comfortable, swe,
+                size, -tps)
     return (group, -tps, tier)
 
 
