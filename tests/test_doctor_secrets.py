@@ -12,6 +12,8 @@ import pytest
 from test_doctor import FakeHost, Setup, machine, only, quiet_host  # noqa: F401  (quiet_host: a fixture)
 
 from localcodex.core.doctor.run import DoctorReport, DoctorRequest, DoctorStep, doctor
+from localcodex.invocation import Invocation
+from localcodex.wiring import Live
 
 PASSWORD = "s3cr3tPW"
 KEY = "sk-live-4f9a8b7c6d5e4f3a2b1c"
@@ -77,8 +79,9 @@ def test_urls_in_probe_errors_are_shown_without_credentials(setup, dead_url):
     host_port = dead_url.split("://", 1)[1]
     setup.write("config.toml", gateway(f"http://alice:{PASSWORD}@{host_port}/v1?api_key={KEY}"))
     steps: list[DoctorStep] = []
-    report = doctor(DoctorRequest(env=setup.env, cwd=setup.project, root=setup.root, run_probes=True,
-                                  machine=machine(), hostenv=FakeHost(setup.root, setup.home)), steps.append)
+    request = DoctorRequest(env=setup.env, cwd=setup.project, root=setup.root, run_probes=True,
+                            machine=machine(), hostenv=FakeHost(setup.root, setup.home))
+    report = doctor(request, Live(Invocation.build(request.host, env=setup.env)), steps.append)
     text = everything(report) + json.dumps([dataclasses.asdict(s) for s in steps])
     assert PASSWORD not in text and KEY not in text
     assert any(f.id == "base-url-unreachable" and host_port in f.message for f in report.findings), text
