@@ -311,9 +311,12 @@ def test_ctrl_c_stops_the_cli_and_keeps_what_finished(emulator_factory, codex_ho
 
     emu.responder = responder
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "TMPDIR": str(scratch)}
+    # As from a terminal: Ctrl-C reaches the command. A suite started in the background by a non-interactive shell
+    # (as CI runners may) inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler at all:
+    # the signal would be lost and the run would finish (seen: exit 0 after the 60 s hold).
     proc = subprocess.Popen([sys.executable, "-m", "localcodex", "eval", "--task", "read-only", "--timeout", "60"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            stdin=subprocess.DEVNULL)
+                            stdin=subprocess.DEVNULL, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert proc.stderr is not None
         lines = []
