@@ -520,18 +520,19 @@ def test_timings_follow_the_configured_rates(emulator_factory) -> None:
         for line in r.iter_lines():
             arrivals.append((time.monotonic(), json.loads(line)))
     ttft = arrivals[0][0] - start
-    # Only lower bounds on wall time: a loaded machine can make the emulator slower than configured, never faster,
-    # and an emulator that ignored its rates would answer at once (TTFT ~0, thousands of tokens per second).
+    # Only lower bounds on wall time. The emulator sleeps on an absolute schedule from the request's arrival, so a
+    # loaded machine can make a token late (and the next ones then come in a burst), never early; an emulator that
+    # ignored its rates would answer at once.
     assert ttft > 0.2 + 0.104 - 0.01, "TTFT = load + prompt processing"
     tokens = [t for t, chunk in arrivals if not chunk["done"]]
-    rate = (len(tokens) - 1) / (tokens[-1] - tokens[0])
-    assert rate < 100.0 * 1.1, "tokens are paced at the decode rate"
+    assert len(tokens) == 25
+    assert tokens[-1] - start > 0.2 + 0.104 + 24 / 100.0 - 0.01, "the 25th token leaves after 24 decode steps"
     final = arrivals[-1][1]
     assert final["eval_count"] == 25 and final["eval_duration"] == 250_000_000
     assert (final["prompt_eval_count"], final["prompt_eval_duration"]) == (104, 104_000_000)
     assert final["load_duration"] >= 190_000_000, "load_duration is measured: at least the configured load time"
     warm = client(emu).generate(model="llama3.2:3b", prompt="hi", options={"num_predict": 1})
-    assert warm.load_duration < 20_000_000, "no load when already loaded"
+    assert warm.load_duration < 100_000_000, "no load when already loaded (the configured load is 200 ms)"
 
 
 def test_per_model_rates_override_the_defaults(emulator_factory) -> None:
