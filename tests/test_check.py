@@ -306,11 +306,11 @@ def test_stall_times_out_and_check_does_not_hang(cli, emu):
     assert responses["status"] == "fail" and responses["data"]["error"] == "timeout"
     # the limit is --timeout plus twice what the probe's requests take at the measured pace (fast here)
     limit = responses["data"]["time_limit_s"]
-    assert 1 <= limit < 3 and f"within {limit:.2f} s" in responses["detail"] and "--timeout" in responses["fix"]
+    assert 1 <= limit < 10 and f"within {limit:.2f} s" in responses["detail"] and "--timeout" in responses["fix"]
     error = result.json()["errors"][0]
     assert error["code"] == "timeout" and "Responses API" in error["message"] and f"{limit:g} s" in error["message"]
-    assert responses["duration_s"] < 3
-    assert elapsed < 15
+    assert responses["duration_s"] < limit + 2  # ends at its limit, not at the 60 s stall
+    assert elapsed < 40  # the stall lasts 60 s
 
 
 def test_stall_in_the_middle_of_a_stream_hits_the_deadline(cli, emu):

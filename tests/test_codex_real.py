@@ -114,7 +114,7 @@ def test_server_down_fails_fast_instead_of_retrying_forever(cli, home: Path, dea
     assert cli("configure", "--host", dead_url, "--model", MODEL, "--context", "32768").code == 0
     run = exec_codex(home, tmp_path, timeout=60)
     assert not run.timed_out, "Codex kept retrying a dead server"
-    assert run.returncode != 0 and run.seconds < 20
+    assert run.returncode != 0 and run.seconds < 45  # retrying for minutes is what this rules out
     assert "Connection failed" in run.stderr
     assert "waiting for network" not in run.stderr
 
@@ -128,7 +128,7 @@ def test_server_errors_are_retried_a_little_not_thirty_times(cli, home: Path, em
     assert run.returncode != 0 and not run.timed_out
     # request_max_retries = 1, stream_max_retries = 2: at most (1 + 1) × (1 + 2) requests (Codex's defaults: 30)
     assert 1 < len(responses(emu)) <= 6
-    assert run.seconds < 30
+    assert run.seconds < 45
 
 
 def test_model_catalog_keeps_codex_own_prompt(cli, home: Path, emu, tmp_path: Path) -> None:

@@ -739,12 +739,12 @@ def test_run_exec_timeout_kills_the_whole_codex_process_tree(tmp_path: Path, hom
     worker = threading.Thread(target=lambda: box.append(codex_cli.run_exec(
         "hi", profile="p", codex_home=home, timeout=1.0, codex=fake, cwd=tmp_path)), daemon=True)
     worker.start()
-    worker.join(20)
+    worker.join(60)
     if not box:  # still waiting for output that the surviving child keeps open
         os.kill(int(pid_file.read_text()), signal.SIGKILL)
         pytest.fail("run_exec did not return after its timeout: the child of codex kept running")
     result = box[0]
-    assert result.timed_out and result.seconds < 10
+    assert result.timed_out and result.seconds < 30
     assert result.argv[1:] == ("exec", "-p", "p", "--skip-git-repo-check", "hi")
     child = int(pid_file.read_text())
     deadline = time.monotonic() + 5

@@ -176,7 +176,7 @@ def test_a_stalled_server_times_out_and_codex_is_killed(served: Emulator, scratc
     read_only, edit = doc["data"]["steps"]
     assert read_only["status"] == "timeout" and read_only["exit_code"] is None
     assert read_only["reason"].startswith("no finished answer within 2 s (Codex was stopped)")
-    assert 2 <= read_only["wall_s"] < 6
+    assert 2 <= read_only["wall_s"] < 30  # the stall lasts forever
     assert edit["status"] == "skipped"
     assert doc["errors"][0]["code"] == "timeout" and "--timeout" in doc["errors"][0]["hint"]
     workdir = doc["data"]["workdir"]
@@ -360,7 +360,7 @@ def test_run_exec_kills_the_whole_process_tree_on_timeout(tmp_path: Path) -> Non
 
     result = codex_cli.run_exec("hi", profile=None, codex_home=tmp_path, timeout=1, codex=fake, cwd=tmp_path)
 
-    assert result.timed_out and 1 <= result.seconds < 8
+    assert result.timed_out and 1 <= result.seconds < 30  # the grandchild sleeps 300 s
     grandchild = int(pid_file.read_text())
     assert not psutil.pid_exists(grandchild) or psutil.Process(grandchild).status() == psutil.STATUS_ZOMBIE
 
