@@ -7,7 +7,7 @@ import json
 import re
 import urllib.parse
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from localcodex.core.check.state import (
     CODEX_OSS_MINIMUM,
@@ -68,14 +68,20 @@ def probe_reachable(run: ProbeRun) -> Verdict:
 # -- probe 2: right URL -----------------------------------------------------------------------------------------
 
 
-def _models_shape(reply: Reply) -> bool:
+def _json_object(reply: Reply) -> dict[str, Any] | None:
+    """The body of a 200 answer when it is a JSON object; None for any other status or body."""
     if reply.status != 200:
-        return False
+        return None
     try:
         body = json.loads(reply.text)
     except ValueError:
-        return False
-    return isinstance(body, dict) and (isinstance(body.get("data"), list) or body.get("data", 0) is None)
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _models_shape(reply: Reply) -> bool:
+    body = _json_object(reply)
+    return body is not None and (isinstance(body.get("data"), list) or body.get("data", 0) is None)
 
 
 def _who(run: ProbeRun, base: str) -> str:
@@ -213,14 +219,9 @@ def _key_fix(run: ProbeRun) -> str:
 
 
 def _version_of(reply: Reply) -> str | None:
-    if reply.status != 200:
-        return None
-    try:
-        body = json.loads(reply.text)
-    except ValueError:
-        return None
-    version = body.get("version") if isinstance(body, dict) else None
-    return str(version) if isinstance(version, str) and version else None
+    body = _json_object(reply)
+    version = body.get("version") if body is not None else None
+    return version if isinstance(version, str) and version else None
 
 
 def probe_server(run: ProbeRun) -> Verdict:
